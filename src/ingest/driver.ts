@@ -1,0 +1,329 @@
+// The ingest driver: turns drafts into the dataset directory's tables, one resumable unit at a time.
+//
+// Sharding (DESIGN §7) without a coordinator: every shard reads every row, so each makes the same decisions; it then
+// keeps only what it owns. A taken pair (and a duplicate of it) belongs to the shard of its pair id, an image to the
+// shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
+// Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
+import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
+import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
+import { writeRowsPart } from '../io/arrow-table.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { sha256Hex } from '../ids.ts';
+import {
+  addCounts,
+  emptyCounts,
+  isUnitDone,
+  readManifest,
+  runRecord,
+  updateManifest,
+  type Counts,
+  type InputFile,
+  type PartRecord,
+} from '../manifest.ts';
+import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from './image-check.ts';
+import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
+
+export interface IngestOptions {
+  out: string;
+  shard?: Shard;
+  maxPixels?: number;
+  /** Decode every image to prove it is whole (default true); false trusts headers. */
+  decode?: boolean;
+  /** Images decoded at once; libvips uses one thread each. */
+  concurrency?: number;
+  onProgress?: (progress: IngestProgress) => void;
+}
+
+export interface IngestProgress {
+  unitsDone: number;
+  unitsTotal: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface IngestSummary {
+  source: SourceName;
+  out: string;
+  shard: Shard;
+  counts: Counts;
+  unitsWritten: number;
+  unitsSkipped: number;
+  tables: { prompts: number; images: number; pairs: number; rejects: number };
+}
+
+/** Ids this shard has stored, so that later units store each prompt, image and pair once. */
+interface SeenState {
+  prompts: string[];
+  images: string[];
+  pairs: string[];
+}
+
+const STAGE = 'ingest';
+
+export async function runIngest(
+  source: SourceName,
+  units: IngestUnit[],
+  inputs: InputFile[],
+  runOptions: Record<string, unknown>,
+  options: IngestOptions,
+): Promise<IngestSummary> {
+  const started = new Date();
+  const shard = options.shard ?? WHOLE;
+  const dir = options.out;
+  const manifest = await readManifest(dir);
+  const seen = { prompts: new Set<string>(), images: new Set<string>(), pairs: new Set<string>() };
+  const checks = new CheckCache();
+  const totals = emptyCounts();
+  const tables = { prompts: 0, images: 0, pairs: 0, rejects: 0 };
+  const summary: IngestSummary = { source, out: dir, shard, counts: totals, unitsWritten: 0, unitsSkipped: 0, tables };
+  let bytesDone = 0;
+
+  for (const [index, unit] of units.entries()) {
+    const key = `${STAGE}:${source}:${unit.key}:${shardLabel(shard)}`;
+    const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
+    const statePath = `.state/${STAGE}/${partName}.json`;
+    if (await isUnitDone(dir, manifest, key)) {
+      const state = JSON.parse(await readFile(join(dir, statePath), 'utf8')) as SeenState;
+      state.prompts.forEach((id) => seen.prompts.add(id));
+      state.images.forEach((id) => seen.images.add(id));
+      state.pairs.forEach((id) => seen.pairs.add(id));
+      const record = manifest.units[key]!;
+      addCounts(totals, record.counts);
+      addTableRows(tables, record.parts);
+      summary.unitsSkipped++;
+    } else {
+      const result = await ingestUnit(unit, shard, seen, checks, options);
+      const parts: PartRecord[] = [];
+      if (result.prompts.length > 0) parts.push(await writeRowsPart(dir, 'prompts', partName, result.prompts));
+      if (result.images.length > 0) parts.push(await writeRowsPart(dir, 'images', partName, result.images));
+      if (result.pairs.length > 0) parts.push(await writeRowsPart(dir, 'pairs', partName, result.pairs));
+      if (result.rejects.length > 0) parts.push(await writeRowsPart(dir, 'rejects', partName, result.rejects));
+      const stateBytes = Buffer.from(JSON.stringify(result.state));
+      await writeFileAtomic(join(dir, statePath), stateBytes);
+      parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
+      await updateManifest(dir, (m) => {
+        m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts: result.counts };
+      });
+      addCounts(totals, result.counts);
+      addTableRows(tables, parts);
+      summary.unitsWritten++;
+    }
+    bytesDone += unit.bytes;
+    options.onProgress?.({ unitsDone: index + 1, unitsTotal: units.length, rows: totals.read, bytes: bytesDone });
+  }
+
+  await updateManifest(dir, (m) => {
+    m.runs.push(runRecord(`${STAGE} ${source}`, runOptions, inputs, totals, started, shard));
+  });
+  return summary;
+}
+
+function addTableRows(tables: IngestSummary['tables'], parts: PartRecord[]): void {
+  for (const part of parts) {
+    const table = part.file.split('/')[0] as keyof IngestSummary['tables'];
+    if (table in tables) tables[table] += part.rows;
+  }
+}
+
+interface UnitResult {
+  prompts: PromptRow[];
+  images: ImageRow[];
+  pairs: PairRow[];
+  rejects: RejectRow[];
+  counts: Counts;
+  state: SeenState;
+}
+
+interface CheckedImage {
+  id: string;
+  draft: ImageDraft;
+  check: ImageCheck;
+}
+
+async function ingestUnit(
+  unit: IngestUnit,
+  shard: Shard,
+  seen: { prompts: Set<string>; images: Set<string>; pairs: Set<string> },
+  checks: CheckCache,
+  options: IngestOptions,
+): Promise<UnitResult> {
+  const drafts: Draft[] = [];
+  for await (const draft of unit.drafts()) drafts.push(draft);
+
+  // Decode the unit's images concurrently; decisions below are taken in source order, so output stays deterministic.
+  const checked = new Map<ImageDraft, Promise<CheckedImage>>();
+  const pool = new Limiter(options.concurrency ?? 4);
+  for (const draft of drafts) {
+    const images = draft.kind === 'pair' ? [draft.a, draft.b] : draft.kind === 'image' ? [draft.image] : [];
+    for (const image of images) {
+      checked.set(image, pool.run(() => checks.check(image, options)));
+    }
+  }
+
+  const result: UnitResult = {
+    prompts: [],
+    images: [],
+    pairs: [],
+    rejects: [],
+    counts: emptyCounts(),
+    state: { prompts: [], images: [], pairs: [] },
+  };
+  const counts = result.counts;
+  const rejectRow = (ownerKey: string, sourceRef: string, reason: RejectReason, detail: string): void => {
+    if (!owns(shard, ownerKey)) return;
+    counts.read++;
+    counts.rejected++;
+    counts.byReason[reason] = (counts.byReason[reason] ?? 0) + 1;
+    result.rejects.push({ source_ref: sourceRef, stage: STAGE, reason, detail });
+  };
+  const takeRow = (ownerKey: string): void => {
+    if (!owns(shard, ownerKey)) return;
+    counts.read++;
+    counts.taken++;
+  };
+  const storePrompt = (id: string, text: string, draft: PromptDraft): void => {
+    if (!owns(shard, id) || seen.prompts.has(id)) return;
+    seen.prompts.add(id);
+    result.state.prompts.push(id);
+    result.prompts.push({
+      prompt_id: id,
+      text,
+      source: draft.source,
+      split: draft.split,
+      category: draft.category ?? null,
+      challenge: draft.challenge ?? null,
+      note: draft.note ?? null,
+      prompt_index: draft.promptIndex ?? null,
+    });
+  };
+  const storeImage = (image: CheckedImage, prompt: string): void => {
+    if (!image.check.ok) return;
+    const dedupKey = `${image.id}:${prompt}:${image.draft.model ?? ''}:${image.draft.seed ?? ''}`;
+    if (!owns(shard, image.id) || seen.images.has(dedupKey)) return;
+    seen.images.add(dedupKey);
+    result.state.images.push(dedupKey);
+    result.images.push({
+      image_id: image.id,
+      prompt_id: prompt,
+      bytes: image.draft.bytes!,
+      mime: image.check.mime,
+      width: image.check.width,
+      height: image.check.height,
+      source_ref: image.draft.sourceRef,
+      model: image.draft.model ?? null,
+      seed: image.draft.seed ?? null,
+    });
+  };
+
+  for (const draft of drafts) {
+    if (draft.kind === 'reject') {
+      rejectRow(draft.sourceRef, draft.sourceRef, draft.reason, draft.detail);
+      continue;
+    }
+    const text = typeof draft.prompt.text === 'string' ? normalisePrompt(draft.prompt.text) : '';
+    if (text === '') {
+      rejectRow(draft.sourceRef, draft.sourceRef, 'missing_prompt', 'empty or missing prompt text');
+      continue;
+    }
+    const prompt = promptId(text);
+    if (draft.kind === 'prompt') {
+      // A prompt listed twice (or in two lists) is present, not rejected; it is stored once.
+      takeRow(prompt);
+      storePrompt(prompt, text, draft.prompt);
+      continue;
+    }
+    if (draft.kind === 'image') {
+      const image = await checked.get(draft.image)!;
+      if (!image.check.ok) {
+        rejectRow(draft.sourceRef, draft.sourceRef, image.check.reason, image.check.detail);
+        continue;
+      }
+      takeRow(image.id);
+      storePrompt(prompt, text, draft.prompt);
+      storeImage(image, prompt);
+      continue;
+    }
+    const a = await checked.get(draft.a)!;
+    const b = await checked.get(draft.b)!;
+    const bad = !a.check.ok ? a : !b.check.ok ? b : null;
+    if (bad && !bad.check.ok) {
+      rejectRow(draft.sourceRef, draft.sourceRef, bad.check.reason, `${bad.draft.sourceRef}: ${bad.check.detail}`);
+      continue;
+    }
+    if (a.id === b.id) {
+      rejectRow(draft.sourceRef, draft.sourceRef, 'identical_images', `both sides are image ${a.id.slice(0, 12)}`);
+      continue;
+    }
+    const pref = draft.humanPref;
+    if (pref !== null && pref !== 1 && pref !== 0 && pref !== 0.5) {
+      rejectRow(draft.sourceRef, draft.sourceRef, 'bad_label', `human preference ${String(pref)} not in {1, 0, 0.5}`);
+      continue;
+    }
+    const id = pairId(prompt, a.id, b.id);
+    if (seen.pairs.has(id)) {
+      rejectRow(id, draft.sourceRef, 'duplicate_pair', 'same prompt and images as an earlier pair');
+      continue;
+    }
+    if (owns(shard, id)) {
+      seen.pairs.add(id);
+      result.state.pairs.push(id);
+      result.pairs.push({
+        pair_id: id,
+        prompt_id: prompt,
+        image_a: a.id,
+        image_b: b.id,
+        human_pref: pref,
+        split: draft.split,
+        source_ref: draft.sourceRef,
+      });
+    }
+    takeRow(id);
+    storePrompt(prompt, text, draft.prompt);
+    storeImage(a, prompt);
+    storeImage(b, prompt);
+  }
+  return result;
+}
+
+/** Remembers recent check results by content hash: HPD's train pairs reuse each image many times. */
+class CheckCache {
+  private readonly results = new Map<string, ImageCheck>();
+  private static readonly LIMIT = 100_000;
+
+  async check(draft: ImageDraft, options: IngestOptions): Promise<CheckedImage> {
+    const bytes = draft.bytes;
+    const id = bytes && bytes.byteLength > 0 ? imageId(bytes) : '';
+    const cached = id ? this.results.get(id) : undefined;
+    if (cached) return { id, draft, check: cached };
+    const check = await checkImage(bytes, {
+      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+      decode: options.decode ?? true,
+    });
+    if (id) {
+      if (this.results.size >= CheckCache.LIMIT) this.results.clear();
+      this.results.set(id, check);
+    }
+    return { id, draft, check };
+  }
+}
+
+/** At most n tasks in flight. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}

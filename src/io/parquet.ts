@@ -1,0 +1,184 @@
+// The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
+// dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
+import { rename, rm, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
+import type { AsyncBuffer, FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { ParquetWriter, fileWriter } from 'hyparquet-writer';
+import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
+import { tempPathFor } from './atomic.ts';
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+
+export class ParquetFileError extends Error {}
+
+export interface RowGroupInfo {
+  index: number;
+  rowStart: number;
+  numRows: number;
+}
+
+export interface ParquetSource {
+  path: string;
+  file: AsyncBuffer;
+  metadata: FileMetaData;
+  numRows: number;
+  rowGroups: RowGroupInfo[];
+  /** Top-level column names, in file order. */
+  columns: string[];
+}
+
+export async function openParquet(path: string): Promise<ParquetSource> {
+  let file: AsyncBuffer;
+  let metadata: FileMetaData;
+  try {
+    file = await asyncBufferFromFile(path);
+    metadata = await parquetMetadataAsync(file);
+  } catch (error) {
+    throw new ParquetFileError(`${path}: not a readable Parquet file (${(error as Error).message})`);
+  }
+  const rowGroups: RowGroupInfo[] = [];
+  let rowStart = 0;
+  metadata.row_groups.forEach((group, index) => {
+    const numRows = Number(group.num_rows);
+    rowGroups.push({ index, rowStart, numRows });
+    rowStart += numRows;
+  });
+  const columns = parquetSchema(metadata).children.map((child) => child.element.name);
+  return { path, file, metadata, numRows: Number(metadata.num_rows), rowGroups, columns };
+}
+
+export type ParquetCell = string | number | bigint | boolean | Uint8Array | null | undefined;
+export type ParquetRow = Record<string, ParquetCell>;
+
+/** The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings. */
+export async function readRowGroup(source: ParquetSource, group: RowGroupInfo, columns?: string[]): Promise<ParquetRow[]> {
+  const wanted = columns?.filter((name) => source.columns.includes(name));
+  let rows: ParquetRow[] = [];
+  await parquetRead({
+    file: source.file,
+    metadata: source.metadata,
+    compressors,
+    utf8: false,
+    rowStart: group.rowStart,
+    rowEnd: group.rowStart + group.numRows,
+    rowFormat: 'object',
+    ...(wanted ? { columns: wanted } : {}),
+    onComplete: (result: ParquetRow[]) => {
+      rows = result;
+    },
+  });
+  return rows;
+}
+
+/** Columns of one row group, column-major (cheaper than objects for numeric scans). */
+export async function readRowGroupColumns(
+  source: ParquetSource,
+  group: RowGroupInfo,
+  columns: string[],
+): Promise<Record<string, ArrayLike<ParquetCell>>> {
+  const out: Record<string, ParquetCell[]> = {};
+  await parquetRead({
+    file: source.file,
+    metadata: source.metadata,
+    compressors,
+    utf8: false,
+    rowStart: group.rowStart,
+    rowEnd: group.rowStart + group.numRows,
+    columns,
+    rowFormat: 'array',
+    onComplete: (rows: ParquetCell[][]) => {
+      columns.forEach((name, c) => {
+        out[name] = rows.map((row) => row[c]);
+      });
+    },
+  });
+  return out;
+}
+
+/** A Parquet column type of ours, mapped to one schema element so files read the same in DuckDB and pyarrow. */
+export type ColumnType = 'string' | 'double' | 'float' | 'int32' | 'int64' | 'int8' | 'boolean' | 'binary';
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  nullable: boolean;
+}
+
+function schemaElement(spec: ColumnSpec): WriterSchemaElement {
+  const repetition_type = spec.nullable ? 'OPTIONAL' : 'REQUIRED';
+  switch (spec.type) {
+    case 'string':
+      return { name: spec.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type };
+    case 'binary':
+      return { name: spec.name, type: 'BYTE_ARRAY', repetition_type };
+    case 'double':
+      return { name: spec.name, type: 'DOUBLE', repetition_type };
+    case 'float':
+      return { name: spec.name, type: 'FLOAT', repetition_type };
+    case 'int32':
+      return { name: spec.name, type: 'INT32', repetition_type };
+    case 'int64':
+      return { name: spec.name, type: 'INT64', repetition_type };
+    case 'int8':
+      return { name: spec.name, type: 'INT32', converted_type: 'INT_8', repetition_type };
+    case 'boolean':
+      return { name: spec.name, type: 'BOOLEAN', repetition_type };
+  }
+}
+
+export interface ParquetWriteResult {
+  file: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Writes one Parquet part atomically from columns (one row group per `rowGroupSize` rows). Columns are plain arrays
+ * or typed arrays in schema order; zstd is not offered by the writer, so parts use snappy, which every reader has.
+ */
+export async function writeParquetPart(
+  dir: string,
+  file: string,
+  specs: readonly ColumnSpec[],
+  columns: Record<string, ArrayLike<unknown>>,
+  options: { rowGroupSize?: number; metadata?: Record<string, string> } = {},
+): Promise<ParquetWriteResult> {
+  const target = join(dir, file);
+  await mkdir(dirname(target), { recursive: true });
+  const temp = tempPathFor(target);
+  const rows = specs.length === 0 ? 0 : columns[specs[0]!.name]!.length;
+  const schema: WriterSchemaElement[] = [{ name: 'schema', num_children: specs.length }, ...specs.map(schemaElement)];
+  try {
+    const writer = new ParquetWriter({
+      writer: fileWriter(temp),
+      schema,
+      codec: 'SNAPPY',
+      createdBy: 'balanced-dpo',
+      kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    });
+    const columnData: ColumnSource[] = specs.map((spec) => {
+      const data = columns[spec.name];
+      if (!data || data.length !== rows) throw new Error(`column ${spec.name}: expected ${rows} values`);
+      return { name: spec.name, data: data as ColumnSource['data'], nullable: spec.nullable };
+    });
+    await writer.write({ columnData, rowGroupSize: options.rowGroupSize ?? 100_000 });
+    await writer.finish();
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  const { bytes, sha256 } = await hashFile(target);
+  return { file, rows, bytes, sha256 };
+}
+
+async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return { bytes: (await stat(path)).size, sha256: hash.digest('hex') };
+}
+
