@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { decodeRgb, resizeAndCrop, preprocessImage } from './src/label/preprocess.ts';
+const b = readFileSync('test/fixtures/preprocess/astronaut.jpg');
+const img = await decodeRgb(b);
+const cpu = async (label: string, n: number, f: () => unknown) => { for (let i=0;i<5;i++) await f(); const c0 = process.cpuUsage(); const t0 = performance.now(); for (let i = 0; i < n; i++) await f(); const c = process.cpuUsage(c0); console.log(label, 'cpu ms', ((c.user + c.system)/1000/n).toFixed(2), 'wall', ((performance.now()-t0)/n).toFixed(2)); };
+await cpu('resize js', 40, () => resizeAndCrop(img, 224, 224));
+await cpu('decode', 40, () => decodeRgb(b));
+await cpu('sharp decode+resize cubic', 40, () => sharp(b).resize(224,224,{kernel:'cubic'}).raw().toBuffer());
+await cpu('preprocessImage', 40, () => preprocessImage(b));

@@ -1,0 +1,62 @@
+// Diffusion-DPO step time against a plain ε-MSE step of the same model on the same images (2 per pair), per
+// config and batch size. Run: node --import tsx bench/train.ts [backend] [steps]
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendChoice } from '../src/train/backend.ts';
+import { createDit, type DitConfig } from '../src/train/dit.ts';
+import { createRng } from '../src/train/rng.ts';
+import { Trainer, type ImageBatch, type PairBatch } from '../src/train/trainer-step.ts';
+
+const backend = await selectBackend((process.argv[2] ?? 'auto') as BackendChoice);
+const steps = Number(process.argv[3] ?? 15);
+console.log(`backend ${backend.name} (${backend.reason})`);
+
+const base = { latentChannels: 4, latentSize: 8, patch: 2, heads: 4, textWidth: 32, mlpRatio: 4 };
+const configs: { label: string; config: DitConfig }[] = [
+  { label: 'w32 d1', config: { ...base, width: 32, depth: 1 } },
+  { label: 'w64 d2', config: { ...base, width: 64, depth: 2 } },
+  { label: 'w128 d4', config: { ...base, width: 128, depth: 4 } },
+  { label: 'w128 d4 lora r8', config: { ...base, width: 128, depth: 4, lora: { rank: 8, alpha: 8 } } },
+];
+const textLength = 8;
+
+function randomTensor(shape: number[], seed: number): tf.Tensor {
+  const values = createRng(seed).fillNormal(new Float32Array(shape.reduce((n, d) => n * d, 1)));
+  return tf.tensor(values, shape);
+}
+
+function timeSteps(run: () => void): number {
+  for (let i = 0; i < 3; i++) run();
+  const started = performance.now();
+  for (let i = 0; i < steps; i++) run();
+  return (performance.now() - started) / steps;
+}
+
+console.log('config            pairs  params   DPO ms   MSE ms (2×pairs images)  DPO/MSE');
+for (const { label, config } of configs) {
+  for (const pairs of [4, 8]) {
+    const model = createDit(config, 1);
+    const trainer = new Trainer(model, { seed: 1, learningRate: 1e-4, reference: { mode: 'none' } });
+    let parameters = 0;
+    for (const name of model.trainableNames()) parameters += model.parameters.get(name)!.size;
+    const shape = [pairs, 4, 8, 8];
+    const pairBatch: PairBatch = {
+      a: randomTensor(shape, 2) as tf.Tensor4D,
+      b: randomTensor(shape, 3) as tf.Tensor4D,
+      textStates: randomTensor([pairs, textLength, config.textWidth], 4) as tf.Tensor3D,
+      label: Array.from({ length: pairs }, (_, i) => i % 2),
+    };
+    const imageBatch: ImageBatch = {
+      x0: tf.concat([pairBatch.a, pairBatch.b]) as tf.Tensor4D,
+      textStates: tf.concat([pairBatch.textStates, pairBatch.textStates]) as tf.Tensor3D,
+    };
+    const dpo = timeSteps(() => trainer.dpoStep(pairBatch));
+    const mse = timeSteps(() => trainer.mseStep(imageBatch));
+    console.log(
+      `${label.padEnd(17)} ${String(pairs).padStart(5)} ${String(parameters).padStart(7)} ${dpo.toFixed(1).padStart(8)} ${mse.toFixed(1).padStart(8)}                   ${(dpo / mse).toFixed(2).padStart(7)}`,
+    );
+    tf.dispose([pairBatch.a, pairBatch.b, pairBatch.textStates, imageBatch.x0, imageBatch.textStates]);
+    trainer.dispose();
+    model.dispose();
+  }
+}
+console.log(`tensors alive at the end: ${tf.memory().numTensors}`);

@@ -1,0 +1,114 @@
+// `bdpo ingest pickapic|hpd|parti|images`: parses arguments and calls the ingest library.
+import { ingestPickapic } from '../ingest/pickapic.ts';
+import { ingestHpd } from '../ingest/hpd.ts';
+import { ingestParti } from '../ingest/parti.ts';
+import { ingestGenerations } from '../ingest/generations.ts';
+import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
+import { resolveShard } from '../shard.ts';
+import { createProgress } from '../progress.ts';
+import { numberOption, parseCommand, requireOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
+import { listing } from '../format.ts';
+
+const COMMON: OptionSpec = {
+  out: { type: 'string', short: 'o' },
+  shard: { type: 'string' },
+  shards: { type: 'string' },
+  'max-pixels': { type: 'string' },
+  'no-decode': { type: 'boolean' },
+  json: { type: 'boolean' },
+};
+
+const COMMON_HELP = `  --out, -o DIR       dataset directory to write (created if needed; re-runs skip finished parts)
+  --shard i/n         ingest shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
+                      or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT
+  --max-pixels N      reject images larger than N pixels, read from the header (default 89478485, as PIL)
+  --no-decode         trust image headers instead of decoding every image (faster, misses truncated files)
+  --json              print the summary as JSON on stdout`;
+
+const USAGE = `usage: bdpo ingest <pickapic|hpd|parti|images> … --out DIR
+
+  bdpo ingest pickapic <shard.parquet|folder>… --out DIR [--split NAME]
+  bdpo ingest hpd <HPDv2 root> --out DIR
+  bdpo ingest parti <PartiPrompts.tsv> --out DIR
+  bdpo ingest images <folder> --prompts <list.tsv|list.json> [--model NAME] --out DIR
+
+Pick-a-Pic v2 Parquet shards are read row group by row group; the split comes from the file name
+(train-00000-of-00645.parquet, validation_unique-…). HPDv2: train.json pairs, test.json ranked groups, benchmark
+prompt lists. Generated images are named by 0-based prompt index, optionally _seed: 00012.jpg, 12_3.png.
+
+${COMMON_HELP}`;
+
+export async function ingestCommand(argv: string[]): Promise<number> {
+  const [source, ...rest] = argv;
+  if (source === undefined || source === '--help' || source === '-h') {
+    console.log(USAGE);
+    return source === undefined ? 2 : 0;
+  }
+  const extra: OptionSpec =
+    source === 'pickapic' ? { split: { type: 'string' } } : source === 'images' ? { prompts: { type: 'string' }, model: { type: 'string' } } : {};
+  const parsed = parseCommand(rest, { ...COMMON, ...extra }, USAGE);
+  if (parsed === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const options = ingestOptions(parsed);
+  const progress = createProgress(`ingest ${source}`, 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
+  options.onProgress = (p) => progress.update(p.unitsDone, { rows: p.rows, bytes: p.bytes });
+  let summary: IngestSummary;
+  try {
+    summary = await runSource(source, parsed, options);
+  } finally {
+    progress.stop();
+  }
+  if (parsed.values.json) console.log(JSON.stringify(summary, null, 2));
+  else console.log(formatIngestSummary(summary));
+  return 0;
+}
+
+function ingestOptions(parsed: Parsed): IngestOptions {
+  const options: IngestOptions = {
+    out: requireOption(parsed, 'out', USAGE),
+    shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+    decode: !parsed.values['no-decode'],
+  };
+  const maxPixels = numberOption(parsed, 'max-pixels');
+  if (maxPixels !== undefined) options.maxPixels = maxPixels;
+  return options;
+}
+
+async function runSource(source: string, parsed: Parsed, options: IngestOptions): Promise<IngestSummary> {
+  const inputs = parsed.positionals;
+  const one = (): string => {
+    if (inputs.length !== 1) throw new UsageError(`bdpo ingest ${source} takes one input, got ${inputs.length}`);
+    return inputs[0]!;
+  };
+  switch (source) {
+    case 'pickapic': {
+      if (inputs.length === 0) throw new UsageError('bdpo ingest pickapic needs Parquet files or folders');
+      const split = stringOption(parsed, 'split');
+      return ingestPickapic(inputs, split === undefined ? options : { ...options, split });
+    }
+    case 'hpd':
+      return ingestHpd(one(), options);
+    case 'parti':
+      return ingestParti(one(), options);
+    case 'images': {
+      const model = stringOption(parsed, 'model');
+      const prompts = requireOption(parsed, 'prompts', USAGE);
+      return ingestGenerations(one(), model === undefined ? { ...options, prompts } : { ...options, prompts, model });
+    }
+    default:
+      throw new UsageError(`unknown source "${source}": pickapic, hpd, parti or images`);
+  }
+}
+
+export function formatIngestSummary(s: IngestSummary): string {
+  const c = s.counts;
+  return [
+    `ingest ${s.source} → ${s.out} [shard ${s.shard.index}/${s.shard.count}]`,
+    `  read ${c.read} = taken ${c.taken} + rejected ${c.rejected}`,
+    ...(c.rejected > 0 ? [`  rejected by reason: ${listing(c.byReason)}`] : []),
+    `  wrote: prompts ${s.tables.prompts}, images ${s.tables.images}, pairs ${s.tables.pairs}, rejects ${s.tables.rejects}`,
+    `  units: ${s.unitsWritten} written, ${s.unitsSkipped} already done`,
+  ].join('\n');
+}

@@ -1,0 +1,49 @@
+// The `bdpo` entry point: a thin shell over the library. Each command parses its arguments and calls the API; errors
+// a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
+import { UsageError } from './args.ts';
+import { ingestCommand } from './ingest.ts';
+import { inspectCommand } from './inspect.ts';
+import { TOOL_VERSION } from '../version.ts';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  ingest: { run: ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory' },
+  inspect: { run: inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset' },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  return [
+    `bdpo ${TOOL_VERSION} — multi-metric preference labelling of text-to-image data`,
+    '',
+    'usage: bdpo <command> [options]   (bdpo <command> --help for details)',
+    '',
+    ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`),
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    console.log(TOOL_VERSION);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`bdpo: unknown command "${name}"\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`bdpo ${name}: ${message}`);
+    if (process.env.BDPO_DEBUG && error instanceof Error) console.error(error.stack);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}

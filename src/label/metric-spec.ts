@@ -1,0 +1,137 @@
+// A metric is a small JSON file beside its ONNX model(s) (DESIGN §4). This module reads and checks it; paths in it
+// are relative to the JSON's folder.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+export const METRIC_KINDS = ['pickscore', 'hps', 'clip', 'aesthetic'] as const;
+export type MetricKind = (typeof METRIC_KINDS)[number];
+
+/** How a metric turns its embeddings into a score. */
+export type ScoreFormula =
+  | 'logit-scale-cos' // PickScore: logit_scale · cos(text, image)
+  | 'cos' // HPS v2, CLIP score: cos(text, image)
+  | 'clip-100' // CLIP score as torchmetrics reports it: 100 · max(cos, 0)
+  | 'mlp'; // aesthetic: MLP over the L2-normalised image embedding
+
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+
+export interface MetricSpec {
+  name: string;
+  kind: MetricKind;
+  version: string;
+  /** Absolute paths. A metric has either a full CLIP export, or a vision tower (+ text tower unless aesthetic). */
+  models: { full?: string; text?: string; vision?: string; head?: string };
+  tokenizer?: string;
+  padTokenId?: number;
+  image: { size: number; mean: readonly number[]; std: readonly number[] };
+  score: ScoreFormula;
+  logitScale: number;
+  /** τ of p = σ((s_a − s_b)/τ) (DESIGN §5). */
+  temperature: number;
+  /** Where the spec came from, for messages. */
+  path: string;
+}
+
+export class MetricSpecError extends Error {}
+
+const DEFAULT_SCORE: Record<MetricKind, ScoreFormula> = {
+  pickscore: 'logit-scale-cos',
+  hps: 'cos',
+  clip: 'cos',
+  aesthetic: 'mlp',
+};
+
+/** DESIGN §5: PickScore 1 (its score carries logit_scale), cosine metrics 0.01, aesthetic (≈1–10 scale) 1. */
+export function defaultTemperature(score: ScoreFormula): number {
+  return score === 'cos' ? 0.01 : 1;
+}
+
+export async function loadMetricSpec(path: string): Promise<MetricSpec> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new MetricSpecError(`${path}: cannot read metric JSON (${(error as Error).message.split('\n')[0]})`);
+  }
+  return parseMetricSpec(raw, path);
+}
+
+export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
+  const fail = (message: string): never => {
+    throw new MetricSpecError(`${path}: ${message}`);
+  };
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('expected a JSON object');
+  const json = raw as Record<string, unknown>;
+  const str = (key: string): string | undefined => {
+    const value = json[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value === '') fail(`"${key}" must be a non-empty string`);
+    return value as string;
+  };
+  const num = (key: string): number | undefined => {
+    const value = json[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`"${key}" must be a number`);
+    return value as number;
+  };
+  const name = str('name') ?? fail('"name" is required');
+  if (!/^[a-z0-9][a-z0-9_.-]*$/i.test(name)) fail(`"name" must be a plain identifier (letters, digits, _ . -), got "${name}"`);
+  const kind = str('kind') ?? fail('"kind" is required');
+  if (!(METRIC_KINDS as readonly string[]).includes(kind)) fail(`"kind" must be one of ${METRIC_KINDS.join(', ')}`);
+  const metricKind = kind as MetricKind;
+  const base = dirname(path);
+  const at = (key: string): string | undefined => {
+    const value = str(key);
+    return value === undefined ? undefined : resolve(base, value);
+  };
+  const models = { full: at('clip_model'), text: at('text_model'), vision: at('vision_model'), head: at('head_model') };
+  if (metricKind === 'aesthetic') {
+    if (!models.vision && !models.full) fail('an aesthetic metric needs "vision_model" (or "clip_model")');
+    if (!models.head) fail('an aesthetic metric needs "head_model" (the MLP)');
+  } else if (!models.full && !(models.text && models.vision)) {
+    fail('needs "clip_model" (one full CLIP export) or both "text_model" and "vision_model"');
+  }
+  const tokenizer = at('tokenizer');
+  if (metricKind !== 'aesthetic' && !tokenizer) fail('needs "tokenizer" (tokenizer.json, or vocab.json beside merges.txt)');
+  const score = (str('score') ?? DEFAULT_SCORE[metricKind]) as ScoreFormula;
+  const allowed: Record<MetricKind, ScoreFormula[]> = {
+    pickscore: ['logit-scale-cos'],
+    hps: ['cos'],
+    clip: ['cos', 'clip-100'],
+    aesthetic: ['mlp'],
+  };
+  if (!allowed[metricKind].includes(score)) fail(`"score" for kind ${metricKind} must be ${allowed[metricKind].join(' or ')}`);
+  const triple = (key: string, fallback: readonly number[]): readonly number[] => {
+    const value = json[key];
+    if (value === undefined) return fallback;
+    if (!Array.isArray(value) || value.length !== 3 || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      fail(`"${key}" must be three numbers`);
+    }
+    return value as number[];
+  };
+  const size = num('image_size') ?? 224;
+  if (!Number.isInteger(size) || size < 8) fail('"image_size" must be an integer ≥ 8');
+  const temperature = num('temperature') ?? defaultTemperature(score);
+  if (!(temperature > 0)) fail('"temperature" must be > 0');
+  const padTokenId = num('pad_token_id');
+  return {
+    name,
+    kind: metricKind,
+    version: str('version') ?? name,
+    models,
+    ...(tokenizer === undefined ? {} : { tokenizer }),
+    ...(padTokenId === undefined ? {} : { padTokenId }),
+    image: { size, mean: triple('image_mean', CLIP_MEAN), std: triple('image_std', CLIP_STD) },
+    score,
+    logitScale: num('logit_scale') ?? 100,
+    temperature,
+    path,
+  };
+}
+
+/** Metrics that read the same image tower with the same preprocessing share one forward pass per image. */
+export function visionKey(spec: MetricSpec): string {
+  const tower = spec.models.full ? `full:${spec.models.full}` : `vision:${spec.models.vision}`;
+  return `${tower}|${spec.image.size}|${spec.image.mean.join(',')}|${spec.image.std.join(',')}`;
+}

@@ -1,0 +1,310 @@
+// `bdpo label`: score every (image, prompt) of a dataset once with every metric, through ONNX Runtime, into
+// scores/<metric>/part-*.parquet. The unit of work is one images part × one metric, so a re-run skips what is done and
+// adding a metric later scores only that metric. Within a part, decoding and preprocessing of the next batch run
+// while the current batch is in the model.
+import { basename } from 'node:path';
+import { listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
+import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
+import {
+  isUnitDone,
+  readManifest,
+  runRecord,
+  updateManifest,
+  emptyCounts,
+  addCounts,
+  type Counts,
+  type PartRecord,
+} from '../manifest.ts';
+import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
+import type { RejectReason, RejectRow } from '../schema.ts';
+import { loadMetricSpec, MetricSpecError, type MetricSpec } from './metric-spec.ts';
+import { ModelHub, cosine, groupByVision, type TowerOptions } from './towers.ts';
+import { ImageDecodeError, preprocessInto, type Rgb } from './preprocess.ts';
+
+export interface LabelOptions extends TowerOptions {
+  /** Paths of metric JSON files. */
+  metrics: string[];
+  batchSize?: number;
+  shard?: Shard;
+  /** Images decoded at once while the model runs. */
+  concurrency?: number;
+  onProgress?: (progress: LabelProgress) => void;
+}
+
+export interface LabelProgress {
+  partsDone: number;
+  partsTotal: number;
+  images: number;
+  seconds: number;
+}
+
+export interface MetricRunSummary {
+  name: string;
+  kind: string;
+  version: string;
+  provider: string;
+  scored: number;
+  partsWritten: number;
+  partsSkipped: number;
+}
+
+export interface LabelSummary {
+  dir: string;
+  shard: Shard;
+  metrics: MetricRunSummary[];
+  /** Images read / scored / rejected in this run's units (skipped units count from the manifest). */
+  counts: Counts;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export const SCORE_SPECS: readonly ColumnSpec[] = [
+  { name: 'image_id', type: 'string', nullable: false },
+  { name: 'prompt_id', type: 'string', nullable: false },
+  { name: 'score', type: 'double', nullable: false },
+  { name: 'metric_version', type: 'string', nullable: false },
+];
+
+const STAGE = 'label';
+
+export function scorePartFile(metric: string, partName: string, shard: Shard): string {
+  return `scores/${metric}/part-${partName}-${shardLabel(shard)}.parquet`;
+}
+
+export async function runLabel(dir: string, options: LabelOptions): Promise<LabelSummary> {
+  const started = new Date();
+  const shard = options.shard ?? WHOLE;
+  if (options.metrics.length === 0) throw new MetricSpecError('no metrics given (--metrics a.json b.json …)');
+  const specs = await Promise.all(options.metrics.map(loadMetricSpec));
+  const names = new Set<string>();
+  for (const spec of specs) {
+    if (names.has(spec.name)) throw new MetricSpecError(`two metrics are named "${spec.name}"`);
+    names.add(spec.name);
+  }
+  const parts = await listParts(dir, 'images');
+  if (parts.length === 0) throw new Error(`${dir}: no images/part-*.arrow (run bdpo ingest first)`);
+
+  const hub = new ModelHub(options);
+  const summaries: MetricRunSummary[] = [];
+  const totals = emptyCounts();
+  let imagesDone = 0;
+  try {
+    for (const spec of specs) {
+      const provider = await hub.validate(spec);
+      summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
+    }
+    const prompts = new Map<string, string>();
+    for await (const prompt of readRows(dir, 'prompts')) prompts.set(prompt.prompt_id, prompt.text);
+    const manifest = await readManifest(dir);
+    const unitKey = (spec: MetricSpec, partName: string): string => `${STAGE}:${spec.name}:${partName}:${shardLabel(shard)}`;
+
+    for (const [index, file] of parts.entries()) {
+      const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+      const todo: MetricSpec[] = [];
+      for (const [m, spec] of specs.entries()) {
+        const key = unitKey(spec, partName);
+        if (await isUnitDone(dir, manifest, key)) {
+          summaries[m]!.partsSkipped++;
+          summaries[m]!.scored += manifest.units[key]!.counts.taken;
+        } else {
+          todo.push(spec);
+        }
+      }
+      if (todo.length > 0) {
+        const result = await scorePart(dir, file, todo, prompts, hub, shard, options, (n) => {
+          imagesDone += n;
+          options.onProgress?.({ partsDone: index, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+        });
+        const rejectParts: PartRecord[] = [];
+        if (result.rejects.length > 0) rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
+        for (const spec of todo) {
+          const columns = result.scores.get(spec.name)!;
+          const written = await writeParquetPart(dir, scorePartFile(spec.name, partName, shard), SCORE_SPECS, {
+            image_id: columns.imageIds,
+            prompt_id: columns.promptIds,
+            score: columns.scores,
+            metric_version: columns.imageIds.map(() => spec.version),
+          }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
+          const counts: Counts = { read: result.read, taken: columns.scores.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
+          await updateManifest(dir, (m) => {
+            m.units[unitKey(spec, partName)] = { stage: STAGE, shard: shardLabel(shard), parts: [written, ...rejectParts], counts };
+          });
+          const summary = summaries.find((s) => s.name === spec.name)!;
+          summary.partsWritten++;
+          summary.scored += columns.scores.length;
+        }
+        addCounts(totals, { read: result.read, taken: result.read - result.rejects.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) });
+      }
+      options.onProgress?.({ partsDone: index + 1, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+    }
+  } finally {
+    await hub.dispose();
+  }
+  const seconds = (Date.now() - started.getTime()) / 1000;
+  await updateManifest(dir, (m) => {
+    m.runs.push(runRecord(STAGE, { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 }, [], totals, started, shard));
+  });
+  return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
+}
+
+function countReasons(rejects: RejectRow[]): Record<string, number> {
+  const byReason: Record<string, number> = {};
+  for (const r of rejects) byReason[r.reason] = (byReason[r.reason] ?? 0) + 1;
+  return byReason;
+}
+
+interface ScoreColumns {
+  imageIds: string[];
+  promptIds: string[];
+  scores: number[];
+}
+
+interface PartResult {
+  read: number;
+  scores: Map<string, ScoreColumns>;
+  rejects: RejectRow[];
+}
+
+interface Row {
+  imageId: string;
+  promptId: string;
+  text: string;
+  bytes: Uint8Array;
+  sourceRef: string;
+}
+
+interface PreparedBatch {
+  rows: Row[];
+  /** Per image setting (visionKey): pixels of the rows that decoded, packed in order. */
+  pixels: Map<string, Float32Array>;
+  /** Indices (into rows) of the rows that decoded. */
+  good: number[];
+  rejects: RejectRow[];
+}
+
+async function scorePart(
+  dir: string,
+  file: string,
+  specs: MetricSpec[],
+  prompts: Map<string, string>,
+  hub: ModelHub,
+  shard: Shard,
+  options: LabelOptions,
+  onImages: (n: number) => void,
+): Promise<PartResult> {
+  const part = await readPart(dir, file);
+  const ids = part.getChild('image_id')!;
+  const promptIds = part.getChild('prompt_id')!;
+  const bytes = part.getChild('bytes')!;
+  const refs = part.getChild('source_ref')!;
+  const rows: Row[] = [];
+  const rejects: RejectRow[] = [];
+  const seen = new Set<string>();
+  let read = 0;
+  for (let i = 0; i < part.numRows; i++) {
+    const imageId = ids.get(i) as string;
+    if (!owns(shard, imageId)) continue;
+    const promptId = promptIds.get(i) as string;
+    // The same image under the same prompt (a generation repeated across seeds) is scored once.
+    if (seen.has(`${imageId}:${promptId}`)) continue;
+    seen.add(`${imageId}:${promptId}`);
+    read++;
+    const text = prompts.get(promptId);
+    if (text === undefined) {
+      rejects.push(labelReject(refs.get(i) as string, 'missing_prompt', `prompt ${promptId.slice(0, 12)} is not in prompts/`));
+      continue;
+    }
+    rows.push({ imageId, promptId, text, bytes: bytes.get(i) as Uint8Array, sourceRef: refs.get(i) as string });
+  }
+
+  const scores = new Map<string, ScoreColumns>(specs.map((s) => [s.name, { imageIds: [], promptIds: [], scores: [] }]));
+  const groups = groupByVision(specs);
+  const batchSize = options.batchSize ?? 16;
+  const batches: Row[][] = [];
+  for (let start = 0; start < rows.length; start += batchSize) batches.push(rows.slice(start, start + batchSize));
+
+  let next = batches.length > 0 ? prepareBatch(batches[0]!, groups, options.concurrency ?? 4) : null;
+  for (let b = 0; b < batches.length; b++) {
+    const batch = await next!;
+    // Decode the next batch while this one is in the model.
+    next = b + 1 < batches.length ? prepareBatch(batches[b + 1]!, groups, options.concurrency ?? 4) : null;
+    rejects.push(...batch.rejects);
+    if (batch.good.length === 0) continue;
+    const goodRows = batch.good.map((i) => batch.rows[i]!);
+    for (const [key, group] of groups) {
+      const embeddings = await hub.imageEmbeddings(group[0]!, batch.pixels.get(key)!, goodRows.length);
+      for (const spec of group) {
+        const out = scores.get(spec.name)!;
+        let values: ArrayLike<number>;
+        if (spec.kind === 'aesthetic') {
+          values = await hub.headScores(spec, embeddings);
+        } else {
+          const texts = await hub.textEmbeddings(spec, goodRows.map((r) => ({ id: r.promptId, text: r.text })));
+          values = goodRows.map((_, i) => {
+            const cos = cosine(embeddings.data, i * embeddings.dim, texts[i]!, embeddings.dim);
+            if (spec.score === 'logit-scale-cos') return spec.logitScale * cos;
+            if (spec.score === 'clip-100') return 100 * Math.max(cos, 0);
+            return cos;
+          });
+        }
+        goodRows.forEach((row, i) => {
+          out.imageIds.push(row.imageId);
+          out.promptIds.push(row.promptId);
+          out.scores.push(values[i]!);
+        });
+      }
+    }
+    onImages(goodRows.length);
+  }
+  return { read, scores, rejects };
+}
+
+async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, concurrency: number): Promise<PreparedBatch> {
+  const settings = [...groups.entries()].map(([key, group]) => ({ key, spec: group[0]! }));
+  const ok = new Array<boolean>(rows.length).fill(true);
+  const full = new Map<string, Float32Array>();
+  for (const { key, spec } of settings) full.set(key, new Float32Array(rows.length * 3 * spec.image.size * spec.image.size));
+  const failures: Array<{ index: number; reject: RejectRow }> = [];
+  let nextIndex = 0;
+  const worker = async (): Promise<void> => {
+    while (nextIndex < rows.length) {
+      const i = nextIndex++;
+      for (const { key, spec } of settings) {
+        if (!ok[i]) break;
+        try {
+          await preprocessInto(rows[i]!.bytes, full.get(key)!, i, {
+            size: spec.image.size,
+            mean: spec.image.mean as unknown as Rgb,
+            std: spec.image.std as unknown as Rgb,
+          });
+        } catch (error) {
+          if (!(error instanceof ImageDecodeError)) throw error;
+          ok[i] = false;
+          failures.push({ index: i, reject: labelReject(rows[i]!.sourceRef, error.reason, error.message) });
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, rows.length) }, worker));
+  // Workers finish in any order; rejects are listed in row order so that outputs stay byte-identical.
+  const rejects = failures.sort((x, y) => x.index - y.index).map((f) => f.reject);
+  const good = ok.flatMap((isOk, i) => (isOk ? [i] : []));
+  const pixels = new Map<string, Float32Array>();
+  for (const { key, spec } of settings) {
+    const all = full.get(key)!;
+    if (good.length === rows.length) {
+      pixels.set(key, all);
+      continue;
+    }
+    const stride = 3 * spec.image.size * spec.image.size;
+    const packed = new Float32Array(good.length * stride);
+    good.forEach((i, j) => packed.set(all.subarray(i * stride, (i + 1) * stride), j * stride));
+    pixels.set(key, packed);
+  }
+  return { rows, pixels, good, rejects };
+}
+
+function labelReject(sourceRef: string, reason: RejectReason, detail: string): RejectRow {
+  return { source_ref: sourceRef, stage: STAGE, reason, detail };
+}
+

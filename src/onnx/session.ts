@@ -1,0 +1,272 @@
+// The one place that creates, runs and releases ONNX Runtime sessions: device → execution provider mapping
+// (with the reason for the choice), feeding only the inputs a model declares, plain typed arrays out.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface CreateSessionOptions {
+  /** 'auto' (default) uses CUDA when its execution provider loads, else the CPU. */
+  device?: Device;
+  /** Default: the number of cores. */
+  intraOpNumThreads?: number;
+}
+
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array;
+
+/** A tensor as plain data: row-major values and their dims. */
+export interface TensorValue<T extends TypedArray = TypedArray> {
+  data: T;
+  dims: readonly number[];
+}
+
+/** A feed; plain number arrays are converted to the declared element type (float32, int64, int32). */
+export interface Feed {
+  data: TypedArray | readonly number[];
+  dims: readonly number[];
+}
+
+/** Declared name, element type and shape (numbers, or symbolic names such as "batch_size") of a model value. */
+export interface ValueInfo {
+  name: string;
+  type: string;
+  shape: readonly (number | string)[];
+}
+
+export interface OnnxSession {
+  /** The underlying ONNX Runtime session (for anything this wrapper does not cover). */
+  readonly session: ort.InferenceSession;
+  readonly provider: ExecutionProvider;
+  /** Why this provider was chosen, e.g. "auto: CUDA execution provider not available (...); using CPU". */
+  readonly providerReason: string;
+  readonly intraOpNumThreads: number;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  /**
+   * Runs the model on the feeds it declares (extra feeds are ignored; a missing one is an error naming it).
+   * `outputNames` restricts which outputs are fetched.
+   */
+  run(feeds: Readonly<Record<string, Feed>>, outputNames?: readonly string[]): Promise<Record<string, TensorValue>>;
+  /** Releases the session after in-flight runs finish. Safe to call more than once. */
+  dispose(): Promise<void>;
+}
+
+function describe(source: string | Uint8Array): string {
+  return typeof source === 'string' ? source : `<${source.byteLength}-byte model>`;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Where onnxruntime-node keeps its native libraries. The CUDA provider library is only there when its installer
+ * fetched it; checking first spares CPU-only machines a native error log line on every probe.
+ */
+function cudaLibraryState(): 'present' | 'absent' | 'unknown' {
+  try {
+    const require = createRequire(import.meta.url);
+    const binDir = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    if (!existsSync(binDir)) return 'unknown';
+    const names = ['libonnxruntime_providers_cuda.so', 'onnxruntime_providers_cuda.dll'];
+    return names.some((n) => existsSync(join(binDir, n))) ? 'present' : 'absent';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function valueInfos(metadata: readonly ort.InferenceSession.ValueMetadata[]): ValueInfo[] {
+  return metadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
+}
+
+/** Opens a model (path or bytes) on the requested device. */
+export async function createSession(source: string | Uint8Array, options: CreateSessionOptions = {}): Promise<OnnxSession> {
+  const device = options.device ?? 'auto';
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new Error(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
+  const threads = options.intraOpNumThreads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`intraOpNumThreads must be a positive integer, got ${threads}`);
+  const base: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' };
+  const open = (providers: readonly ExecutionProvider[]) =>
+    typeof source === 'string'
+      ? ort.InferenceSession.create(source, { ...base, executionProviders: providers })
+      : ort.InferenceSession.create(source, { ...base, executionProviders: providers });
+
+  let session: ort.InferenceSession | undefined;
+  let provider: ExecutionProvider = 'cpu';
+  let reason: string;
+  if (device === 'cpu') {
+    reason = 'cpu requested';
+  } else {
+    const libs = cudaLibraryState();
+    let cudaError: string | undefined;
+    if (device === 'auto' && libs === 'absent') {
+      cudaError = 'the CUDA provider library of onnxruntime-node is not installed';
+    } else {
+      try {
+        session = await open(['cuda']);
+        provider = 'cuda';
+      } catch (e) {
+        cudaError = message(e);
+      }
+    }
+    if (device === 'cuda' && session === undefined) {
+      throw new Error(
+        `cannot use the CUDA execution provider for ${describe(source)}: ${cudaError ?? 'unknown error'}` +
+          ' (install onnxruntime-node with its CUDA libraries, or use device "cpu" or "auto")',
+      );
+    }
+    reason = session !== undefined ? `${device}: CUDA execution provider loaded` : `auto: CUDA execution provider not available (${cudaError}); using CPU`;
+  }
+  if (session === undefined) {
+    try {
+      session = await open(['cpu']);
+    } catch (e) {
+      throw new Error(`cannot load ONNX model ${describe(source)}: ${message(e)}`);
+    }
+  }
+  return new Session(session, provider, reason, threads, describe(source));
+}
+
+/** ONNX element type → how to convert plain numbers for it. */
+function convertFeed(name: string, declared: string, data: TypedArray | readonly number[]): TypedArray {
+  const kind = ArrayBuffer.isView(data) ? data.constructor.name : 'Array';
+  switch (declared) {
+    case 'float32':
+      if (data instanceof Float32Array) return data;
+      if (data instanceof Float64Array || Array.isArray(data)) return Float32Array.from(data as ArrayLike<number>);
+      break;
+    case 'int64':
+      if (data instanceof BigInt64Array) return data;
+      if (data instanceof Int32Array || data instanceof Uint32Array || data instanceof Int16Array || data instanceof Uint16Array || Array.isArray(data)) {
+        const src = data as ArrayLike<number>;
+        const out = new BigInt64Array(src.length);
+        for (let i = 0; i < src.length; i++) {
+          const v = src[i] as number;
+          if (!Number.isInteger(v)) throw new Error(`input ${name}: int64 expected, got ${v} at index ${i}`);
+          out[i] = BigInt(v);
+        }
+        return out;
+      }
+      break;
+    case 'int32':
+      if (data instanceof Int32Array) return data;
+      if (Array.isArray(data)) return Int32Array.from(data as readonly number[]);
+      break;
+    default:
+      if (ArrayBuffer.isView(data)) return data as TypedArray;
+  }
+  throw new Error(`input ${name}: the model declares ${declared}, got ${kind}`);
+}
+
+function formatShape(shape: readonly (number | string)[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+class Session implements OnnxSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  private readonly pending = new Set<Promise<unknown>>();
+  private disposed: Promise<void> | undefined;
+
+  constructor(
+    readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+    readonly providerReason: string,
+    readonly intraOpNumThreads: number,
+    private readonly label: string,
+  ) {
+    this.inputNames = [...session.inputNames];
+    this.outputNames = [...session.outputNames];
+    this.inputs = valueInfos(session.inputMetadata);
+    this.outputs = valueInfos(session.outputMetadata);
+  }
+
+  async run(feeds: Readonly<Record<string, Feed>>, outputNames?: readonly string[]): Promise<Record<string, TensorValue>> {
+    if (this.disposed !== undefined) throw new Error(`session for ${this.label} has been disposed`);
+    const tensors = this.prepareFeeds(feeds);
+    for (const o of outputNames ?? []) {
+      if (!this.outputNames.includes(o)) throw new Error(`model ${this.label} has no output "${o}" (outputs: ${this.outputNames.join(', ')})`);
+    }
+    const job = outputNames === undefined ? this.session.run(tensors) : this.session.run(tensors, [...outputNames]);
+    this.pending.add(job);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await job;
+    } catch (e) {
+      throw new Error(`running ${this.label} failed: ${message(e)}`);
+    } finally {
+      this.pending.delete(job);
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+    const out: Record<string, TensorValue> = {};
+    for (const [name, value] of Object.entries(results)) {
+      const t = value as ort.Tensor;
+      out[name] = { data: t.data as TypedArray, dims: [...t.dims] };
+      t.dispose();
+    }
+    return out;
+  }
+
+  dispose(): Promise<void> {
+    this.disposed ??= (async () => {
+      await Promise.allSettled([...this.pending]);
+      await this.session.release();
+    })();
+    return this.disposed;
+  }
+
+  private prepareFeeds(feeds: Readonly<Record<string, Feed>>): Record<string, ort.Tensor> {
+    const missing = this.inputs.filter((i) => feeds[i.name] === undefined);
+    if (missing.length > 0) {
+      const need = missing.map((i) => `"${i.name}" (${i.type} ${formatShape(i.shape)})`).join(', ');
+      throw new Error(`model ${this.label} needs input ${need}; feeds given: ${Object.keys(feeds).join(', ') || 'none'}`);
+    }
+    // Symbolic dims are not matched across inputs: ORT does not enforce that, and some exports reuse one name
+    // ("batch") for the text and the image batch of a full CLIP model.
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const info of this.inputs) {
+      const feed = feeds[info.name] as Feed;
+      const count = feed.dims.reduce((a, b) => a * b, 1);
+      if (feed.data.length !== count) {
+        throw new Error(`input ${info.name}: ${feed.data.length} values do not fill dims ${formatShape(feed.dims)} (${count})`);
+      }
+      if (info.shape.length > 0) {
+        const mismatch = `input ${info.name}: dims ${formatShape(feed.dims)} do not match the declared ${formatShape(info.shape)}`;
+        if (feed.dims.length !== info.shape.length) throw new Error(mismatch);
+        info.shape.forEach((d, i) => {
+          if (typeof d === 'number' && d !== feed.dims[i]) throw new Error(mismatch);
+        });
+      }
+      const data = convertFeed(info.name, info.type, feed.data);
+      tensors[info.name] = new ort.Tensor(data as Float32Array, [...feed.dims]);
+    }
+    return tensors;
+  }
+}
+
+/** Picks a float32 output, with a clear error when it is absent or of another type. */
+export function float32Output(outputs: Readonly<Record<string, TensorValue>>, name: string): TensorValue<Float32Array> {
+  const v = outputs[name];
+  if (v === undefined) throw new Error(`output "${name}" missing (got ${Object.keys(outputs).join(', ')})`);
+  if (!(v.data instanceof Float32Array)) throw new Error(`output "${name}" is ${v.data.constructor.name}, expected Float32Array`);
+  return { data: v.data, dims: v.dims };
+}

@@ -1,0 +1,95 @@
+// AdamW (decoupled weight decay, as torch.optim.AdamW) whose whole state is named tensors plus a step count, so a
+// checkpoint holds it exactly. tfjs' own optimisers have no decoupled decay.
+import * as tf from '@tensorflow/tfjs';
+import type { TensorDict } from './safetensors.ts';
+import { assignVariables, readVariables } from './weights.ts';
+
+export interface AdamWOptions {
+  learningRate: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  weightDecay?: number;
+  /** Clip the global gradient norm to this before the update (none when absent). */
+  maxGradNorm?: number;
+}
+
+export interface AdamWState {
+  step: number;
+  /** `m.<name>` and `v.<name>` for every parameter. */
+  moments: TensorDict;
+}
+
+export class AdamW {
+  readonly options: Required<Omit<AdamWOptions, 'maxGradNorm'>> & { maxGradNorm?: number };
+  private step = 0;
+  private readonly moments = new Map<string, tf.Variable>();
+
+  /** `parameters`: the variables this optimiser updates, by name. */
+  constructor(
+    private readonly parameters: ReadonlyMap<string, tf.Variable>,
+    options: AdamWOptions,
+  ) {
+    const { learningRate, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 1e-2, maxGradNorm } = options;
+    if (!(learningRate > 0)) throw new Error(`learningRate must be positive, got ${learningRate}`);
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw new Error('Adam betas must be in [0, 1)');
+    if (!(weightDecay >= 0)) throw new Error(`weightDecay must be ≥ 0, got ${weightDecay}`);
+    if (maxGradNorm !== undefined && !(maxGradNorm > 0)) throw new Error(`maxGradNorm must be positive, got ${maxGradNorm}`);
+    this.options = { learningRate, beta1, beta2, epsilon, weightDecay, ...(maxGradNorm !== undefined ? { maxGradNorm } : {}) };
+    for (const [name, variable] of parameters) {
+      this.moments.set(`m.${name}`, tf.variable(tf.zerosLike(variable), false));
+      this.moments.set(`v.${name}`, tf.variable(tf.zerosLike(variable), false));
+    }
+  }
+
+  get stepCount(): number {
+    return this.step;
+  }
+
+  /** One update from gradients by parameter name (every parameter needs one). Returns the pre-clip gradient norm. */
+  apply(gradients: ReadonlyMap<string, tf.Tensor>): number {
+    for (const name of this.parameters.keys()) {
+      if (!gradients.has(name)) throw new Error(`no gradient for ${name}`);
+    }
+    this.step += 1;
+    const { learningRate: lr, beta1, beta2, epsilon, weightDecay, maxGradNorm } = this.options;
+    const correction1 = 1 - Math.pow(beta1, this.step);
+    const correction2 = 1 - Math.pow(beta2, this.step);
+    return tf.tidy(() => {
+      let squared = tf.scalar(0);
+      for (const name of this.parameters.keys()) {
+        const g = gradients.get(name)!;
+        squared = tf.add(squared, tf.sum(tf.mul(g, g)));
+      }
+      const norm = tf.sqrt(squared);
+      const normValue = norm.dataSync()[0]!;
+      const clip = maxGradNorm !== undefined && normValue > maxGradNorm ? maxGradNorm / (normValue + 1e-6) : 1;
+      for (const [name, parameter] of this.parameters) {
+        const g = clip === 1 ? gradients.get(name)! : tf.mul(gradients.get(name)!, clip);
+        const m = this.moments.get(`m.${name}`)!;
+        const v = this.moments.get(`v.${name}`)!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.mul(g, g), 1 - beta2)));
+        const denominator = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), epsilon);
+        const update = tf.div(tf.mul(m, lr / correction1), denominator);
+        const decayed = weightDecay > 0 ? tf.mul(parameter, 1 - lr * weightDecay) : parameter;
+        parameter.assign(tf.sub(decayed, update));
+      }
+      return normValue;
+    });
+  }
+
+  state(): AdamWState {
+    return { step: this.step, moments: readVariables(this.moments) };
+  }
+
+  setState(state: AdamWState): void {
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`optimizer step must be a non-negative integer`);
+    assignVariables(this.moments, state.moments, { complete: true, prefix: 'optimizer ' });
+    this.step = state.step;
+  }
+
+  dispose(): void {
+    for (const variable of this.moments.values()) variable.dispose();
+  }
+}
