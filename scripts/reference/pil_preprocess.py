@@ -4,7 +4,7 @@
 Writes the fixture images (made once from Debian's python3-skimage sample photographs) and, for each,
 the preprocessed tensor that src/label/preprocess.ts must reproduce.
 
-Run from the repo root:  /usr/bin/python3 scripts/reference/pil_preprocess.py [--size 224] [--remake-inputs]
+Run from the repo root:  /usr/bin/python3 scripts/reference/pil_preprocess.py [--remake-inputs]
 
 The steps mirror transformers' CLIPImageProcessor (do_convert_rgb, resize shortest_edge, center_crop,
 rescale, normalize) without needing transformers installed:
@@ -14,7 +14,8 @@ rescale, normalize) without needing transformers installed:
     side already equals size; PIL resize with BICUBIC and reducing_gap=None;
   - center_crop: top = (h - crop) // 2, left = (w - crop) // 2 (floor; torchvision's CenterCrop rounds instead);
   - rescale: float64 * (1/255) then float32; normalize: (x - mean) / std in float32.
-Output per image: <stem>.u8.gz = gzip of the cropped 8-bit RGB pixels (HWC), plus manifest.json.
+Every image is referenced at size 224 / crop 224; a few also at other sizes (and crop < size, which
+CLIPImageProcessor allows) to cover the options. Output per case: <stem>[-<size>-<crop>].u8.gz = gzip of the cropped 8-bit RGB pixels (HWC), plus manifest.json.
 PIL's resize returns 8-bit pixels and the crop is taken from them, so this array determines the reference
 tensor exactly (tensor = (u8 / 255 - mean) / std); storing it instead of float32 keeps the folder < 2 MB.
 """
@@ -113,9 +114,12 @@ def normalise(hwc_u8):
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+# (file, size, crop) beyond the 224/224 case of every image; small crops keep the folder small.
+EXTRA_CASES = [('motorcycle-portrait.jpg', 96, 80), ('hubble-224.jpg', 336, 128), ('chelsea-rgba.png', 112, 112)]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--size', type=int, default=224)
     ap.add_argument('--remake-inputs', action='store_true')
     args = ap.parse_args()
     manifest_path = os.path.join(OUT, 'manifest.json')
@@ -123,12 +127,13 @@ def main():
         inputs = make_inputs()
     else:
         with open(manifest_path) as f:
-            inputs = [e['file'] for e in json.load(f)['images']]
+            inputs = list(dict.fromkeys(e['file'] for e in json.load(f)['cases']))
+    cases = [(name, 224, 224) for name in inputs] + EXTRA_CASES
     entries = []
-    for name in inputs:
-        pixels, info = preprocess(os.path.join(OUT, name), args.size, args.size)
+    for name, size, crop in cases:
+        pixels, info = preprocess(os.path.join(OUT, name), size, crop)
         stem = os.path.splitext(name)[0]
-        ref = f'{stem}.u8.gz'
+        ref = f'{stem}.u8.gz' if (size, crop) == (224, 224) else f'{stem}-{size}-{crop}.u8.gz'
         # mtime=0 keeps the gzip bytes reproducible.
         with open(os.path.join(OUT, ref), 'wb') as raw, gzip.GzipFile(fileobj=raw, mode='wb', mtime=0) as gz:
             gz.write(pixels.tobytes())
@@ -136,17 +141,16 @@ def main():
         info['tensor_sum'] = float(tensor.astype(np.float64).sum())
         with open(os.path.join(OUT, name), 'rb') as f:
             digest = hashlib.sha256(f.read()).hexdigest()
-        entries.append({'file': name, 'sha256': digest, 'reference': ref, **info})
-        print(name, info)
+        entries.append({'file': name, 'sha256': digest, 'size': size, 'crop_size': crop, 'reference': ref, **info})
+        print(name, size, crop, info)
     manifest = {
         'about': 'CLIPImageProcessor-equivalent PIL reference; made by scripts/reference/pil_preprocess.py',
-        'size': args.size,
         'mean': MEAN.tolist(),
         'std': STD.tolist(),
-        'layout': 'uint8 RGB, HWC, size x size, gzip; tensor = (u8 / 255 - mean) / std as CHW float32',
+        'layout': 'uint8 RGB, HWC, crop_size x crop_size, gzip; tensor = (u8 / 255 - mean) / std as CHW float32',
         'pil': Image.__version__,
         'numpy': np.__version__,
-        'images': entries,
+        'cases': entries,
     }
     with open(manifest_path, 'w') as f:
         json.dump(manifest, f, indent=1)

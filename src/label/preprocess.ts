@@ -205,6 +205,8 @@ function taps(inSize: number, outSize: number, first: number, n: number): Taps {
   return { start, count, weights, stride };
 }
 
+// Sums stay inside int32, as in PIL's C: 2^21 + 255 · (positive weights ≤ ~1.15 · 2^22) < 2^31. The `| 0` in the
+// loops below tells V8 so, which keeps the arithmetic in integer registers.
 function clip8(v: number): number {
   if (v >= ONE << 8) return 255;
   if (v <= 0) return 0;

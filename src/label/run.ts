@@ -2,7 +2,8 @@
 // scores/<metric>/part-*.parquet. The unit of work is one images part × one metric, so a re-run skips what is done and
 // adding a metric later scores only that metric. Within a part, decoding and preprocessing of the next batch run
 // while the current batch is in the model.
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.ts';
 import { listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import {
@@ -91,6 +92,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   try {
     for (const spec of specs) {
       const provider = await hub.validate(spec);
+      await writeMetricInfo(dir, spec);
       summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
     }
     const prompts = new Map<string, string>();
@@ -145,6 +147,20 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     m.runs.push(runRecord(STAGE, { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 }, [], totals, started, shard));
   });
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
+}
+
+/** scores/<metric>/metric.json: what consensus needs to know of a metric without its models (τ, kind, version). */
+export interface MetricInfo {
+  name: string;
+  kind: string;
+  version: string;
+  score: string;
+  temperature: number;
+}
+
+async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
+  const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
+  await writeFileAtomic(join(dir, 'scores', spec.name, 'metric.json'), Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
 }
 
 function countReasons(rejects: RejectRow[]): Record<string, number> {

@@ -106,7 +106,7 @@ class WeightFactory {
   constructor(private readonly rng: Rng) {}
 
   private add(name: string, shape: number[], values: Float32Array, adapter = false): tf.Variable {
-    const variable = tf.variable(tf.tensor(values, shape), true);
+    const variable = tf.tidy(() => tf.variable(tf.tensor(values, shape), true));
     this.parameters.set(name, variable);
     if (adapter) this.adapterNames.push(name);
     return variable;

@@ -88,8 +88,9 @@ function checkPairBatch(batch: PairBatch): number {
   return pairs;
 }
 
+/** Rows [start, start + size) as a new tensor handle (a clone shares the data), always safe to dispose. */
 function sliceRows<T extends tf.Tensor>(x: T, start: number, size: number): T {
-  if (start === 0 && size === x.shape[0]) return x;
+  if (start === 0 && size === x.shape[0]) return tf.clone(x);
   return tf.slice(x, start, size) as T;
 }
 

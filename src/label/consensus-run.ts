@@ -1,0 +1,257 @@
+// `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
+// up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
+// whole (built beside it, then renamed), so readers never see a mix of two runs.
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { listParts, readPart } from '../io/arrow-table.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
+import { runRecord, updateManifest } from '../manifest.ts';
+import { WHOLE } from '../shard.ts';
+import {
+  allocateConsensusColumns,
+  compileConsensus,
+  computeConsensus,
+  formatRule,
+  formatTiePolicy,
+  LABEL_REASONS,
+  parseConsensusOptions,
+  type ConsensusOptions,
+} from './consensus.ts';
+import { CalibrationSample, type TemperatureFit } from './calibrate.ts';
+import { loadScoreTable, type ScoreTable } from './score-table.ts';
+
+export interface ConsensusRunOptions {
+  rule: string;
+  ties?: string;
+  margin?: string;
+  weights?: string;
+  seed?: string;
+  /** Metric names to use; default every scored metric. */
+  metrics?: string[];
+  /** Use temperatures fitted by `calibrate` when present (default true). */
+  calibrated?: boolean;
+}
+
+export interface ConsensusSummary {
+  dir: string;
+  rule: string;
+  ties: string;
+  margin: number;
+  metrics: string[];
+  temperatures: Record<string, { tau: number; source: 'metric' | 'calibrated' }>;
+  pairs: number;
+  ties_count: number;
+  tieRate: number | null;
+  kept: number;
+  byReason: Record<string, number>;
+  /** Among kept pairs with a decided human label and a decided consensus label: share that agree. */
+  humanAgreement: number | null;
+  output: string;
+  seconds: number;
+}
+
+export const CALIBRATION_FILE = 'calibration.json';
+
+export function ruleFolder(rule: string): string {
+  return rule.replace(/[^a-z0-9_.-]+/gi, '-');
+}
+
+export function consensusSpecs(metrics: readonly string[]): ColumnSpec[] {
+  return [
+    { name: 'pair_id', type: 'string', nullable: false },
+    { name: 'prompt_id', type: 'string', nullable: false },
+    { name: 'image_a', type: 'string', nullable: false },
+    { name: 'image_b', type: 'string', nullable: false },
+    { name: 'human_pref', type: 'double', nullable: true },
+    { name: 'split', type: 'string', nullable: true },
+    ...metrics.flatMap((m): ColumnSpec[] => [
+      { name: `p_${m}`, type: 'double', nullable: true },
+      { name: `vote_${m}`, type: 'int8', nullable: false },
+    ]),
+    { name: 'votes_a', type: 'int32', nullable: false },
+    { name: 'votes_b', type: 'int32', nullable: false },
+    { name: 'label', type: 'double', nullable: true },
+    { name: 'soft', type: 'double', nullable: true },
+    { name: 'margin', type: 'double', nullable: true },
+    { name: 'disagreement', type: 'double', nullable: true },
+    { name: 'kept', type: 'boolean', nullable: false },
+    { name: 'tie', type: 'boolean', nullable: false },
+    { name: 'reason', type: 'string', nullable: false },
+  ];
+}
+
+interface CalibrationFile {
+  metrics: Record<string, TemperatureFit>;
+}
+
+async function readCalibration(dir: string): Promise<CalibrationFile | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, CALIBRATION_FILE), 'utf8')) as CalibrationFile;
+  } catch {
+    return null;
+  }
+}
+
+const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
+
+export async function runConsensus(dir: string, options: ConsensusRunOptions): Promise<ConsensusSummary> {
+  const started = new Date();
+  const table = await loadScoreTable(dir, options.metrics);
+  const metrics = table.metrics.map((m) => m.name);
+  const calibration = options.calibrated === false ? null : await readCalibration(dir);
+  const temperatures: ConsensusSummary['temperatures'] = {};
+  for (const info of table.metrics) {
+    const fitted = calibration?.metrics[info.name];
+    temperatures[info.name] =
+      fitted?.status === 'ok' && fitted.tau !== null
+        ? { tau: fitted.tau, source: 'calibrated' }
+        : { tau: info.temperature, source: 'metric' };
+  }
+  const consensusOptions: ConsensusOptions = parseConsensusOptions(
+    {
+      rule: options.rule,
+      ...(options.ties === undefined ? {} : { ties: options.ties }),
+      ...(options.margin === undefined ? {} : { margin: options.margin }),
+      ...(options.weights === undefined ? {} : { weights: options.weights }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+    },
+    { metrics, temperatures: Object.fromEntries(Object.entries(temperatures).map(([name, t]) => [name, t.tau])) },
+  );
+  const plan = compileConsensus(consensusOptions, table.stats);
+  const rule = formatRule(consensusOptions.rule);
+  const folder = join('consensus', ruleFolder(rule));
+  const staging = join(dir, 'consensus', `.${ruleFolder(rule)}.${process.pid}.tmp`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+
+  const summary: ConsensusSummary = {
+    dir,
+    rule,
+    ties: formatTiePolicy(consensusOptions.ties),
+    margin: consensusOptions.margin,
+    metrics,
+    temperatures,
+    pairs: 0,
+    ties_count: 0,
+    tieRate: null,
+    kept: 0,
+    byReason: {},
+    humanAgreement: null,
+    output: folder,
+    seconds: 0,
+  };
+  let agree = 0;
+  let compared = 0;
+  const specs = consensusSpecs(metrics);
+  for (const file of await listParts(dir, 'pairs')) {
+    const part = await readPart(dir, file);
+    const n = part.numRows;
+    const col = (name: string) => part.getChild(name)!;
+    const pairIds = col('pair_id').toArray() as string[];
+    const prompts = col('prompt_id').toArray() as string[];
+    const imageA = col('image_a').toArray() as string[];
+    const imageB = col('image_b').toArray() as string[];
+    const humanColumn = col('human_pref');
+    const splits = col('split');
+    const human = new Float64Array(n);
+    for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+    const scoreA = metrics.map(() => new Float64Array(n));
+    const scoreB = metrics.map(() => new Float64Array(n));
+    for (let m = 0; m < metrics.length; m++) {
+      for (let i = 0; i < n; i++) {
+        scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
+        scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
+      }
+    }
+    const out = computeConsensus(plan, { length: n, scoreA, scoreB, humanPref: human, pairIds }, allocateConsensusColumns(metrics.length, n));
+    const columns: Record<string, ArrayLike<unknown>> = {
+      pair_id: pairIds,
+      prompt_id: prompts,
+      image_a: imageA,
+      image_b: imageB,
+      human_pref: Array.from(human, nullIfNaN),
+      split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+      votes_a: Int32Array.from(out.votesA),
+      votes_b: Int32Array.from(out.votesB),
+      label: Array.from(out.label, nullIfNaN),
+      soft: Array.from(out.soft, nullIfNaN),
+      margin: Array.from(out.margin, nullIfNaN),
+      disagreement: Array.from(out.disagreement, nullIfNaN),
+      kept: Array.from(out.kept, (k) => k === 1),
+      tie: Array.from(out.tie, (t) => t === 1),
+      reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+    };
+    metrics.forEach((m, j) => {
+      columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
+      columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
+    });
+    const name = basename(file).replace(/\.arrow$/, '.parquet');
+    await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
+    for (let i = 0; i < n; i++) {
+      summary.pairs++;
+      summary.ties_count += out.tie[i]!;
+      summary.kept += out.kept[i]!;
+      const reason = LABEL_REASONS[out.reason[i]!]!;
+      summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
+      const label = out.label[i]!;
+      const h = human[i]!;
+      if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+        compared++;
+        if (label === h) agree++;
+      }
+    }
+  }
+  const voted = summary.pairs - (summary.byReason.missing ?? 0);
+  summary.tieRate = voted > 0 ? summary.ties_count / voted : null;
+  summary.humanAgreement = compared > 0 ? agree / compared : null;
+  await writeFile(join(staging, 'options.json'), `${JSON.stringify({ ...consensusOptions, rule, ties: summary.ties, temperatures }, null, 2)}\n`);
+  // Swap the finished folder in: the old one moves aside first, so a crash leaves one whole version.
+  const target = join(dir, folder);
+  const old = `${target}.${process.pid}.old`;
+  await rename(target, old).catch(() => undefined);
+  await rename(staging, target);
+  await rm(old, { recursive: true, force: true });
+  summary.seconds = (Date.now() - started.getTime()) / 1000;
+  await updateManifest(dir, (m) => {
+    m.runs.push(
+      runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: options.weights ?? null, seed: options.seed ?? null, temperatures },
+        [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
+    );
+  });
+  return summary;
+}
+
+export interface CalibrationSummary {
+  dir: string;
+  metrics: Record<string, TemperatureFit>;
+  file: string;
+}
+
+/** Fits each metric's τ by maximum likelihood against the human labels present, into calibration.json. */
+export async function runCalibrate(dir: string, options: { metrics?: string[] } = {}): Promise<CalibrationSummary> {
+  const table: ScoreTable = await loadScoreTable(dir, options.metrics);
+  const samples = table.metrics.map(() => new CalibrationSample());
+  for (const file of await listParts(dir, 'pairs')) {
+    const part = await readPart(dir, file);
+    const prompts = part.getChild('prompt_id')!;
+    const imageA = part.getChild('image_a')!;
+    const imageB = part.getChild('image_b')!;
+    const human = part.getChild('human_pref')!;
+    for (let i = 0; i < part.numRows; i++) {
+      const y = human.get(i) as number | null;
+      if (y === null) continue;
+      const p = prompts.get(i) as string;
+      for (let m = 0; m < samples.length; m++) {
+        const d = table.score(m, imageA.get(i) as string, p) - table.score(m, imageB.get(i) as string, p);
+        samples[m]!.add([d], [y]);
+      }
+    }
+  }
+  const metrics: Record<string, TemperatureFit> = {};
+  table.metrics.forEach((info, m) => {
+    metrics[info.name] = samples[m]!.fit(info.temperature);
+  });
+  await writeFileAtomic(join(dir, CALIBRATION_FILE), Buffer.from(`${JSON.stringify({ metrics }, null, 2)}\n`));
+  return { dir, metrics, file: CALIBRATION_FILE };
+}

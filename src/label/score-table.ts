@@ -1,0 +1,81 @@
+// The cached scores of every metric, joined by (image, prompt): what consensus, calibration and the reports read.
+// Memory grows with the number of distinct scored images (≈ 100 bytes each plus 8 per metric), not with pairs.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { listParts } from '../io/arrow-table.ts';
+import { openParquet, readRowGroupColumns } from '../io/parquet.ts';
+import { MetricStatsAccumulator, type MetricStats } from './consensus.ts';
+import type { MetricInfo } from './run.ts';
+
+export interface ScoreTable {
+  metrics: MetricInfo[];
+  /** Score of metric m for an image under a prompt; NaN when it was not scored. */
+  score(metric: number, imageId: string, promptId: string): number;
+  /** Dataset-level statistics of each metric's image scores (the `normalized` rule's z-scores). */
+  stats: Record<string, MetricStats>;
+  images: number;
+}
+
+const keyOf = (imageId: string, promptId: string): string => imageId.slice(0, 24) + promptId.slice(0, 24);
+
+export async function listScoredMetrics(dir: string): Promise<string[]> {
+  const entries = await readdir(join(dir, 'scores'), { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+}
+
+export async function loadScoreTable(dir: string, names?: readonly string[]): Promise<ScoreTable> {
+  const metricNames = names && names.length > 0 ? [...names] : await listScoredMetrics(dir);
+  if (metricNames.length === 0) throw new Error(`${dir}: no scores/ (run bdpo label first)`);
+  const metrics: MetricInfo[] = [];
+  for (const name of metricNames) {
+    try {
+      metrics.push(JSON.parse(await readFile(join(dir, 'scores', name, 'metric.json'), 'utf8')) as MetricInfo);
+    } catch {
+      throw new Error(`${dir}: metric "${name}" has no scores/${name}/metric.json (known: ${(await listScoredMetrics(dir)).join(', ') || 'none'})`);
+    }
+  }
+  const index = new Map<string, number>();
+  let columns: Float64Array[] = metricNames.map(() => new Float64Array(1024).fill(Number.NaN));
+  const stats: Record<string, MetricStats> = {};
+  for (const [m, name] of metricNames.entries()) {
+    const accumulator = new MetricStatsAccumulator();
+    for (const file of await listParts(dir, `scores/${name}`, '.parquet')) {
+      const source = await openParquet(join(dir, file));
+      for (const group of source.rowGroups) {
+        const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score']);
+        const imageIds = data.image_id!;
+        const promptIds = data.prompt_id!;
+        const scores = data.score!;
+        for (let i = 0; i < group.numRows; i++) {
+          const key = keyOf(imageIds[i] as string, promptIds[i] as string);
+          let row = index.get(key);
+          if (row === undefined) {
+            row = index.size;
+            index.set(key, row);
+            if (row >= columns[0]!.length) columns = columns.map((c) => grow(c));
+          }
+          const value = Number(scores[i]);
+          columns[m]![row] = value;
+          accumulator.add(value);
+        }
+      }
+    }
+    stats[name] = accumulator.stats();
+  }
+  const frozen = columns;
+  return {
+    metrics,
+    stats,
+    images: index.size,
+    score(metric, imageId, promptId) {
+      const row = index.get(keyOf(imageId, promptId));
+      return row === undefined ? Number.NaN : frozen[metric]![row]!;
+    },
+  };
+}
+
+function grow(column: Float64Array): Float64Array {
+  const bigger = new Float64Array(column.length * 2).fill(Number.NaN);
+  bigger.set(column);
+  return bigger;
+}
