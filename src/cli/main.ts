@@ -3,6 +3,7 @@
 import { UsageError } from './args.ts';
 import { ingestCommand } from './ingest.ts';
 import { inspectCommand } from './inspect.ts';
+import { calibrateCommand, consensusCommand, labelCommand } from './label.ts';
 import { TOOL_VERSION } from '../version.ts';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -10,6 +11,9 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   ingest: { run: ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory' },
   inspect: { run: inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset' },
+  label: { run: labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/' },
+  calibrate: { run: calibrateCommand, summary: "fit each metric's temperature against the human labels" },
+  consensus: { run: consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
 };
 
 function usage(): string {

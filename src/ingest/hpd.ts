@@ -19,6 +19,8 @@ export const TEST_CHUNK = 64;
 export const BENCHMARK_CHUNK = 512;
 /** An image file larger than this is a reject and is never read: no real HPD image comes near it. */
 export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
+/** HPD's test groups hold a handful of images; a group this large would make k·(k−1)/2 pairs without bound. */
+export const MAX_GROUP_IMAGES = 64;
 const READS_IN_FLIGHT = 8;
 
 export interface HpdOptions extends IngestOptions {
@@ -291,13 +293,16 @@ export function parseTrainEntry(entry: unknown): Parsed<{ prompt: string; field:
   return { ok: true, prompt: entry.prompt, field, paths: [paths[0]!, paths[1]!], pref: first };
 }
 
-/** A test group: prompt, k ≥ 2 image paths and their k ranks (lower = better). */
+/** A test group: prompt, 2 ≤ k ≤ MAX_GROUP_IMAGES image paths and their k ranks (lower = better). */
 export function parseTestGroup(entry: unknown): Parsed<{ prompt: string; paths: string[]; ranks: number[] }> {
   if (!isRecord(entry)) return { ok: false, reason: 'malformed_entry', detail: 'group is not an object' };
   if (typeof entry.prompt !== 'string') return { ok: false, reason: 'malformed_entry', detail: 'no "prompt" string' };
   const paths = entry.image_path;
   if (!isStringList(paths) || paths.length < 2) {
     return { ok: false, reason: 'malformed_entry', detail: '"image_path" is not a list of at least 2 path strings' };
+  }
+  if (paths.length > MAX_GROUP_IMAGES) {
+    return { ok: false, reason: 'malformed_entry', detail: `${paths.length} images, more than ${MAX_GROUP_IMAGES}` };
   }
   const ranks = entry.rank;
   if (!isNumberList(ranks) || ranks.length !== paths.length) {

@@ -1,0 +1,175 @@
+// `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
+import { runLabel, type LabelSummary } from '../label/run.ts';
+import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
+import { resolveShard } from '../shard.ts';
+import { createProgress } from '../progress.ts';
+import type { Device } from '../onnx/session.ts';
+import { listing } from '../format.ts';
+import { numberOption, parseCommand, stringOption, UsageError, type Parsed } from './args.ts';
+
+const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
+
+Scores every (image, prompt) of DIR once with every metric into scores/<metric>/part-*.parquet. A metric is a JSON
+file beside its ONNX model(s) (see data/metrics/). Re-runs skip finished parts; a new metric scores only itself.
+  --metrics a.json b.json …   metric files (repeat the flag or list them after it)
+  --batch-size N              images per ONNX batch (default 16)
+  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
+  --threads N                 ONNX Runtime intra-op threads (default: all cores)
+  --shard i/n, --shards n     as for ingest`;
+
+function one(parsed: Parsed, usage: string): string {
+  if (parsed.positionals.length < 1) throw new UsageError(usage.split('\n')[0]!);
+  return parsed.positionals[0]!;
+}
+
+export async function labelCommand(argv: string[]): Promise<number> {
+  // `--metrics a.json b.json` reads naturally; parseArgs wants one value per flag, so fold the list first.
+  const folded: string[] = [];
+  let inMetrics = false;
+  for (const arg of argv) {
+    if (arg === '--metrics') inMetrics = true;
+    else if (arg.startsWith('-')) inMetrics = false;
+    if (inMetrics && arg !== '--metrics') folded.push('--metrics');
+    if (arg !== '--metrics') folded.push(arg);
+  }
+  const parsed = parseCommand(
+    folded,
+    {
+      metrics: { type: 'string', multiple: true },
+      'batch-size': { type: 'string' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      shard: { type: 'string' },
+      shards: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    LABEL_USAGE,
+  );
+  if (parsed === 'help') {
+    console.log(LABEL_USAGE);
+    return 0;
+  }
+  const dir = one(parsed, LABEL_USAGE);
+  const metrics = (parsed.values.metrics as string[] | undefined) ?? [];
+  if (metrics.length === 0) throw new UsageError('--metrics is required (one or more metric JSON files)');
+  const device = stringOption(parsed, 'device') ?? 'auto';
+  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  const threads = numberOption(parsed, 'threads');
+  const progress = createProgress('label', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
+  let total = 0;
+  let summary: LabelSummary;
+  try {
+    summary = await runLabel(dir, {
+      metrics,
+      batchSize: numberOption(parsed, 'batch-size') ?? 16,
+      device: device as Device,
+      ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+      shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+      onProgress: (p) => {
+        if (p.partsTotal !== total) {
+          total = p.partsTotal;
+          progress.stop();
+        }
+        progress.update(p.partsDone, { rows: p.images });
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  if (parsed.values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  const c = summary.counts;
+  console.log(`label ${dir} [shard ${summary.shard.index}/${summary.shard.count}] on ${summary.metrics[0]?.provider ?? '?'}`);
+  for (const m of summary.metrics) {
+    console.log(`  ${m.name.padEnd(12)} ${m.kind.padEnd(10)} ${m.version}: ${m.scored} scored, parts ${m.partsWritten} written / ${m.partsSkipped} already done`);
+  }
+  console.log(`  images read ${c.read} = scored ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`);
+  console.log(`  ${summary.seconds.toFixed(1)} s, ${summary.imagesPerSecond.toFixed(1)} images/s (all metrics)`);
+  return 0;
+}
+
+const CONSENSUS_USAGE = `usage: bdpo consensus DIR --rule <rule> [--ties drop|half|human|<metric>] [--margin δ] [--weights m=w,…] [--seed n] [--metrics a,b] [--uncalibrated] [--json]
+
+Rules: majority (BalancedDPO), mean-prob, vanilla (sum of raw scores), normalized (sum of z-scores), random (one
+metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*.parquet from the cached scores;
+uses temperatures fitted by \`bdpo calibrate\` when DIR has them (--uncalibrated: the metric JSONs' τ).`;
+
+export async function consensusCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(
+    argv,
+    {
+      rule: { type: 'string' },
+      ties: { type: 'string' },
+      margin: { type: 'string' },
+      weights: { type: 'string' },
+      seed: { type: 'string' },
+      metrics: { type: 'string' },
+      uncalibrated: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    CONSENSUS_USAGE,
+  );
+  if (parsed === 'help') {
+    console.log(CONSENSUS_USAGE);
+    return 0;
+  }
+  const dir = one(parsed, CONSENSUS_USAGE);
+  const pick = (name: string): Record<string, string> => {
+    const value = stringOption(parsed, name);
+    return value === undefined ? {} : { [name]: value };
+  };
+  const metrics = stringOption(parsed, 'metrics');
+  const summary = await runConsensus(dir, {
+    rule: stringOption(parsed, 'rule') ?? 'majority',
+    ...pick('ties'),
+    ...pick('margin'),
+    ...pick('weights'),
+    ...pick('seed'),
+    ...(metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) }),
+    calibrated: !parsed.values.uncalibrated,
+  });
+  console.log(parsed.values.json ? JSON.stringify(summary, null, 2) : formatConsensusSummary(summary));
+  return 0;
+}
+
+export function formatConsensusSummary(s: ConsensusSummary): string {
+  const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const taus = Object.entries(s.temperatures).map(([m, t]) => `${m} τ=${Number(t.tau.toPrecision(4))}${t.source === 'calibrated' ? ' (fitted)' : ''}`);
+  return [
+    `consensus ${s.rule}, ties ${s.ties}, margin δ=${s.margin} → ${s.dir}/${s.output}`,
+    `  metrics: ${taus.join(', ')}`,
+    `  pairs ${s.pairs}: kept ${s.kept}, tie rate ${pct(s.tieRate)} (${s.ties_count} ties)`,
+    `  by reason: ${listing(s.byReason)}`,
+    `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}`,
+  ].join('\n');
+}
+
+const CALIBRATE_USAGE = `usage: bdpo calibrate DIR [--metrics a,b] [--json]
+
+Fits each metric's temperature τ of p = σ((s_a − s_b)/τ) by maximum likelihood against the human labels in DIR and
+writes calibration.json, which \`bdpo consensus\` then uses.`;
+
+export async function calibrateCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, { metrics: { type: 'string' }, json: { type: 'boolean' } }, CALIBRATE_USAGE);
+  if (parsed === 'help') {
+    console.log(CALIBRATE_USAGE);
+    return 0;
+  }
+  const dir = one(parsed, CALIBRATE_USAGE);
+  const metrics = stringOption(parsed, 'metrics');
+  const summary = await runCalibrate(dir, metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) });
+  if (parsed.values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  console.log(`calibrate ${dir} → ${summary.file}`);
+  for (const [name, fit] of Object.entries(summary.metrics)) {
+    const tau = fit.tau === null ? `kept τ=${fit.defaultTau}` : `τ=${Number(fit.tau.toPrecision(4))} (was ${fit.defaultTau})`;
+    console.log(
+      `  ${name.padEnd(12)} ${fit.status.padEnd(15)} n=${fit.n} ${tau}; log-lik ${fit.logLikDefault.toFixed(2)} → ${fit.logLikFitted.toFixed(2)} (+${fit.gainPerPair.toFixed(4)} nats/pair)`,
+    );
+  }
+  return 0;
+}
