@@ -16,7 +16,7 @@ import { clipVisionModelGraph } from '../src/onnx/clip-graph.ts';
 import { randomVisionWeights } from '../src/onnx/clip-weights.ts';
 import { createSession, float32Output } from '../src/onnx/session.ts';
 
-export const VIT_B32 = {
+const VIT_B32 = {
   imageSize: 224,
   patchSize: 32,
   width: 768,

@@ -7,6 +7,11 @@ import { ingestParti } from '../src/ingest/parti.ts';
 import { ingestGenerations } from '../src/ingest/generations.ts';
 import { formatIngestSummary } from '../src/cli/ingest.ts';
 import { formatDatasetSummary, inspectDataset } from '../src/inspect.ts';
+import { runLabel } from '../src/label/run.ts';
+import { runCalibrate, runConsensus } from '../src/label/consensus-run.ts';
+import { formatConsensusSummary } from '../src/cli/label.ts';
+
+const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'].map((name) => `data/metrics/${name}.json`);
 
 const OUT = process.env.BDPO_DEMO_OUT ?? 'demo-out';
 const step = (title: string): void => console.log(`\n== ${title}`);
@@ -32,8 +37,26 @@ for (const model of ['model-a', 'model-b']) {
   console.log(formatIngestSummary(summary));
 }
 
+step('label: four DEMO metrics (tiny random ONNX models in the real export contract; their scores mean nothing)');
+for (const name of ['pickapic', 'hpd', 'gen-model-a', 'gen-model-b']) {
+  const summary = await runLabel(join(OUT, name), { metrics: METRICS });
+  const perMetric = summary.metrics.map((m) => `${m.name} ${m.scored}`).join(', ');
+  console.log(`${name}: ${summary.counts.taken} images scored (${perMetric}) in ${summary.seconds.toFixed(1)} s on ${summary.metrics[0]!.provider.split(' ')[0]}`);
+}
+
+step('calibrate: temperatures fitted against the human labels of the Pick-a-Pic sample');
+for (const [name, fit] of Object.entries((await runCalibrate(join(OUT, 'pickapic'))).metrics)) {
+  console.log(`${name}: ${fit.status}, n=${fit.n}, τ ${fit.defaultTau} → ${fit.tau ?? 'kept'}, +${fit.gainPerPair.toFixed(3)} nats/pair`);
+}
+
+step('consensus: BalancedDPO majority vote, the mean-prob and vanilla baselines, and a tie-break by PickScore');
+for (const [rule, ties] of [['majority', 'drop'], ['mean-prob', 'drop'], ['vanilla', 'drop'], ['majority', 'pickscore']] as const) {
+  console.log(formatConsensusSummary(await runConsensus(join(OUT, 'pickapic'), { rule, ties })));
+}
+console.log(formatConsensusSummary(await runConsensus(join(OUT, 'hpd'), { rule: 'majority', ties: 'half' })));
+
 step('inspect');
-for (const name of ['pickapic', 'hpd', 'parti', 'gen-model-a']) {
+for (const name of ['pickapic', 'hpd', 'parti']) {
   console.log(formatDatasetSummary(await inspectDataset(join(OUT, name))));
 }
 console.log(`\ndemo outputs are in ${OUT}/`);

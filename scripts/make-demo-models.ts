@@ -3,7 +3,7 @@
 //
 //   node --import tsx scripts/make-demo-models.ts [outDir]
 
-import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -127,7 +127,8 @@ export function writeDemoModels(outDir: string = DEMO_MODELS_DIR): string[] {
     written.push(m.file);
   }
   for (const c of DEMO_COPIED_FILES) {
-    copyFileSync(c.from, join(outDir, c.file));
+    // Read + write rather than copy: the sources are read-only and a copied mode would block the next run.
+    writeAtomic(join(outDir, c.file), readFileSync(c.from));
     written.push(c.file);
   }
   writeAtomic(join(outDir, 'README.md'), demoReadme(models));

@@ -2,7 +2,7 @@
 """Reference CLIP image preprocessing, as Hugging Face's CLIPImageProcessor does it with PIL.
 
 Writes the fixture images (made once from Debian's python3-skimage sample photographs) and, for each,
-the preprocessed tensor that src/label/preprocess.ts must reproduce.
+the preprocessed pixels that src/label/preprocess.ts must reproduce.
 
 Run from the repo root:  /usr/bin/python3 scripts/reference/pil_preprocess.py [--remake-inputs]
 
@@ -15,7 +15,8 @@ rescale, normalize) without needing transformers installed:
   - center_crop: top = (h - crop) // 2, left = (w - crop) // 2 (floor; torchvision's CenterCrop rounds instead);
   - rescale: float64 * (1/255) then float32; normalize: (x - mean) / std in float32.
 Every image is referenced at size 224 / crop 224; a few also at other sizes (and crop < size, which
-CLIPImageProcessor allows) to cover the options. Output per case: <stem>[-<size>-<crop>].u8.gz = gzip of the cropped 8-bit RGB pixels (HWC), plus manifest.json.
+CLIPImageProcessor allows) to cover the options. Output per case: <stem>[-<size>-<crop>].u8.gz, the gzipped
+cropped 8-bit RGB pixels (HWC); plus manifest.json (geometry, input sha256, sum of the float32 tensor).
 PIL's resize returns 8-bit pixels and the crop is taken from them, so this array determines the reference
 tensor exactly (tensor = (u8 / 255 - mean) / std); storing it instead of float32 keeps the folder < 2 MB.
 """

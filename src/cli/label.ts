@@ -93,7 +93,8 @@ export async function labelCommand(argv: string[]): Promise<number> {
 const CONSENSUS_USAGE = `usage: bdpo consensus DIR --rule <rule> [--ties drop|half|human|<metric>] [--margin δ] [--weights m=w,…] [--seed n] [--metrics a,b] [--uncalibrated] [--json]
 
 Rules: majority (BalancedDPO), mean-prob, vanilla (sum of raw scores), normalized (sum of z-scores), random (one
-metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*.parquet from the cached scores;
+metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*.parquet from the cached scores
+(options other than the defaults are appended to the folder name, e.g. majority.ties-half; --name NAME overrides);
 uses temperatures fitted by \`bdpo calibrate\` when DIR has them (--uncalibrated: the metric JSONs' τ).`;
 
 export async function consensusCommand(argv: string[]): Promise<number> {
@@ -107,6 +108,7 @@ export async function consensusCommand(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       metrics: { type: 'string' },
       uncalibrated: { type: 'boolean' },
+      name: { type: 'string' },
       json: { type: 'boolean' },
     },
     CONSENSUS_USAGE,
@@ -127,6 +129,7 @@ export async function consensusCommand(argv: string[]): Promise<number> {
     ...pick('margin'),
     ...pick('weights'),
     ...pick('seed'),
+    ...pick('name'),
     ...(metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) }),
     calibrated: !parsed.values.uncalibrated,
   });

@@ -622,19 +622,35 @@ export async function indexJsonArray(path: string, name: string, chunkSize: numb
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position);
       if (bytesRead === 0) break;
+      const bytes = buffer.subarray(0, bytesRead);
       let i = 0;
-      if (position === 0 && bytesRead >= 3 && buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf) i = 3;
+      if (position === 0 && bytesRead >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) i = 3;
+      // Next quote and backslash at or after the scan position in this read (-1: none left; -2: not searched yet).
+      let nextQuote = -2;
+      let nextBackslash = -2;
       for (; i < bytesRead; i++) {
-        const c = buffer[i]!;
         if (inString) {
-          if (escaped) escaped = false;
-          else if (c === BYTE.backslash) escaped = true;
-          else if (c === BYTE.quote) {
+          if (escaped) {
+            escaped = false;
+            continue;
+          }
+          // Most of the file is string content: jump over it natively rather than byte by byte.
+          if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = bytes.indexOf(BYTE.backslash, i);
+          if (nextQuote !== -1 && nextQuote < i) nextQuote = bytes.indexOf(BYTE.quote, i);
+          const end = nextQuote === -1 ? bytesRead : nextQuote;
+          if (nextBackslash !== -1 && nextBackslash < end) {
+            i = nextBackslash;
+            escaped = true;
+          } else if (nextQuote === -1) {
+            i = bytesRead - 1;
+          } else {
+            i = nextQuote;
             inString = false;
-            entryEnd = position + i + 1;
+            entryEnd = position + nextQuote + 1;
           }
           continue;
         }
+        const c = bytes[i]!;
         if (c === BYTE.space || c === BYTE.lf || c === BYTE.cr || c === BYTE.tab) continue;
         const at = position + i;
         if (phase === 'before') {

@@ -31,6 +31,8 @@ export interface ConsensusRunOptions {
   metrics?: string[];
   /** Use temperatures fitted by `calibrate` when present (default true). */
   calibrated?: boolean;
+  /** Output folder under consensus/ (default: derived from the rule and its options). */
+  name?: string;
 }
 
 export interface ConsensusSummary {
@@ -53,8 +55,17 @@ export interface ConsensusSummary {
 
 export const CALIBRATION_FILE = 'calibration.json';
 
-export function ruleFolder(rule: string): string {
-  return rule.replace(/[^a-z0-9_.-]+/gi, '-');
+/**
+ * consensus/<folder>: the rule's name (DESIGN §2) when it runs with the defaults (ties drop, δ 0, no weights, seed 0),
+ * with the options that differ appended otherwise, so two variants of one rule never overwrite each other.
+ */
+export function ruleFolder(rule: string, variant: { ties?: string; margin?: number; weights?: string; seed?: number } = {}): string {
+  const parts = [rule];
+  if (variant.ties && variant.ties !== 'drop') parts.push(`ties-${variant.ties}`);
+  if (variant.margin) parts.push(`margin-${variant.margin}`);
+  if (variant.weights) parts.push(`weights-${variant.weights}`);
+  if (variant.seed) parts.push(`seed-${variant.seed}`);
+  return parts.join('.').replace(/[^a-z0-9_.=-]+/gi, '-');
 }
 
 export function consensusSpecs(metrics: readonly string[]): ColumnSpec[] {
@@ -120,8 +131,17 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   );
   const plan = compileConsensus(consensusOptions, table.stats);
   const rule = formatRule(consensusOptions.rule);
-  const folder = join('consensus', ruleFolder(rule));
-  const staging = join(dir, 'consensus', `.${ruleFolder(rule)}.${process.pid}.tmp`);
+  const name =
+    options.name ??
+    ruleFolder(rule, {
+      ties: formatTiePolicy(consensusOptions.ties),
+      margin: consensusOptions.margin,
+      ...(options.weights ? { weights: options.weights } : {}),
+      ...(consensusOptions.rule.kind === 'random' ? { seed: consensusOptions.seed ?? 0 } : {}),
+    });
+  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
+  const folder = join('consensus', name);
+  const staging = join(dir, 'consensus', `.${name}.${process.pid}.tmp`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
 

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { fromFloat16Array, toFloat16Array } from './float16.ts';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -35,7 +36,10 @@ export interface TensorValue<T extends TypedArray = TypedArray> {
   dims: readonly number[];
 }
 
-/** A feed; plain number arrays are converted to the declared element type (float32, int64, int32). */
+/**
+ * A feed. Plain number arrays are converted to the declared element type (float32, float16, int64, int32); integer
+ * typed arrays to int64; float32/float64 to float16.
+ */
 export interface Feed {
   data: TypedArray | readonly number[];
   dims: readonly number[];
@@ -61,7 +65,7 @@ export interface OnnxSession {
   readonly outputs: readonly ValueInfo[];
   /**
    * Runs the model on the feeds it declares (extra feeds are ignored; a missing one is an error naming it).
-   * `outputNames` restricts which outputs are fetched.
+   * `outputNames` restricts which outputs are fetched. float16 outputs are returned as Float32Array.
    */
   run(feeds: Readonly<Record<string, Feed>>, outputNames?: readonly string[]): Promise<Record<string, TensorValue>>;
   /** Releases the session after in-flight runs finish. Safe to call more than once. */
@@ -144,34 +148,46 @@ export async function createSession(source: string | Uint8Array, options: Create
   return new Session(session, provider, reason, threads, describe(source));
 }
 
-/** ONNX element type → how to convert plain numbers for it. */
+/** The typed array ONNX Runtime expects for each element type. */
+const ARRAY_FOR_TYPE: Record<string, string> = {
+  float32: 'Float32Array',
+  float64: 'Float64Array',
+  float16: 'Uint16Array',
+  int64: 'BigInt64Array',
+  uint64: 'BigUint64Array',
+  int32: 'Int32Array',
+  uint32: 'Uint32Array',
+  int16: 'Int16Array',
+  uint16: 'Uint16Array',
+  int8: 'Int8Array',
+  uint8: 'Uint8Array',
+  bool: 'Uint8Array',
+};
+
+function isNumberList(data: TypedArray | readonly number[]): data is readonly number[] | Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array {
+  return Array.isArray(data) || !(data instanceof BigInt64Array || data instanceof BigUint64Array);
+}
+
+/**
+ * Converts a feed to the declared element type where that loses nothing a caller could mean: integers to int64,
+ * numbers to float32, float32 to float16 (fp16 exports); anything else must already have the right array type.
+ */
 function convertFeed(name: string, declared: string, data: TypedArray | readonly number[]): TypedArray {
-  const kind = ArrayBuffer.isView(data) ? data.constructor.name : 'Array';
-  switch (declared) {
-    case 'float32':
-      if (data instanceof Float32Array) return data;
-      if (data instanceof Float64Array || Array.isArray(data)) return Float32Array.from(data as ArrayLike<number>);
-      break;
-    case 'int64':
-      if (data instanceof BigInt64Array) return data;
-      if (data instanceof Int32Array || data instanceof Uint32Array || data instanceof Int16Array || data instanceof Uint16Array || Array.isArray(data)) {
-        const src = data as ArrayLike<number>;
-        const out = new BigInt64Array(src.length);
-        for (let i = 0; i < src.length; i++) {
-          const v = src[i] as number;
-          if (!Number.isInteger(v)) throw new Error(`input ${name}: int64 expected, got ${v} at index ${i}`);
-          out[i] = BigInt(v);
-        }
-        return out;
-      }
-      break;
-    case 'int32':
-      if (data instanceof Int32Array) return data;
-      if (Array.isArray(data)) return Int32Array.from(data as readonly number[]);
-      break;
-    default:
-      if (ArrayBuffer.isView(data)) return data as TypedArray;
+  const kind = Array.isArray(data) ? 'Array' : (data as TypedArray).constructor.name;
+  if (kind === ARRAY_FOR_TYPE[declared] && declared !== 'float16') return data as TypedArray;
+  if (declared === 'float32' && isNumberList(data) && (Array.isArray(data) || data instanceof Float64Array)) return Float32Array.from(data);
+  if (declared === 'float16' && (Array.isArray(data) || data instanceof Float32Array || data instanceof Float64Array)) return toFloat16Array(data);
+  if (declared === 'float16' && data instanceof Uint16Array) return data; // already half-precision bits
+  if (declared === 'int64' && isNumberList(data) && !(data instanceof Float32Array || data instanceof Float64Array)) {
+    const out = new BigInt64Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i] as number;
+      if (!Number.isInteger(v)) throw new Error(`input ${name}: int64 expected, got ${v} at index ${i}`);
+      out[i] = BigInt(v);
+    }
+    return out;
   }
+  if (declared === 'int32' && Array.isArray(data)) return Int32Array.from(data);
   throw new Error(`input ${name}: the model declares ${declared}, got ${kind}`);
 }
 
@@ -220,7 +236,9 @@ class Session implements OnnxSession {
     const out: Record<string, TensorValue> = {};
     for (const [name, value] of Object.entries(results)) {
       const t = value as ort.Tensor;
-      out[name] = { data: t.data as TypedArray, dims: [...t.dims] };
+      // float16 comes back as Uint16Array bit patterns; callers get numbers.
+      const data = t.type === 'float16' ? fromFloat16Array(t.data as Uint16Array) : (t.data as TypedArray);
+      out[name] = { data, dims: [...t.dims] };
       t.dispose();
     }
     return out;
@@ -257,7 +275,7 @@ class Session implements OnnxSession {
         });
       }
       const data = convertFeed(info.name, info.type, feed.data);
-      tensors[info.name] = new ort.Tensor(data as Float32Array, [...feed.dims]);
+      tensors[info.name] = new ort.Tensor(info.type as 'float32', data as Float32Array, [...feed.dims]);
     }
     return tensors;
   }

@@ -55,28 +55,41 @@ export class AdamW {
     const { learningRate: lr, beta1, beta2, epsilon, weightDecay, maxGradNorm } = this.options;
     const correction1 = 1 - Math.pow(beta1, this.step);
     const correction2 = 1 - Math.pow(beta2, this.step);
-    return tf.tidy(() => {
-      let squared = tf.scalar(0);
-      for (const name of this.parameters.keys()) {
+    let normValue = 0;
+    tf.tidy(() => {
+      const sums = [...this.parameters.keys()].map((name) => {
         const g = gradients.get(name)!;
-        squared = tf.add(squared, tf.sum(tf.mul(g, g)));
-      }
-      const norm = tf.sqrt(squared);
-      const normValue = norm.dataSync()[0]!;
+        return tf.sum(tf.mul(g, g));
+      });
+      normValue = Math.sqrt(tf.addN(sums).dataSync()[0]!);
       const clip = maxGradNorm !== undefined && normValue > maxGradNorm ? maxGradNorm / (normValue + 1e-6) : 1;
+      // Scalars made once per step, not once per parameter: on wasm every implicit scalar is a tensor upload.
+      const k = {
+        clip: tf.scalar(clip),
+        keep1: tf.scalar(1 - beta1),
+        keep2: tf.scalar(1 - beta2),
+        invRoot2: tf.scalar(1 / Math.sqrt(correction2)),
+        epsilon: tf.scalar(epsilon),
+        stepSize: tf.scalar(lr / correction1),
+        decay: tf.scalar(1 - lr * weightDecay),
+      };
       for (const [name, parameter] of this.parameters) {
-        const g = clip === 1 ? gradients.get(name)! : tf.mul(gradients.get(name)!, clip);
+        const raw = gradients.get(name)!;
+        const g = clip === 1 ? raw : tf.mul(raw, k.clip);
         const m = this.moments.get(`m.${name}`)!;
         const v = this.moments.get(`v.${name}`)!;
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.mul(g, g), 1 - beta2)));
-        const denominator = tf.add(tf.div(tf.sqrt(v), Math.sqrt(correction2)), epsilon);
-        const update = tf.div(tf.mul(m, lr / correction1), denominator);
-        const decayed = weightDecay > 0 ? tf.mul(parameter, 1 - lr * weightDecay) : parameter;
+        // m ← β1·m + (1 − β1)·g written as m + (1 − β1)(g − m): one multiply fewer per parameter.
+        const mNext = tf.add(m, tf.mul(tf.sub(g, m), k.keep1));
+        const vNext = tf.add(v, tf.mul(tf.sub(tf.mul(g, g), v), k.keep2));
+        m.assign(mNext);
+        v.assign(vNext);
+        const denominator = tf.add(tf.mul(tf.sqrt(vNext), k.invRoot2), k.epsilon);
+        const update = tf.div(tf.mul(mNext, k.stepSize), denominator);
+        const decayed = weightDecay > 0 ? tf.mul(parameter, k.decay) : parameter;
         parameter.assign(tf.sub(decayed, update));
       }
-      return normValue;
     });
+    return normValue;
   }
 
   state(): AdamWState {
@@ -84,7 +97,7 @@ export class AdamW {
   }
 
   setState(state: AdamWState): void {
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`optimizer step must be a non-negative integer`);
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error('optimizer step must be a non-negative integer');
     assignVariables(this.moments, state.moments, { complete: true, prefix: 'optimizer ' });
     this.step = state.step;
   }

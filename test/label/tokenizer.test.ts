@@ -91,8 +91,8 @@ test('batch: int64 [n, 77], padded with the configured pad id, mask over real to
   const texts = [references[0]!.prompt, '', long];
   const batch = fromJson.encodeBatch(texts);
   assert.deepEqual(batch.shape, [3, 77]);
-  assert.ok(batch.inputIds instanceof BigInt64Array);
-  assert.ok(batch.attentionMask instanceof BigInt64Array);
+  assert.ok(batch.inputIds instanceof BigInt64Array, 'input ids are int64');
+  assert.ok(batch.attentionMask instanceof BigInt64Array, 'mask is int64');
   assert.equal(batch.inputIds.length, 3 * 77);
   const row = (a: BigInt64Array, i: number) => Array.from(a.subarray(i * 77, (i + 1) * 77), Number);
   // Row 0: "bond" → [BOS, 6826, EOS] then 74 × pad.
@@ -105,7 +105,7 @@ test('batch: int64 [n, 77], padded with the configured pad id, mask over real to
   assert.equal(row(batch.inputIds, 2)[76], EOS);
   assert.equal(row(batch.attentionMask, 2).reduce((s, x) => s + x, 0), 77);
   assert.deepEqual(batch.untruncatedLengths.slice(0, 2), [3, 2]);
-  assert.ok(batch.untruncatedLengths[2]! > 77);
+  assert.ok(batch.untruncatedLengths[2]! > 77, 'row 2 was longer than 77');
 
   // open_clip pads with 0: the override wins over the file.
   const zeroPad = fromJson.encodeBatch(texts.slice(0, 1), 10);

@@ -1,6 +1,6 @@
 // Small HPDv2 folders for tests: real JSON files, real images, and the hostile files a published dataset could hold.
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -18,8 +18,17 @@ export interface HpdFolderSpec {
   files?: Record<string, FixtureFile>;
 }
 
+const made: string[] = [];
+
+/** A fresh folder under the system temp folder, removed by `removeTempDirs`. */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `bdpo-${prefix}-`));
+  const dir = await mkdtemp(join(tmpdir(), `bdpo-${prefix}-`));
+  made.push(dir);
+  return dir;
+}
+
+export async function removeTempDirs(): Promise<void> {
+  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
 }
 
 export async function writeHpdFolder(root: string, spec: HpdFolderSpec): Promise<string> {

@@ -1,14 +1,16 @@
 // Small Pick-a-Pic v2 shards with the published columns, written by three independent Parquet writers (DuckDB,
 // arrow-rs compiled to wasm, and our own hyparquet-writer path), plus real images made with sharp and a scenario of
 // hostile rows whose fate (taken, or rejected with which reason) is written down by hand.
-import { basename, dirname } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { DuckDBInstance, timestampValue, type DuckDBConnection } from '@duckdb/node-api';
 import { Binary, Bool, Float64, Int64, Table, TimestampMillisecond, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import * as arrowRs from 'parquet-wasm/node';
 import { writeParquetPart, type ColumnSpec } from '../../src/io/parquet.ts';
-import type { RejectReason } from '../../src/schema.ts';
+import { listParts, readRows } from '../../src/io/arrow-table.ts';
+import type { RejectReason, TableName, TableRows } from '../../src/schema.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Images
@@ -162,9 +164,9 @@ const take = (pref: number | null): Expected => ({ taken: true, pref });
 const no = (reason: RejectReason): Expected => ({ taken: false, reason });
 
 /**
- * 18 rows: 6 taken (labels 1, 0, tie, the tie's swapped orientation, unlabelled, 0) and 12 rejected, one or two
- * per reason. Row 14 repeats row 0 and row 15 repeats it up to whitespace, both in later row groups when the shard
- * is cut into groups of 6 rows or fewer.
+ * 18 rows in three groups of 6, each group with taken and rejected rows: 6 taken (labels 1, 0, a tie, the tie's
+ * images the other way round, unlabelled, 0) and 12 rejected, one to three per reason. Rows 14 and 15 repeat
+ * row 0 (15 up to whitespace) two row groups later.
  */
 export async function hostileScenario(): Promise<Scenario> {
   const pool = await noiseImages(12, 101);
@@ -179,9 +181,9 @@ export async function hostileScenario(): Promise<Scenario> {
   add(pairRow('a red cube on a table', pool, 0, 2, 0), take(0)); // 1: image 0 again, same prompt
   add(pairRow('a blue sphere', pool, 3, 4, 0.5), take(0.5)); // 2: tie
   add(pairRow('a blue sphere', pool, 4, 3, 1), take(1)); // 3: the same images the other way round: another pair
-  add(pairRow('an unlabelled pair', pool, 8, 9, 0, { has_label: false, label_1: 0 }), take(null)); // 4
-  add(pairRow(null, pool, 10, 11, 1), no('missing_prompt')); // 5
-  add(pairRow('   ', pool, 10, 11, 1), no('missing_prompt')); // 6
+  add(pairRow(null, pool, 10, 11, 1), no('missing_prompt')); // 4
+  add(pairRow(' \t ', pool, 10, 11, 1), no('missing_prompt')); // 5
+  add(pairRow('an unlabelled pair', pool, 8, 9, 0, { has_label: false, label_1: 0 }), take(null)); // 6
   add(pairRow('an empty second image', pool, 10, 11, 1, { jpg_1: new Uint8Array(0) }), no('empty_image')); // 7
   add(pairRow('a null first image', pool, 10, 11, 1, { jpg_0: null }), no('empty_image')); // 8
   add(pairRow('a truncated second image', pool, 10, 11, 1, { jpg_1: truncated }), no('bad_image')); // 9
@@ -416,4 +418,160 @@ async function writeWithOurWriter(path: string, rows: readonly PickapicRow[], op
   await writeParquetPart(dirname(path), basename(path), specs, columns, {
     ...(options.rowGroupSize ? { rowGroupSize: options.rowGroupSize } : {}),
   });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The expected dataset, computed independently of the code under test from DESIGN §2's id rules
+
+export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
+export const normalise = (text: string): string => text.normalize('NFC').trim().replace(/\s+/gu, ' ');
+export const promptIdOf = (text: string): string => sha256(`prompt\0${normalise(text)}`);
+export const pairIdOf = (prompt: string, a: string, b: string): string => sha256(`pair\0${prompt}\0${a}\0${b}`);
+
+/** Outcomes of rows that are all well formed: the only reject is a repeated (prompt, image a, image b). */
+export function cleanOutcomes(rows: readonly PickapicRow[], seen = new Set<string>()): Expected[] {
+  return rows.map((row) => {
+    const key = `${normalise(row.caption!)}\0${sha256(row.jpg_0!)}\0${sha256(row.jpg_1!)}`;
+    if (seen.has(key)) return no('duplicate_pair');
+    seen.add(key);
+    return take(row.has_label === false ? null : row.label_0);
+  });
+}
+
+export interface ShardSpec {
+  /** File name, e.g. train-00000-of-00002.parquet (rows are referenced as name#row). */
+  name: string;
+  split: string | null;
+  rows: readonly PickapicRow[];
+  expected: readonly Expected[];
+}
+
+export interface ExpectedDataset {
+  prompts: TableRows['prompts'][];
+  images: TableRows['images'][];
+  pairs: TableRows['pairs'][];
+  /** Rejects without their free-text detail. */
+  rejects: Array<{ source_ref: string; stage: string; reason: string }>;
+  counts: { read: number; taken: number; rejected: number; byReason: Record<string, number> };
+}
+
+/** What ingesting these shards in this order must produce (images are the 32×32 JPEGs of the pools). */
+export function expectedDataset(shards: readonly ShardSpec[]): ExpectedDataset {
+  const out: ExpectedDataset = {
+    prompts: [],
+    images: [],
+    pairs: [],
+    rejects: [],
+    counts: { read: 0, taken: 0, rejected: 0, byReason: {} },
+  };
+  const prompts = new Set<string>();
+  const images = new Set<string>();
+  for (const shard of shards) {
+    shard.rows.forEach((row, i) => {
+      const outcome = shard.expected[i]!;
+      const ref = `${shard.name}#${i}`;
+      out.counts.read++;
+      if (!outcome.taken) {
+        out.counts.rejected++;
+        out.counts.byReason[outcome.reason] = (out.counts.byReason[outcome.reason] ?? 0) + 1;
+        out.rejects.push({ source_ref: ref, stage: 'ingest', reason: outcome.reason });
+        return;
+      }
+      out.counts.taken++;
+      const text = normalise(row.caption!);
+      const prompt = promptIdOf(text);
+      const a = sha256(row.jpg_0!);
+      const b = sha256(row.jpg_1!);
+      out.pairs.push({
+        pair_id: pairIdOf(prompt, a, b),
+        prompt_id: prompt,
+        image_a: a,
+        image_b: b,
+        human_pref: outcome.pref,
+        split: shard.split,
+        source_ref: ref,
+      });
+      if (!prompts.has(prompt)) {
+        prompts.add(prompt);
+        out.prompts.push({
+          prompt_id: prompt,
+          text,
+          source: 'pickapic',
+          split: shard.split,
+          category: null,
+          challenge: null,
+          note: null,
+          prompt_index: null,
+        });
+      }
+      for (const [side, id, bytes, model] of [
+        ['jpg_0', a, row.jpg_0!, row.model_0],
+        ['jpg_1', b, row.jpg_1!, row.model_1],
+      ] as const) {
+        if (images.has(`${id}:${prompt}`)) continue;
+        images.add(`${id}:${prompt}`);
+        out.images.push({
+          image_id: id,
+          prompt_id: prompt,
+          bytes,
+          mime: 'image/jpeg',
+          width: 32,
+          height: 32,
+          source_ref: `${ref}:${side}`,
+          model,
+          seed: null,
+        });
+      }
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading a dataset directory back
+
+/** Every row of a table, parts in name order; binary cells copied out of the part buffers. */
+export async function tableRows<T extends TableName>(dir: string, table: T): Promise<TableRows[T][]> {
+  const rows: TableRows[T][] = [];
+  for await (const row of readRows(dir, table)) {
+    const copy = { ...row } as Record<string, unknown>;
+    if (copy.bytes instanceof Uint8Array) copy.bytes = new Uint8Array(copy.bytes);
+    rows.push(copy as unknown as TableRows[T]);
+  }
+  return rows;
+}
+
+export interface DatasetTables {
+  prompts: TableRows['prompts'][];
+  images: TableRows['images'][];
+  pairs: TableRows['pairs'][];
+  rejects: TableRows['rejects'][];
+}
+
+export async function readDataset(dir: string): Promise<DatasetTables> {
+  return {
+    prompts: await tableRows(dir, 'prompts'),
+    images: await tableRows(dir, 'images'),
+    pairs: await tableRows(dir, 'pairs'),
+    rejects: await tableRows(dir, 'rejects'),
+  };
+}
+
+/** Rejects without their detail text, for comparison with an ExpectedDataset. */
+export function rejectKeys(rows: readonly TableRows['rejects'][]): ExpectedDataset['rejects'] {
+  return rows.map(({ source_ref, stage, reason }) => ({ source_ref, stage, reason }));
+}
+
+/** The bytes of every file a run wrote (parts and unit state), by path relative to the dataset directory. */
+export async function datasetFiles(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const table of ['prompts', 'images', 'pairs', 'rejects'] as const) {
+    for (const file of await listParts(dir, table)) files.set(file, await readFile(join(dir, file)));
+  }
+  const stateDir = join(dir, '.state', 'ingest');
+  const states = await readdir(stateDir).catch(() => [] as string[]);
+  for (const name of states.filter((n) => n.endsWith('.json')).sort()) {
+    files.set(`.state/ingest/${name}`, await readFile(join(stateDir, name)));
+  }
+  return files;
 }
