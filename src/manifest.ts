@@ -13,6 +13,7 @@ export interface InputFile {
   path: string;
   bytes: number;
   sha256: string;
+  mtimeMs?: number;
 }
 
 export interface Counts {
@@ -46,6 +47,8 @@ export interface UnitRecord {
   shard: string;
   parts: PartRecord[];
   counts: Counts;
+  /** sha256 of the input file the unit read, when it read one. */
+  inputSha256?: string;
 }
 
 export interface Manifest {
@@ -124,11 +127,30 @@ export async function isUnitDone(dir: string, manifest: Manifest, key: string): 
 export async function describeInput(path: string): Promise<InputFile> {
   const hash = createHash('sha256');
   let bytes = 0;
+  const { mtimeMs } = await stat(path);
   for await (const chunk of createReadStream(path)) {
     hash.update(chunk as Buffer);
     bytes += (chunk as Buffer).byteLength;
   }
-  return { path, bytes, sha256: hash.digest('hex') };
+  return { path, bytes, sha256: hash.digest('hex'), mtimeMs };
+}
+
+/**
+ * Describes inputs one after another (never hundreds of shards at once), reusing the hash a previous run of the
+ * directory recorded for a file of the same path, size and modification time: a resumed run does not re-read them.
+ */
+export async function describeInputs(dir: string, paths: readonly string[]): Promise<InputFile[]> {
+  const known = new Map<string, InputFile>();
+  for (const run of (await readManifest(dir)).runs) for (const input of run.inputs) known.set(input.path, input);
+  const described: InputFile[] = [];
+  for (const path of paths) {
+    const info = await stat(path);
+    const previous = known.get(path);
+    described.push(
+      previous && previous.bytes === info.size && previous.mtimeMs === info.mtimeMs ? previous : await describeInput(path),
+    );
+  }
+  return described;
 }
 
 export function emptyCounts(): Counts {

@@ -1,9 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { ownerOf, owns, parseShard, resolveShard, shardLabel, ShardError, WHOLE } from '../src/shard.ts';
+import { ingestPickapic } from '../src/ingest/pickapic.ts';
+import { listParts, readPart } from '../src/io/arrow-table.ts';
+import { readManifest } from '../src/manifest.ts';
+import type { TableName } from '../src/schema.ts';
+import { cleanRows, hostileScenario, noiseImages, writePickapicShard } from './support/pickapic-fixture.ts';
+import { tempDir } from './support/tmp.ts';
 
-const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+const sha = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 test('parseShard reads i/n (0-based) and refuses anything else', () => {
   assert.deepEqual(parseShard('0/4'), { index: 0, count: 4 });
@@ -72,4 +79,66 @@ test('owns partitions keys: each key in exactly one of n shards, about 1/n each'
   // χ² with 2 degrees of freedom; its 0.999 quantile is 13.8.
   const chi2 = counts.reduce((s, c) => s + (c - 10_000) ** 2 / 10_000, 0);
   assert.ok(chi2 < 13.8, `counts ${counts.join(', ')}: χ² = ${chi2}`);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sharded ingest: n shards into one directory make exactly the unsharded dataset
+
+const ROW_KEY = (row: Record<string, unknown>): string =>
+  JSON.stringify(row, (key, value: unknown) =>
+    value instanceof Uint8Array ? `sha256:${sha(value as Uint8Array)}` : key === 'detail' ? undefined : value,
+  );
+
+async function rowsByPart(dir: string, table: TableName): Promise<Map<string, Record<string, unknown>[]>> {
+  const parts = new Map<string, Record<string, unknown>[]>();
+  for (const file of await listParts(dir, table)) {
+    const part = await readPart(dir, file);
+    parts.set(file, part.toArray().map((row) => ({ ...(row.toJSON() as Record<string, unknown>) })));
+  }
+  return parts;
+}
+
+test('--shard i/3 into one directory: the three shards partition the unsharded dataset, counts add up', async (t) => {
+  const root = await tempDir(t);
+  const { rows: hostile } = await hostileScenario();
+  const pool = await noiseImages(16, 40);
+  await writePickapicShard(join(root, 'train-00000-of-00002.parquet'), hostile, { writer: 'arrow-rs', rowGroupSize: 6 });
+  await writePickapicShard(join(root, 'train-00001-of-00002.parquet'), cleanRows(pool, 90, 3), { writer: 'duckdb' });
+  const inputs = [join(root, 'train-00000-of-00002.parquet'), join(root, 'train-00001-of-00002.parquet')];
+
+  const whole = await ingestPickapic(inputs, { out: join(root, 'whole') });
+  const shardedDir = join(root, 'sharded');
+  // Side by side, as three jobs of an array would run, sharing the directory and its manifest.
+  const shards = await Promise.all([0, 1, 2].map((index) => ingestPickapic(inputs, { out: shardedDir, shard: { index, count: 3 } })));
+
+  const sum = { read: 0, taken: 0, rejected: 0, byReason: {} as Record<string, number> };
+  for (const s of shards) {
+    sum.read += s.counts.read;
+    sum.taken += s.counts.taken;
+    sum.rejected += s.counts.rejected;
+    for (const [reason, n] of Object.entries(s.counts.byReason)) sum.byReason[reason] = (sum.byReason[reason] ?? 0) + n;
+    assert.ok(s.counts.read > 0 && s.counts.read < whole.counts.read);
+  }
+  assert.deepEqual(sum, whole.counts);
+  for (const table of ['prompts', 'images', 'pairs', 'rejects'] as const) {
+    assert.equal(shards.reduce((n, s) => n + s.tables[table], 0), whole.tables[table], table);
+  }
+
+  const owner = (id: string): number => Number(BigInt(`0x${id.slice(0, 13)}`) % 3n);
+  const idColumn = { prompts: 'prompt_id', images: 'image_id', pairs: 'pair_id' } as const;
+  for (const table of ['prompts', 'images', 'pairs', 'rejects'] as const) {
+    const unsharded = [...(await rowsByPart(join(root, 'whole'), table)).values()].flat().map(ROW_KEY).sort();
+    const parts = await rowsByPart(shardedDir, table);
+    const union = [...parts.values()].flat().map(ROW_KEY).sort();
+    assert.deepEqual(union, unsharded, `${table}: the union of the shards is the unsharded table, each row once`);
+    if (table === 'rejects') continue;
+    for (const [file, partRows] of parts) {
+      const index = Number(/-s(\d)of3\.arrow$/.exec(file)![1]);
+      for (const row of partRows) assert.equal(owner(row[idColumn[table]] as string), index, `${file} holds a row of another shard`);
+    }
+  }
+
+  const manifest = await readManifest(shardedDir);
+  assert.equal(Object.keys(manifest.units).length, 3 * (3 + 1), 'every shard recorded each of its units');
+  assert.deepEqual(manifest.runs.map((r) => r.shard.index).sort(), [0, 1, 2]);
 });

@@ -40,6 +40,8 @@ export interface IngestUnit {
   key: string;
   /** Input bytes this unit covers, for progress (0 when unknown). */
   bytes: number;
+  /** The input file the unit reads, if one: when its content changes, a finished unit is redone. */
+  input?: string;
   drafts(): AsyncIterable<Draft> | Iterable<Draft>;
 }
 

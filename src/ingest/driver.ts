@@ -85,7 +85,9 @@ export async function runIngest(
     const key = `${STAGE}:${source}:${unit.key}:${shardLabel(shard)}`;
     const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
     const statePath = `.state/${STAGE}/${partName}.json`;
-    if (await isUnitDone(dir, manifest, key)) {
+    const inputSha256 = unit.input === undefined ? undefined : inputs.find((i) => i.path === unit.input)?.sha256;
+    const sameInput = manifest.units[key]?.inputSha256 === inputSha256;
+    if (sameInput && (await isUnitDone(dir, manifest, key))) {
       const state = JSON.parse(await readFile(join(dir, statePath), 'utf8')) as SeenState;
       state.prompts.forEach((id) => seen.prompts.add(id));
       state.images.forEach((id) => seen.images.add(id));
@@ -105,7 +107,13 @@ export async function runIngest(
       await writeFileAtomic(join(dir, statePath), stateBytes);
       parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
       await updateManifest(dir, (m) => {
-        m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts: result.counts };
+        m.units[key] = {
+          stage: STAGE,
+          shard: shardLabel(shard),
+          parts,
+          counts: result.counts,
+          ...(inputSha256 === undefined ? {} : { inputSha256 }),
+        };
       });
       addCounts(totals, result.counts);
       addTableRows(tables, parts);

@@ -2,7 +2,7 @@
 // from, optionally with a seed: `00012.jpg` = prompt 12, `12_3.png` = prompt 12, seed 3.
 import { open, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { describeInput } from '../manifest.ts';
+import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from './pickapic.ts';
@@ -39,7 +39,7 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
   }
   const listName = basename(options.prompts);
   const units: IngestUnit[] = [
-    { key: `${model}-prompts`, bytes: 0, drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)) },
+    { key: `${model}-prompts`, bytes: 0, input: options.prompts, drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)) },
   ];
   for (let start = 0; start < names.length; start += FILES_PER_UNIT) {
     const chunk = names.slice(start, start + FILES_PER_UNIT);
@@ -51,7 +51,7 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
       },
     });
   }
-  const inputs = [await describeInput(options.prompts)];
+  const inputs = await describeInputs(options.out, [options.prompts]);
   return runIngest('images', units, inputs, { model, prompts: options.prompts }, options);
 }
 

@@ -9,7 +9,7 @@ import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/p
 import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../schema.ts';
 import { sha256Hex } from '../ids.ts';
-import { describeInput } from '../manifest.ts';
+import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from './pickapic.ts';
@@ -53,7 +53,7 @@ export async function ingestHpd(root: string, options: HpdOptions): Promise<Inge
   if (test) units.push(...test.chunks.map((chunk, c) => testUnit(files, test, chunk, c)));
   if (train) units.push(...train.chunks.map((chunk, c) => trainUnit(files, train, chunk, c)));
 
-  const inputs = await Promise.all(jsons.map((json) => describeInput(json.path)));
+  const inputs = await describeInputs(options.out, jsons.map((json) => json.path));
   const runOptions = { decode: options.decode ?? true, maxFileBytes };
   return runIngest('hpd', units, inputs, runOptions, options);
 }
@@ -320,6 +320,7 @@ function trainUnit(files: ImageFiles, json: JsonArrayFile, chunk: JsonChunk, ind
   return {
     key: `train-c${pad5(index)}`,
     bytes: chunk.end - chunk.start,
+    input: json.path,
     async *drafts(): AsyncGenerator<Draft> {
       const reads = new UnitReads(files, 'train');
       // Every read of the chunk starts now (a few at a time); drafts still come out in entry order.
@@ -341,6 +342,7 @@ function testUnit(files: ImageFiles, json: JsonArrayFile, chunk: JsonChunk, inde
   return {
     key: `test-c${pad5(index)}`,
     bytes: chunk.end - chunk.start,
+    input: json.path,
     async *drafts(): AsyncGenerator<Draft> {
       const reads = new UnitReads(files, 'test');
       const planned = (await readChunk(json, chunk)).flatMap((entry, offset): Array<Draft | Promise<Draft>> => {
@@ -439,6 +441,7 @@ function benchmarkPromptUnit(list: BenchmarkList, chunk: JsonChunk, index: numbe
   return {
     key: `bench+${list.key}+c${pad5(index)}`,
     bytes: chunk.end - chunk.start,
+    input: list.json.path,
     async *drafts(): AsyncGenerator<Draft> {
       for (const [offset, text] of (await readChunk(list.json, chunk)).entries()) {
         const at = chunk.first + offset;

@@ -30,8 +30,8 @@ export async function checkImage(bytes: Uint8Array | null | undefined, options: 
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (error) {
-    return { ok: false, reason: 'bad_image', detail: firstLine(error) };
+  } catch {
+    return { ok: false, reason: 'bad_image', detail: HEADER_UNREADABLE };
   }
   const { width, height, format } = meta;
   if (!width || !height) return { ok: false, reason: 'bad_image', detail: 'no dimensions in the header' };
@@ -46,13 +46,14 @@ export async function checkImage(bytes: Uint8Array | null | undefined, options: 
         .resize(64, 64, { fit: 'inside', fastShrinkOnLoad: true })
         .raw()
         .toBuffer();
-    } catch (error) {
-      return { ok: false, reason: 'bad_image', detail: firstLine(error) };
+    } catch {
+      return { ok: false, reason: 'bad_image', detail: PIXELS_UNREADABLE };
     }
   }
   return { ok: true, mime, width, height };
 }
 
-function firstLine(error: unknown): string {
-  return String((error as Error).message ?? error).split('\n')[0]!.slice(0, 200);
-}
+// libvips keeps one error buffer per process: with several images in flight a failure can carry another image's
+// message. Reject details are outputs that must be byte-identical run to run, so they name the failing step only.
+export const HEADER_UNREADABLE = 'header unreadable: not an image, or a format libvips does not read';
+export const PIXELS_UNREADABLE = 'pixels do not decode: truncated or corrupt image data';

@@ -1,6 +1,6 @@
 // PartiPrompts: the evaluation prompt set (1632 prompts, 12 categories, 11 challenges); prompts only.
 import { basename } from 'node:path';
-import { describeInput } from '../manifest.ts';
+import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { readPromptList, type ListedPrompt } from './prompt-list.ts';
@@ -10,9 +10,10 @@ export async function ingestParti(tsvPath: string, options: IngestOptions): Prom
   const unit: IngestUnit = {
     key: basename(tsvPath).replace(/\.[^.]+$/, ''),
     bytes: 0,
+    input: tsvPath,
     drafts: () => list.map((entry) => promptDraft(basename(tsvPath), entry, 'parti', 'eval')),
   };
-  const inputs = [await describeInput(tsvPath)];
+  const inputs = await describeInputs(options.out, [tsvPath]);
   return runIngest('parti', [unit], inputs, {}, options);
 }
 

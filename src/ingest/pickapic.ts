@@ -3,7 +3,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
-import { describeInput } from '../manifest.ts';
+import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 
@@ -59,7 +59,7 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
     const split = splitFromFileName(file) ?? options.split ?? null;
     units.push(...rowGroupUnits(source, split));
   }
-  const inputs = await Promise.all(files.map(describeInput));
+  const inputs = await describeInputs(options.out, files);
   return runIngest('pickapic', units, inputs, { split: options.split ?? null, decode: options.decode ?? true }, options);
 }
 
@@ -68,6 +68,7 @@ function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[
   return source.rowGroups.map((group) => ({
     key: `${stem}-rg${String(group.index).padStart(4, '0')}`,
     bytes: Number(source.metadata.row_groups[group.index]!.total_byte_size),
+    input: source.path,
     async *drafts(): AsyncGenerator<Draft> {
       let rows;
       try {

@@ -20,7 +20,7 @@
 // Known divergence: 16-bit greyscale PNGs (PIL's mode "I") — PIL clips values above 255, libvips scales by 1/256.
 import sharp, { type OutputInfo } from 'sharp';
 import type { RejectReason } from '../schema.ts';
-import { DEFAULT_MAX_PIXELS } from '../ingest/image-check.ts';
+import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from '../ingest/image-check.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
 sharp.concurrency(1);
@@ -71,7 +71,7 @@ export async function decodeRgb(bytes: Uint8Array, maxPixels: number = DEFAULT_M
   try {
     ({ space, width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (error) {
-    throw new ImageDecodeError('bad_image', `not a readable image: ${firstLine(error)}`, { cause: error });
+    throw new ImageDecodeError('bad_image', HEADER_UNREADABLE, { cause: error });
   }
   if (!width || !height) throw new ImageDecodeError('bad_image', 'no dimensions in the image header');
   if (width * height > maxPixels) {
@@ -85,7 +85,7 @@ export async function decodeRgb(bytes: Uint8Array, maxPixels: number = DEFAULT_M
     const pipeline = cmyk ? input.pipelineColourspace('cmyk').toColourspace('cmyk') : input.toColourspace('srgb');
     decoded = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw new ImageDecodeError('bad_image', `cannot decode image: ${firstLine(error)}`, { cause: error });
+    throw new ImageDecodeError('bad_image', PIXELS_UNREADABLE, { cause: error });
   }
   const { data, info } = decoded;
   const channels = info.channels;
@@ -377,9 +377,4 @@ export async function preprocessInto(bytes: Uint8Array, batch: Float32Array, ind
 async function fill(bytes: Uint8Array, out: Float32Array, offset: number, resolved: Resolved): Promise<void> {
   const image = await decodeRgb(bytes, resolved.maxPixels);
   normaliseInto(resizeAndCrop(image, resolved.size, resolved.crop), out, offset, resolved.table);
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0]!.slice(0, 200);
 }

@@ -3,7 +3,7 @@
 // gradient on every tfjs backend, wasm included. Weights are stored [in, out] (y = x·W), unlike PyTorch's [out, in].
 import * as tf from '@tensorflow/tfjs';
 import type { Denoiser } from './denoiser.ts';
-import { dense, geluTanh, layerNorm, modulate, silu } from './ops.ts';
+import { dense, denseFrozen, geluTanh, layerNorm, modulate, silu } from './ops.ts';
 import { createRng, type Rng } from './rng.ts';
 
 export interface LoraConfig {
@@ -152,6 +152,23 @@ class WeightFactory {
   }
 }
 
+/** [B, C, H, W] → [B·N, C·p·p]: tokens in row-major grid order, features in (C, p, p) order, as a conv's kernel. */
+export function patchify(x: tf.Tensor4D, patch: number): tf.Tensor2D {
+  const [b, c, h, w] = x.shape;
+  if (h % patch !== 0 || w % patch !== 0) throw new Error(`patchify: ${h}×${w} is not a multiple of patch ${patch}`);
+  const gh = h / patch;
+  const gw = w / patch;
+  const split = tf.reshape(x, [b, c, gh, patch, gw, patch]);
+  return tf.reshape(tf.transpose(split, [0, 2, 4, 1, 3, 5]), [b * gh * gw, c * patch * patch]) as tf.Tensor2D;
+}
+
+/** The inverse of patchify for square latents of side `size`. */
+export function unpatchify(tokens: tf.Tensor2D, batch: number, channels: number, size: number, patch: number): tf.Tensor4D {
+  const g = size / patch;
+  const split = tf.reshape(tokens, [batch, g, g, channels, patch, patch]);
+  return tf.reshape(tf.transpose(split, [0, 3, 1, 4, 2, 5]), [batch, channels, size, size]) as tf.Tensor4D;
+}
+
 export class Dit implements Denoiser {
   readonly config: DitConfig;
   readonly parameters: ReadonlyMap<string, tf.Variable>;
@@ -283,7 +300,7 @@ export class Dit implements Denoiser {
     }
     return tf.tidy(() => {
       const n = this.tokens;
-      const patches = this.patchify(xt);
+      const patches = patchify(xt, this.config.patch);
       let x = tf.add(tf.reshape(this.linear(patches, this.patchEmbed), [batch, n, d]), this.positions) as tf.Tensor3D;
       const conditioning = silu(this.conditioning(t, textStates, mask));
       const textFlat = tf.reshape(textStates, [batch * textLength, textWidth]) as tf.Tensor2D;
@@ -292,28 +309,13 @@ export class Dit implements Denoiser {
       const [shift, scale] = tf.split(this.linear(conditioning, this.finalModulation), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
       const normed = modulate(layerNorm(x), shift, scale);
       const out = this.linear(tf.reshape(normed, [batch * n, d]) as tf.Tensor2D, this.head);
-      return this.unpatchify(out, batch);
+      return unpatchify(out, batch, c, latentSize, this.config.patch);
     });
   }
 
-  /** [B, C, H, W] → [B·N, C·p·p], tokens in row-major grid order, features in (C, p, p) order. */
-  private patchify(x: tf.Tensor4D): tf.Tensor2D {
-    const { latentChannels: c, patch: p } = this.config;
-    const b = x.shape[0];
-    const g = this.grid;
-    const split = tf.reshape(x, [b, c, g, p, g, p]);
-    return tf.reshape(tf.transpose(split, [0, 2, 4, 1, 3, 5]), [b * g * g, c * p * p]) as tf.Tensor2D;
-  }
-
-  private unpatchify(tokens: tf.Tensor2D, b: number): tf.Tensor4D {
-    const { latentChannels: c, patch: p, latentSize } = this.config;
-    const g = this.grid;
-    const split = tf.reshape(tokens, [b, g, g, c, p, p]);
-    return tf.reshape(tf.transpose(split, [0, 3, 1, 4, 2, 5]), [b, c, latentSize, latentSize]) as tf.Tensor4D;
-  }
-
   private linear(x: tf.Tensor2D, projection: Projection): tf.Tensor2D {
-    const y = dense(x, projection.w as tf.Tensor2D, projection.b as tf.Tensor1D);
+    // With adapters only they train, so the base weights take the cheaper input-only gradient.
+    const y = (this.hasAdapters ? denseFrozen : dense)(x, projection.w as tf.Tensor2D, projection.b as tf.Tensor1D);
     const { loraA, loraB } = projection;
     if (!loraA || !loraB || !this.enabled) return y;
     const low = dense(dense(x, loraA as tf.Tensor2D), loraB as tf.Tensor2D);

@@ -21,6 +21,22 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return matMul2dWithGrad(a, b);
 }
 
+/**
+ * x·w + bias for a frozen w and bias: the gradient reaches x only. tfjs computes a gradient for every input of
+ * an op on the path to the loss, trainable or not, so without this LoRA would pay for base-weight gradients.
+ */
+export function denseFrozen(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input] = args as [tf.Tensor2D];
+    const y = tf.matMul(input, w);
+    return {
+      value: (bias ? tf.add(y, bias) : y) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor2D) => tf.matMul(dy, tf.transpose(w)),
+    };
+  });
+  return op(x);
+}
+
 /** x [n, in] · w [in, out] + bias [out]. */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
   const y = matMul2d(x, w);

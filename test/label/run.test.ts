@@ -140,7 +140,20 @@ class DirectScorer {
     );
   }
 
-  async scores(bytes: Uint8Array, text: string): Promise<Record<MetricName, number>> {
+  private readonly memo = new Map<string, Promise<Record<MetricName, number>>>();
+
+  /** The four scores of one image under one prompt (memoised: several tests ask for the same rows). */
+  scores(bytes: Uint8Array, text: string): Promise<Record<MetricName, number>> {
+    const key = `${imageId(bytes)}:${text}`;
+    let result = this.memo.get(key);
+    if (!result) {
+      result = this.compute(bytes, text);
+      this.memo.set(key, result);
+    }
+    return result;
+  }
+
+  private async compute(bytes: Uint8Array, text: string): Promise<Record<MetricName, number>> {
     const size = SPLIT_CLIP.imageSize!;
     const tokens = this.tokenizer.encodeBatch([text]);
     const ids = { input_ids: { data: tokens.inputIds, dims: tokens.shape }, attention_mask: { data: tokens.attentionMask, dims: tokens.shape } };

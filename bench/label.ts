@@ -1,0 +1,179 @@
+// How close `bdpo label` gets to the speed of its image tower alone. In one process and one run:
+//   (a) bare ONNX Runtime: the vision session on pre-made batches (inference only),
+//   (b) bare decode + preprocess of the same images, one after another (no overlap),
+//   (c) runLabel end to end on a dataset of the same images,
+// then the ratios (c)/(a) (goal ≥ 0.9) and (c) against the serial bound 1/(1/a + 1/b), which shows how much of the
+// decoding hides behind inference. The tower is the ViT-B/32-shaped model of bench/make-vit-b32.ts; the text tower
+// is tiny (its cost is per prompt, cached); the images are 512² JPEGs cut from the photos in test/fixtures.
+//
+//   node --import tsx bench/label.ts [--images 256] [--batch 16] [--threads 2] [--concurrency 4] [--model PATH]
+//
+// Other processes on the machine lower every number: each line ends with the cores this process kept busy.
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { imageId, promptId } from '../src/ids.ts';
+import { writeRowsPart } from '../src/io/arrow-table.ts';
+import { preprocessInto } from '../src/label/preprocess.ts';
+import { runLabel } from '../src/label/run.ts';
+import { createSession } from '../src/onnx/session.ts';
+import { tinyClipTextModel } from '../src/onnx/tiny-models.ts';
+import type { ImageRow, PromptRow } from '../src/schema.ts';
+
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '256' },
+    batch: { type: 'string', default: '16' },
+    threads: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '4' },
+    model: { type: 'string', default: 'bench/.cache/vit-b32-vision.onnx' },
+  },
+});
+const count = Number(values.images);
+const batch = Number(values.batch);
+const threads = Number(values.threads);
+const concurrency = Number(values.concurrency);
+const model = resolve(values.model!);
+const SIZE = 224;
+const EMBED = 512;
+
+if (!existsSync(model)) {
+  console.error(`${model} is missing: run node --import tsx bench/make-vit-b32.ts first`);
+  process.exit(1);
+}
+
+const cache = resolve('bench/.cache/label-bench');
+const template = join(cache, `dataset-${count}`);
+const PHOTOS = ['astronaut.jpg', 'camera-grey.jpg', 'chelsea.jpg', 'coffee.jpg', 'motorcycle-portrait.jpg', 'rocket.jpg'];
+const PROMPTS = 32;
+
+/** Image i: photo i mod 6, cropped at a position and mirrored/tinted by i, so every image has its own bytes. */
+async function makeImage(photos: Buffer[], i: number): Promise<Uint8Array> {
+  const photo = photos[i % photos.length]!;
+  const positions = ['centre', 'north', 'south', 'east', 'west', 'northeast', 'southwest'] as const;
+  let image = sharp(photo).removeAlpha().toColourspace('srgb').resize(512, 512, { fit: 'cover', position: positions[Math.floor(i / 6) % positions.length] });
+  if (Math.floor(i / 42) % 2 === 1) image = image.flop();
+  image = image.modulate({ brightness: 0.85 + 0.3 * ((i * 37) % 101) / 100, hue: (i * 13) % 360 });
+  return new Uint8Array(await image.jpeg({ quality: 90 }).toBuffer());
+}
+
+async function buildDataset(): Promise<void> {
+  if (existsSync(join(template, 'images'))) return;
+  const t = performance.now();
+  const photos = await Promise.all(PHOTOS.map((name) => readFile(join('test/fixtures/preprocess', name))));
+  const prompts: PromptRow[] = Array.from({ length: PROMPTS }, (_, k) => {
+    const text = `a photograph, variation ${k}: ${['a cat on a sofa', 'an astronaut', 'a cup of coffee', 'a rocket at dusk'][k % 4]}`;
+    return { prompt_id: promptId(text), text, source: 'images', split: null, category: null, challenge: null, note: null, prompt_index: k };
+  });
+  const rows: ImageRow[] = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = await makeImage(photos, i);
+    rows.push({
+      image_id: imageId(bytes),
+      prompt_id: prompts[i % PROMPTS]!.prompt_id,
+      bytes,
+      mime: 'image/jpeg',
+      width: 512,
+      height: 512,
+      source_ref: `bench/${String(i).padStart(5, '0')}.jpg`,
+      model: 'bench',
+      seed: null,
+    });
+  }
+  await rm(template, { recursive: true, force: true });
+  await writeRowsPart(template, 'prompts', 'bench', prompts);
+  await writeRowsPart(template, 'images', 'bench', rows);
+  const mb = rows.reduce((s, r) => s + r.bytes.byteLength, 0) / 1e6;
+  console.log(`dataset: ${count} JPEGs 512², ${mb.toFixed(1)} MB, made in ${((performance.now() - t) / 1000).toFixed(1)} s → ${template}`);
+}
+
+async function writeMetric(): Promise<string> {
+  const text = join(cache, `text-tiny-${EMBED}.onnx`);
+  if (!existsSync(text)) await writeFile(text, tinyClipTextModel({ embedDim: EMBED, width: 32, vocabSize: 1024 }));
+  const tokenizer = ['data/models/tokenizer.json', '../shared/data/clip/tokenizer.json'].map((p) => resolve(p)).find((p) => existsSync(p));
+  if (!tokenizer) throw new Error('no CLIP tokenizer.json (data/models/ or ../shared/data/clip/)');
+  const path = join(cache, 'vit-b32-clip.json');
+  const json = { name: 'clip-b32', kind: 'clip', version: 'bench', score: 'cos', vision_model: model, text_model: text, tokenizer };
+  await writeFile(path, `${JSON.stringify(json, null, 2)}\n`);
+  return path;
+}
+
+/** Wall seconds and cores kept busy (process CPU time / wall time) of an action. */
+async function measure<T>(action: () => Promise<T>): Promise<{ result: T; seconds: number; cores: number }> {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const result = await action();
+  const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { result, seconds, cores: (used.user + used.system) / 1e6 / seconds };
+}
+
+await mkdir(cache, { recursive: true });
+await buildDataset();
+const metric = await writeMetric();
+const { tableFromIPC } = await import('apache-arrow');
+const part = tableFromIPC(await readFile(join(template, 'images/part-bench.arrow')));
+const images: Uint8Array[] = Array.from({ length: part.numRows }, (_, i) => part.getChild('bytes')!.get(i) as Uint8Array);
+const batches = Math.ceil(images.length / batch);
+const per = 3 * SIZE * SIZE;
+const line = (label: string, imagesPerSecond: number, seconds: number, cores?: number) =>
+  console.log(
+    `${label.padEnd(34)} ${imagesPerSecond.toFixed(1).padStart(7)} images/s  (${seconds.toFixed(2)} s` +
+      `${cores === undefined ? '' : `, ${cores.toFixed(2)} cores busy`})`,
+  );
+console.log(`${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; load average ${loadavg()[0]!.toFixed(2)}`);
+
+// (b) decode + preprocess, serially, into the batches that (a) then runs.
+const pixels = Array.from({ length: batches }, (_, b) => new Float32Array(Math.min(batch, images.length - b * batch) * per));
+const decode = await measure(async () => {
+  for (let i = 0; i < images.length; i++) await preprocessInto(images[i]!, pixels[Math.floor(i / batch)]!, i % batch, { size: SIZE });
+});
+
+// (a) the same session type runLabel opens, on the pre-made batches.
+const opened = await measure(() => createSession(model, { device: 'cpu', intraOpNumThreads: threads }));
+const session = opened.result;
+await session.run({ pixel_values: { data: pixels[0]!, dims: [pixels[0]!.length / per, 3, SIZE, SIZE] } });
+const infer = await measure(async () => {
+  for (const p of pixels) await session.run({ pixel_values: { data: p, dims: [p.length / per, 3, SIZE, SIZE] } }, ['image_embeds']);
+});
+await session.dispose();
+
+// (c) runLabel on a fresh copy of the dataset.
+const work = join(cache, `run-${process.pid}`);
+await rm(work, { recursive: true, force: true });
+await cp(template, work, { recursive: true });
+const progress: Array<{ images: number; seconds: number }> = [];
+const label = await measure(() =>
+  runLabel(work, {
+    metrics: [metric],
+    device: 'cpu',
+    intraOpNumThreads: threads,
+    batchSize: batch,
+    concurrency,
+    onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
+  }),
+);
+await rm(work, { recursive: true, force: true });
+if (label.result.metrics[0]!.scored !== images.length) throw new Error(`runLabel scored ${label.result.metrics[0]!.scored} of ${images.length}`);
+// Steady state: from the first finished batch to the last (session loading and the first decode left out).
+const firstBatch = progress.find((p) => p.images > 0)!;
+const lastBatch = progress.filter((p) => p.images === images.length)[0]!;
+const steady = (lastBatch.images - firstBatch.images) / (lastBatch.seconds - firstBatch.seconds);
+
+const inferRate = images.length / infer.seconds;
+const decodeRate = images.length / decode.seconds;
+const serialRate = 1 / (1 / inferRate + 1 / decodeRate);
+const endToEnd = images.length / label.seconds;
+line('(b) decode + preprocess, serial', decodeRate, decode.seconds, decode.cores);
+line('(a) bare ONNX Runtime, inference', inferRate, infer.seconds, infer.cores);
+console.log(`    (session open ${opened.seconds.toFixed(2)} s)`);
+line('    serial bound 1/(1/a + 1/b)', serialRate, images.length / serialRate);
+line('(c) runLabel end to end', endToEnd, label.seconds, label.cores);
+line('    runLabel steady state', steady, lastBatch.seconds - firstBatch.seconds);
+console.log(`ratio end-to-end / inference:        ${(endToEnd / inferRate).toFixed(3)} (steady state ${(steady / inferRate).toFixed(3)}; goal ≥ 0.9)`);
+console.log(`ratio end-to-end / serial bound:     ${(endToEnd / serialRate).toFixed(3)} (steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`);
+console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);

@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { access, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ingestPickapic } from '../../src/ingest/pickapic.ts';
+import { readManifest, type Manifest } from '../../src/manifest.ts';
+import {
+  cleanOutcomes,
+  cleanRows,
+  datasetFiles,
+  expectedDataset,
+  hostileScenario,
+  noiseImages,
+  writePickapicShard,
+  type PickapicRow,
+} from '../support/pickapic-fixture.ts';
+import { tempDir } from '../support/tmp.ts';
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/bdpo.js');
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function finished(child: ChildProcess): Promise<Finished> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((done, fail) => {
+    child.on('error', fail);
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}
+
+function bdpo(args: string[]): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function manifestOrNull(dir: string): Promise<Manifest | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+  } catch {
+    return null; // not written yet (it is renamed into place, so never half-written)
+  }
+}
+
+const exists = (path: string) => access(path).then(() => true, () => false);
+
+test('SIGKILL after the first unit, re-run: skips the finished units and ends byte-identical to an uninterrupted run', { timeout: 60_000 }, async (t) => {
+  const root = await tempDir(t);
+  // Well-formed rows and the rejects that do not involve the image decoder, in 12 row groups of 20 rows.
+  const pool = await noiseImages(60, 900);
+  const { rows: hostile, expected: hostileExpected } = await hostileScenario();
+  const kept = [0, 4, 5, 7, 8, 11, 12, 13, 14];
+  const rows: PickapicRow[] = [...cleanRows(pool, 231, 5), ...kept.map((i) => hostile[i]!)];
+  const input = join(root, 'train-00000-of-00001.parquet');
+  await writePickapicShard(input, rows, { writer: 'arrow-rs', codec: 'zstd', rowGroupSize: 20 });
+  const units = 12;
+
+  const reference = join(root, 'uninterrupted');
+  const whole = await ingestPickapic([input], { out: reference });
+  assert.equal(whole.unitsWritten, units);
+
+  // Interrupted run: killed as soon as the manifest records a unit and no manifest update is in flight.
+  const out = join(root, 'resumed');
+  const child = bdpo(['ingest', 'pickapic', input, '--out', out]);
+  const ended = finished(child);
+  let doneAtKill = 0;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    const manifest = await manifestOrNull(out);
+    doneAtKill = manifest ? Object.keys(manifest.units).length : 0;
+    if (doneAtKill >= 1 && !(await exists(join(out, 'manifest.json.lock')))) {
+      child.kill('SIGKILL');
+      break;
+    }
+    await sleep(2);
+  }
+  const killed = await ended;
+  assert.equal(killed.signal, 'SIGKILL', `the run ended on its own (${killed.stderr}); make the fixture bigger`);
+  const atKill = (await readManifest(out)).units;
+  const recorded = Object.keys(atKill).length;
+  assert.ok(recorded >= 1 && recorded < units, `${recorded} of ${units} units were recorded when killed`);
+  assert.equal((await readManifest(out)).runs.length, 0, 'a killed run records no run');
+
+  const again = await finished(bdpo(['ingest', 'pickapic', input, '--out', out, '--json']));
+  assert.equal(again.code, 0, again.stderr);
+  const summary = JSON.parse(again.stdout) as { unitsWritten: number; unitsSkipped: number; counts: unknown };
+  assert.equal(summary.unitsSkipped, recorded);
+  assert.ok(summary.unitsSkipped > 0 && summary.unitsWritten > 0);
+  assert.equal(summary.unitsSkipped + summary.unitsWritten, units);
+  assert.deepEqual(summary.counts, whole.counts, 'counts of skipped units come from the manifest');
+
+  // Independent expectation of the counts.
+  const want = expectedDataset([
+    {
+      name: 'train-00000-of-00001.parquet',
+      split: 'train',
+      rows,
+      expected: [...cleanOutcomes(rows.slice(0, 231)), ...kept.map((i) => hostileExpected[i]!)],
+    },
+  ]);
+  assert.deepEqual(whole.counts, want.counts);
+
+  const resumed = await datasetFiles(out);
+  const uninterrupted = await datasetFiles(reference);
+  assert.deepEqual([...resumed.keys()], [...uninterrupted.keys()]);
+  for (const [file, bytes] of uninterrupted) assert.ok(bytes.equals(resumed.get(file)!), `${file} differs`);
+  assert.deepEqual((await readManifest(out)).units, (await readManifest(reference)).units);
+});
+
+test('a manifest lock left by a killed process does not stall the next run', { timeout: 30_000 }, async (t) => {
+  const root = await tempDir(t);
+  const out = join(root, 'out');
+  await mkdir(out);
+  // The lock of a process that no longer exists, as SIGKILL during a manifest update leaves it.
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  await writeFile(join(out, 'manifest.json.lock'), `${gone.stdout}\n`);
+  const list = join(root, 'prompts.tsv');
+  await writeFile(list, 'Prompt\tCategory\na red cube\tArtifacts\na blue sphere\tArtifacts\n');
+
+  const child = bdpo(['ingest', 'parti', list, '--out', out]);
+  const ended = finished(child);
+  const limit = 8_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), limit);
+  const result = await ended;
+  clearTimeout(timer);
+  assert.equal(
+    result.signal,
+    null,
+    `still waiting for the dead process's lock after ${limit / 1000} s (a lock is only broken when 60 s old)`,
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Object.keys((await readManifest(out)).units).length, 1);
+});
