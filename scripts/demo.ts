@@ -10,6 +10,8 @@ import { formatDatasetSummary, inspectDataset } from '../src/inspect.ts';
 import { runLabel } from '../src/label/run.ts';
 import { runCalibrate, runConsensus } from '../src/label/consensus-run.ts';
 import { formatConsensusSummary } from '../src/cli/label.ts';
+import { formatAuditSummary, runAudit } from '../src/report/audit.ts';
+import { formatEvalSummary, runEval } from '../src/report/eval.ts';
 
 const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'].map((name) => `data/metrics/${name}.json`);
 
@@ -54,6 +56,13 @@ for (const [rule, ties] of [['majority', 'drop'], ['mean-prob', 'drop'], ['vanil
   console.log(formatConsensusSummary(await runConsensus(join(OUT, 'pickapic'), { rule, ties })));
 }
 console.log(formatConsensusSummary(await runConsensus(join(OUT, 'hpd'), { rule: 'majority', ties: 'half' })));
+
+step('audit: where the metrics disagree, with each other and with humans (report.html + report.json)');
+console.log(formatAuditSummary(await runAudit(join(OUT, 'pickapic'), { rule: 'majority', out: join(OUT, 'reports/audit-pickapic') })));
+console.log(formatAuditSummary(await runAudit(join(OUT, 'hpd'), { rule: 'majority.ties-half', out: join(OUT, 'reports/audit-hpd') })));
+
+step('eval: win rate of model-a over model-b per metric, bootstrap 95% intervals over prompts');
+console.log(formatEvalSummary(await runEval(join(OUT, 'gen-model-a'), join(OUT, 'gen-model-b'), { out: join(OUT, 'reports/eval') })));
 
 step('inspect');
 for (const name of ['pickapic', 'hpd', 'parti']) {

@@ -4,6 +4,7 @@ import { UsageError } from './args.ts';
 import { ingestCommand } from './ingest.ts';
 import { inspectCommand } from './inspect.ts';
 import { calibrateCommand, consensusCommand, labelCommand } from './label.ts';
+import { auditCommand, evalCommand } from './report.ts';
 import { TOOL_VERSION } from '../version.ts';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   label: { run: labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/' },
   calibrate: { run: calibrateCommand, summary: "fit each metric's temperature against the human labels" },
   consensus: { run: consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
+  audit: { run: auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
+  eval: { run: evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
 };
 
 function usage(): string {

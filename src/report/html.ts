@@ -53,6 +53,13 @@ export function fmt(x: number | null | undefined, digits = 3): string {
   return Number(text) === 0 ? (0).toFixed(digits) : text.replace('-', '−');
 }
 
+/** A score on any scale with about five significant digits (cosines and logits alike). */
+export function fmtScore(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  const magnitude = Math.floor(Math.log10(Math.abs(x) || 1));
+  return fmt(x, Math.max(0, Math.min(6, 4 - magnitude)));
+}
+
 export function pct(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '–' : `${fmt(100 * x, digits)}%`;
 }
@@ -106,8 +113,8 @@ export function barChart(rows: readonly BarRow[], options: { min?: number; max?:
   const max = options.max ?? 1;
   const format = options.format ?? ((x: number) => fmt(x, 3));
   const labelWidth = Math.min(220, 40 + 7.2 * Math.max(4, ...rows.map((r) => r.label.length)));
-  const plot = 380;
-  const noteWidth = 170;
+  const plot = 440;
+  const noteWidth = 180;
   const rowHeight = 30;
   const top = 22;
   const width = labelWidth + plot + noteWidth;
@@ -137,7 +144,7 @@ ${whisker}<text class="note" x="${labelWidth + plot + 10}" y="${y + 15}">${row.n
 
 /** A square matrix of values in [−1, 1] (κ), labelled on both axes; null cells (the diagonal) stay blank. */
 export function heatmap(labels: readonly string[], value: (i: number, j: number) => number | null, title: string): SafeHtml {
-  const cell = 58;
+  const cell = 66;
   const left = Math.min(150, 24 + 7.2 * Math.max(...labels.map((l) => l.length)));
   const top = 30;
   const n = labels.length;
@@ -160,7 +167,7 @@ export function heatmap(labels: readonly string[], value: (i: number, j: number)
     }
   }
   const rowLabels = labels.map((l, i) => html`<text class="label" x="${left - 8}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end">${l}</text>`);
-  const colLabels = labels.map((l, j) => html`<text class="label" x="${left + j * cell + cell / 2}" y="${top - 10}" text-anchor="middle">${l.length > 9 ? `${l.slice(0, 8)}…` : l}</text>`);
+  const colLabels = labels.map((l, j) => html`<text class="label" x="${left + j * cell + cell / 2}" y="${top - 10}" text-anchor="middle">${l.length > 10 ? `${l.slice(0, 9)}…` : l}</text>`);
   return html`<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" role="img" aria-label="${title}"><title>${title}</title>${rowLabels}${colLabels}${cells}</svg>`;
 }
 
@@ -234,6 +241,7 @@ tr.strong td { font-weight: 650; }
 .two { display: grid; grid-template-columns: minmax(0, auto) minmax(0, 1fr); gap: 28px; align-items: start; }
 @media (max-width: 900px) { .two { grid-template-columns: 1fr; } }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 14px; }
+.grid.narrow { grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); }
 .panel { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; background: #fdfdfc; }
 .panel h4 { margin: 0 0 4px; font-size: 14px; display: flex; align-items: center; gap: 8px; }
 .panel .meta { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
@@ -368,14 +376,17 @@ function accuracySection(slice: SliceReport, report: AuditReport): SafeHtml {
     'Accuracy against human labels',
     'Tie-aware accuracy (as PickScore scores it): 1 when the vote and the label agree (ties included), ½ when exactly one of them is a tie, 0 otherwise. The consensus votes a tie when the rule tied, whatever the tie policy made of it.',
     html`<div class="two"><div>${barChart(rows, { title: 'Tie-aware accuracy against human labels', reference: 0.5, format: (x) => pct(x, 0) })}</div>
-<div class="scroll"><table><thead><tr><th>rater</th><th class="num">pairs</th><th class="num">accuracy</th><th class="num">agree</th><th class="num">disagree</th><th class="num">rater tie</th><th class="num">human tie</th><th class="num">both tie</th></tr></thead><tbody>${table}</tbody></table>
-<h3>Tie rates</h3><table><thead><tr><th>rater</th><th class="num">votes</th><th class="num">ties</th><th class="num">tie rate</th></tr></thead><tbody>${ties}</tbody></table></div></div>${kendall}`,
+<div><table><thead><tr><th>rater</th><th class="num">votes</th><th class="num">ties</th><th class="num">tie rate</th></tr></thead><tbody>${ties}</tbody></table></div></div>
+<div class="scroll"><table><thead><tr><th>rater</th><th class="num">pairs</th><th class="num">accuracy</th><th class="num">agree</th><th class="num">disagree</th><th class="num">rater tie, human not</th><th class="num">human tie, rater not</th><th class="num">both tie</th></tr></thead><tbody>${table}</tbody></table></div>${kendall}`,
   );
 }
 
+const PATTERNS_SHOWN = 12;
+
 function patternsSection(slice: SliceReport): SafeHtml {
-  const largest = Math.max(1e-9, ...slice.patterns.map((p) => p.fraction));
-  const rows = slice.patterns.map(
+  const shown = slice.patterns.slice(0, PATTERNS_SHOWN);
+  const largest = Math.max(1e-9, ...shown.map((p) => p.fraction));
+  const rows = shown.map(
     (p) => html`<tr><td>${p.left.length > 0 ? p.left.join(' + ') : '—'}</td><td>${p.right.length > 0 ? p.right.join(' + ') : '—'}</td><td>${[...p.tie.map((t) => html`<span class="tag">${t} abstains</span>`), ...p.missing.map((t) => html`<span class="tag bad">${t} missing</span>`)]}</td>
 <td class="num">${count(p.count)}</td><td class="num">${pct(p.fraction)}</td><td><div class="bar"><span style="width:${(100 * p.fraction) / largest}%"></span></div></td>
 <td class="num">${count(p.human.left)} / ${count(p.human.right)} / ${count(p.human.tie)}</td><td class="num">${pct(p.humanSidesWithLeft)}</td></tr>`,
@@ -385,7 +396,7 @@ function patternsSection(slice: SliceReport): SafeHtml {
     'Vote patterns',
     'Which coalitions form: each pair is folded so that the left coalition holds the first metric that voted. The human columns say how often the humans sided with the left coalition, the right one, or called a tie.',
     html`<div class="scroll"><table><thead><tr><th>coalition</th><th>against</th><th>abstaining / missing</th><th class="num">pairs</th><th class="num">share</th><th></th><th class="num">humans left / right / tie</th><th class="num">humans with left</th></tr></thead><tbody>${rows}</tbody></table></div>${
-      slice.distinctPatterns > slice.patterns.length ? html`<p class="lead">${count(slice.distinctPatterns - slice.patterns.length)} rarer patterns are in report.json only.</p>` : null
+      slice.distinctPatterns > shown.length ? html`<p class="lead">${count(slice.distinctPatterns - shown.length)} rarer patterns are in report.json only.</p>` : null
     }`,
   );
 }
@@ -393,12 +404,11 @@ function patternsSection(slice: SliceReport): SafeHtml {
 function slicesSection(report: AuditReport): SafeHtml | null {
   const slices = [...report.bySplit, ...report.byCategory];
   if (slices.length === 0) return null;
-  const head = html`<tr><th>slice</th><th class="num">pairs</th><th class="num">human-labelled</th><th class="num">tie rate</th><th class="num">Fleiss κ</th>${report.metrics.map((m) => html`<th class="num">${m} acc.</th>`)}<th class="num">consensus acc.</th><th class="num">${report.metrics.length > 0 ? 'mean κ(metric, human)' : ''}</th></tr>`;
+  const head = html`<tr><th rowspan="2">slice</th><th class="num" rowspan="2">pairs</th><th class="num" rowspan="2">labelled</th><th class="num" rowspan="2">tie rate</th><th class="num" rowspan="2">Fleiss κ</th><th class="num" colspan="${report.metrics.length + 1}" style="text-align:center">accuracy vs humans</th><th class="num" rowspan="2">mean κ<br>vs human</th></tr>
+<tr>${report.metrics.map((m) => html`<th class="num">${m}</th>`)}<th class="num">consensus</th></tr>`;
   const row = (s: SliceReport) => {
     const acc = (rater: string) => s.accuracy.find((a) => a.rater === rater)?.accuracy;
-    const humanKappas = s.agreement.filter((p) => p.y === 'human' && report.metrics.includes(p.x)).map((p) => p.kappa).filter(Number.isFinite);
-    const meanKappa = humanKappas.length > 0 ? humanKappas.reduce((a, b) => a + b, 0) / humanKappas.length : NaN;
-    return html`<tr><td><span class="tag">${s.kind}</span>${s.name}</td><td class="num">${count(s.pairs)}</td><td class="num">${count(s.humanLabelled)}</td><td class="num">${pct(s.tieRate)}</td><td class="num">${fmt(s.fleiss?.kappa)}</td>${report.metrics.map((m) => html`<td class="num">${pct(acc(m))}</td>`)}<td class="num">${pct(acc('consensus'))}</td><td class="num">${fmt(meanKappa)}</td></tr>`;
+    return html`<tr><td style="white-space:nowrap"><span class="tag">${s.kind}</span>${s.name}</td><td class="num">${count(s.pairs)}</td><td class="num">${count(s.humanLabelled)}</td><td class="num">${pct(s.tieRate)}</td><td class="num">${fmt(s.fleiss?.kappa)}</td>${report.metrics.map((m) => html`<td class="num">${pct(acc(m))}</td>`)}<td class="num">${pct(acc('consensus'))}</td><td class="num">${fmt(s.meanKappaVsHuman)}</td></tr>`;
   };
   return section(
     'slices',
@@ -416,7 +426,7 @@ function distributionsSection(report: AuditReport): SafeHtml {
     (c) => html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, c.rater)}"></span>${c.rater}</h4><div class="meta">${count(c.reliability.count)} labelled pairs · ECE ${fmt(c.reliability.ece)} · Brier ${fmt(c.reliability.brier)}</div>${reliabilityChart(c.reliability, `${c.rater} reliability`, metricColour(report, c.rater))}</div>`,
   );
   return html`${section('scores', 'Score distributions', 'Each metric’s per-image scores (every scored image, read from scores/<metric>/).', html`<div class="grid">${histograms}</div>`)}
-${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
+${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
 }
 
 function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: ReadonlyMap<string, string>): SafeHtml {
@@ -431,7 +441,7 @@ function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: Readonl
 <div class="facts"><span class="tag">${pair.split ?? 'no split'}</span>${pair.category === null ? null : html`<span class="tag">${pair.category}</span>`}votes ${pair.votesA}–${pair.votesB} · disagreement ${fmt(pair.disagreement, 2)} bits · spread of p ${fmt(pair.spread, 2)}</div>
 <table><thead><tr><th>metric</th><th class="num">p(a ≻ b)</th><th>vote</th></tr></thead><tbody>${rows}
 <tr class="strong"><td>consensus</td><td class="num">${fmt(pair.soft)}</td><td>${label}</td></tr>
-<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${human !== label && human !== 'none' && label !== 'tie' ? 'vote-b' : ''}">${human}</td></tr></tbody></table>
+<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${(human === 'a' || human === 'b') && (label === 'a' || label === 'b') && human !== label ? 'vote-b' : ''}">${human}</td></tr></tbody></table>
 <div class="facts" style="margin-top:6px">pair ${pair.pairId.slice(0, 12)}</div></div></article>`;
 }
 
@@ -446,7 +456,7 @@ export function renderAuditPage(report: AuditReport, thumbs: ReadonlyMap<string,
     'contested',
     'Most contested pairs',
     `The ${report.contested.byDisagreement.length} pairs with the highest disagreement (entropy of the votes), the most confident split first (largest spread of p across metrics).`,
-    report.contested.byDisagreement.length > 0 ? html`<div class="cards">${report.contested.byDisagreement.map((p) => contestedCard(p, report, thumbs))}</div>` : html`<p class="lead">No pair has votes.</p>`,
+    report.contested.byDisagreement.length > 0 ? html`<div class="cards">${report.contested.byDisagreement.map((p) => contestedCard(p, report, thumbs))}</div>` : html`<p class="lead">The metrics never split: no contested pair.</p>`,
   );
   const mismatches = section(
     'mismatches',
@@ -479,7 +489,7 @@ function winRateTable(groups: readonly CategoryWinRate[], metrics: readonly stri
 
 function galleryCard(item: GalleryItem, report: EvalReport, thumbs: { a: ReadonlyMap<string, string>; b: ReadonlyMap<string, string> }): SafeHtml {
   const rows = item.scores.map(
-    (s) => html`<tr><td><span class="swatch" style="background:${metricColour(report, s.metric)}"></span> ${s.metric}</td><td class="num">${fmt(s.a, 4)}</td><td class="num">${fmt(s.b, 4)}</td><td class="num">${fmt(s.z, 2)}</td></tr>`,
+    (s) => html`<tr><td><span class="swatch" style="background:${metricColour(report, s.metric)}"></span> ${s.metric}</td><td class="num">${fmtScore(s.a)}</td><td class="num">${fmtScore(s.b)}</td><td class="num">${fmt(s.z, 2)}</td></tr>`,
   );
   return html`<article class="card"><div class="pics">${thumb(thumbs.a.get(item.imageA), `A · ${report.a.label}`, item.gap > 0)}${thumb(thumbs.b.get(item.imageB), `B · ${report.b.label}`, item.gap < 0)}</div>
 <div class="body"><p class="prompt">${item.text}</p>
@@ -490,7 +500,7 @@ function galleryCard(item: GalleryItem, report: EvalReport, thumbs: { a: Readonl
 export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<string, string>; b: ReadonlyMap<string, string> }): string {
   const w = report.winRate;
   const header = html`<h1>Win rate · ${report.a.label} vs ${report.b.label}</h1><div class="sub">A = ${report.a.dir} · B = ${report.b.dir}</div>
-<div class="chips">${chip('prompts', count(w.prompts))}${chip('comparisons', count(report.comparisons))}${chip('seeds per prompt', report.seedsPerPrompt)}${chip('metrics', report.metrics.join(', '))}${chip('average win rate', estimateText(w.average))}${chip('ties', `½ credit (${count(report.ties)})`)}${chip('bootstrap', `${count(w.resamples)} × prompts, ${pct(w.level, 0)}`)}</div>
+<div class="chips">${chip('prompts', count(w.prompts))}${chip('comparisons', count(report.comparisons))}${chip('seeds per prompt', report.seeds.min === report.seeds.max ? String(report.seeds.min) : `${report.seeds.min}–${report.seeds.max}`)}${chip('metrics', report.metrics.join(', '))}${chip('average win rate', estimateText(w.average))}${chip('ties', `½ credit (${count(report.ties)})`)}${chip('bootstrap', `${count(w.resamples)} × prompts, ${pct(w.level, 0)}`)}</div>
 <nav class="toc"><a href="#winrate">win rates</a>${w.byCategory.length + report.byChallenge.length > 0 ? html`<a href="#categories">categories &amp; challenges</a>` : null}<a href="#gallery">largest gaps</a></nav>`;
   const rows: BarRow[] = [
     ...w.metrics.map((m, i) => ({ label: m.metric, value: m.winRate, lo: m.lo, hi: m.hi, colour: seriesColour(i), note: estimateText(m) })),

@@ -176,7 +176,6 @@ export class Dit implements Denoiser {
   private readonly adapterNames: string[];
   private readonly projections: Projection[] = [];
   private enabled = true;
-  private readonly grid: number;
   private readonly tokens: number;
   private readonly freqDim: number;
   private readonly loraScale: number;
@@ -194,8 +193,8 @@ export class Dit implements Denoiser {
     validateDitConfig(config);
     this.config = structuredClone(config);
     const { latentChannels: c, patch: p, width: d, depth, textWidth, mlpRatio, lora } = config;
-    this.grid = config.latentSize / p;
-    this.tokens = this.grid * this.grid;
+    const grid = config.latentSize / p;
+    this.tokens = grid * grid;
     this.freqDim = config.timeFreqDim ?? 256;
     this.loraScale = lora ? lora.alpha / lora.rank : 0;
     const hidden = Math.round(d * mlpRatio);
@@ -205,7 +204,7 @@ export class Dit implements Denoiser {
     if (config.posEmbed === 'learned') {
       this.positions = factory.matrix('pos_embed', this.tokens, d, { normal: 0.02 });
     } else {
-      this.positions = tf.tensor2d(sincosPositions(this.grid, d), [this.tokens, d]);
+      this.positions = tf.tensor2d(sincosPositions(grid, d), [this.tokens, d]);
     }
     this.timeMlp1 = factory.linear('t_embedder.mlp.0', this.freqDim, d, { normal: 0.02 });
     this.timeMlp2 = factory.linear('t_embedder.mlp.2', d, d, { normal: 0.02 });
@@ -325,7 +324,8 @@ export class Dit implements Denoiser {
   /** Timestep MLP on sinusoidal features, plus the mask-weighted mean of the text states, projected: [B, D]. */
   private conditioning(t: tf.Tensor1D, text: tf.Tensor3D, mask?: tf.Tensor2D): tf.Tensor2D {
     const b = t.shape[0];
-    const args = tf.mul(tf.reshape(tf.cast(t, 'float32'), [b, 1]), this.timeFrequencies);
+    const steps = t.dtype === 'float32' ? t : tf.cast(t, 'float32');
+    const args = tf.mul(tf.reshape(steps, [b, 1]), this.timeFrequencies);
     const features = tf.concat([tf.cos(args), tf.sin(args)], 1) as tf.Tensor2D;
     const timeEmbedding = this.linear(silu(this.linear(features, this.timeMlp1)), this.timeMlp2);
     let pooled: tf.Tensor2D;

@@ -57,34 +57,36 @@ export class AdamW {
     const correction2 = 1 - Math.pow(beta2, this.step);
     let normValue = 0;
     tf.tidy(() => {
-      const sums = [...this.parameters.keys()].map((name) => {
+      const squares = new Map<string, tf.Tensor>();
+      for (const name of this.parameters.keys()) {
         const g = gradients.get(name)!;
-        return tf.sum(tf.mul(g, g));
-      });
-      normValue = Math.sqrt(tf.addN(sums).dataSync()[0]!);
+        squares.set(name, tf.square(g));
+      }
+      normValue = Math.sqrt(tf.addN([...squares.values()].map((sq) => tf.sum(sq))).dataSync()[0]!);
       const clip = maxGradNorm !== undefined && normValue > maxGradNorm ? maxGradNorm / (normValue + 1e-6) : 1;
-      // Scalars made once per step, not once per parameter: on wasm every implicit scalar is a tensor upload.
+      // m̂ / (√v̂ + ε) = m·(√c2/c1) / (√v + ε·√c2), so one multiply and one add per parameter carry every constant.
+      // Scalars are made once per step, not per parameter: on wasm each implicit scalar is a tensor upload.
       const k = {
         clip: tf.scalar(clip),
+        clipSquared: tf.scalar(clip * clip),
         keep1: tf.scalar(1 - beta1),
         keep2: tf.scalar(1 - beta2),
-        invRoot2: tf.scalar(1 / Math.sqrt(correction2)),
-        epsilon: tf.scalar(epsilon),
-        stepSize: tf.scalar(lr / correction1),
+        epsilon: tf.scalar(epsilon * Math.sqrt(correction2)),
+        stepSize: tf.scalar((lr * Math.sqrt(correction2)) / correction1),
         decay: tf.scalar(1 - lr * weightDecay),
       };
       for (const [name, parameter] of this.parameters) {
         const raw = gradients.get(name)!;
         const g = clip === 1 ? raw : tf.mul(raw, k.clip);
+        const g2 = clip === 1 ? squares.get(name)! : tf.mul(squares.get(name)!, k.clipSquared);
         const m = this.moments.get(`m.${name}`)!;
         const v = this.moments.get(`v.${name}`)!;
-        // m ← β1·m + (1 − β1)·g written as m + (1 − β1)(g − m): one multiply fewer per parameter.
+        // β·m + (1 − β)·g written as m + (1 − β)(g − m): one multiply fewer.
         const mNext = tf.add(m, tf.mul(tf.sub(g, m), k.keep1));
-        const vNext = tf.add(v, tf.mul(tf.sub(tf.mul(g, g), v), k.keep2));
+        const vNext = tf.add(v, tf.mul(tf.sub(g2, v), k.keep2));
         m.assign(mNext);
         v.assign(vNext);
-        const denominator = tf.add(tf.mul(tf.sqrt(vNext), k.invRoot2), k.epsilon);
-        const update = tf.div(tf.mul(mNext, k.stepSize), denominator);
+        const update = tf.div(tf.mul(mNext, k.stepSize), tf.add(tf.sqrt(vNext), k.epsilon));
         const decayed = weightDecay > 0 ? tf.mul(parameter, k.decay) : parameter;
         parameter.assign(tf.sub(decayed, update));
       }

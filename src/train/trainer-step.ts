@@ -1,7 +1,7 @@
 // One optimiser step of Diffusion-DPO (or of plain ε-MSE fine-tuning) over a batch that is already in memory.
 // Every random draw (timesteps, noise) comes from the trainer's seeded JS generator, drawn for the whole batch
-// before it is split into micro-batches, so the micro-batch size changes memory and speed but not the result, and
-// a run resumed from a checkpoint draws what the uninterrupted run would have.
+// before it is split into micro-batches, so the micro-batch size changes memory and speed but not the draws (the
+// result moves only by float rounding), and a run resumed from a checkpoint draws what the uninterrupted run would.
 import * as tf from '@tensorflow/tfjs';
 import type { Denoiser } from './denoiser.ts';
 import { DEFAULT_BETA, diffusionDpoLoss, dpoMetrics, type DpoMetrics } from './dpo.ts';
@@ -195,14 +195,27 @@ export class Trainer {
   }
 
   dpoStep(batch: PairBatch): DpoStepResult {
-    const reference = this.reference;
-    if (!reference) throw new Error('this trainer was built without a reference model: DPO needs one');
+    const reference = this.requireReference();
+    const { gradients, metrics } = this.dpoGradients(batch);
+    const gradNorm = this.optimizer.apply(gradients);
+    tf.dispose([...gradients.values()]);
+    this.steps += 1;
+    const referenceUpdated = reference.afterStep(this.steps);
+    return { ...metrics, step: this.steps, gradNorm, referenceUpdated };
+  }
+
+  /**
+   * The gradient of the mean DPO loss over the batch, accumulated over micro-batches, without applying it (the
+   * tensors are the caller's to dispose). Draws the batch's timesteps and noise from the trainer's generator.
+   */
+  dpoGradients(batch: PairBatch): { gradients: Map<string, tf.Tensor>; metrics: DpoMetrics } {
+    const reference = this.requireReference();
     const pairs = checkPairBatch(batch);
     const draw = drawNoise(this.rng, this.schedule, pairs, batch.a.shape.slice(1));
     const micro = Math.min(this.options.microBatch ?? pairs, pairs);
     const beta = this.options.beta ?? DEFAULT_BETA;
     const columns = [new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs)];
-    const accumulated = new Map<string, tf.Tensor>();
+    const gradients = new Map<string, tf.Tensor>();
     for (let start = 0; start < pairs; start += micro) {
       const size = Math.min(micro, pairs - start);
       const inputs = preparePairs(batch, draw, start, size, this.schedule, reference);
@@ -217,14 +230,15 @@ export class Trainer {
       const values = stats!.dataSync();
       for (let row = 0; row < 5; row++) columns[row]!.set(values.subarray(row * size, (row + 1) * size), start);
       tf.dispose([value, stats!, ...Object.values(inputs)]);
-      this.accumulate(accumulated, grads);
+      this.accumulate(gradients, grads);
     }
-    const gradNorm = this.optimizer.apply(accumulated);
-    tf.dispose([...accumulated.values()]);
-    this.steps += 1;
-    const referenceUpdated = reference.afterStep(this.steps);
     const [z, modelErrA, modelErrB, refErrA, refErrB] = columns as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
-    return { ...dpoMetrics({ z, modelErrA, modelErrB, refErrA, refErrB, label: batch.label }), step: this.steps, gradNorm, referenceUpdated };
+    return { gradients, metrics: dpoMetrics({ z, modelErrA, modelErrB, refErrA, refErrB, label: batch.label }) };
+  }
+
+  private requireReference(): ReferenceModel {
+    if (!this.reference) throw new Error('this trainer was built without a reference model: DPO needs one');
+    return this.reference;
   }
 
   /** Ordinary denoising fine-tuning: mean over the batch of mean (ε̂ − ε)². */

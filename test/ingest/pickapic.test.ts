@@ -235,3 +235,18 @@ test('not Parquet, not Pick-a-Pic, missing or ambiguous inputs: a clear error an
   await assert.rejects(ingestPickapic([other, join(root, 'b')], { out }), /two inputs share the name other\.parquet/);
   assert.deepEqual(await readdir(out).catch(() => []), [], 'a refused input writes nothing');
 });
+
+test('a shard with no rows (no row groups) into a new directory: a run with zero counts, not a crash', async (t) => {
+  const root = await tempDir(t);
+  for (const writer of ['duckdb', 'hyparquet'] as const) {
+    const input = join(root, `${writer}-train-00000-of-00001.parquet`);
+    await writePickapicShard(input, [], { writer });
+    const out = join(root, `${writer}-out`);
+    const summary = await ingestPickapic([input], { out });
+    assert.deepEqual(summary.counts, { read: 0, taken: 0, rejected: 0, byReason: {} }, writer);
+    assert.equal(summary.unitsWritten, 0);
+    const manifest = await readManifest(out);
+    assert.equal(manifest.runs.length, 1, writer);
+    assert.equal(manifest.runs[0]!.inputs[0]!.path, input);
+  }
+});

@@ -140,3 +140,26 @@ test('a manifest lock left by a killed process does not stall the next run', { t
   assert.equal(result.code, 0, result.stderr);
   assert.equal(Object.keys((await readManifest(out)).units).length, 1);
 });
+
+test('a re-run after an input file changed: its units are redone and no row of the old content remains', async (t) => {
+  const root = await tempDir(t);
+  const pool = await noiseImages(12, 1200);
+  const input = join(root, 'train-00000-of-00001.parquet');
+  await writePickapicShard(input, cleanRows(pool, 30, 1), { writer: 'duckdb', rowGroupSize: 10 });
+  const out = join(root, 'out');
+  const first = await ingestPickapic([input], { out });
+  assert.equal(first.unitsWritten, 3);
+
+  // The file is replaced by a newer export: other rows, two row groups instead of three.
+  const newer = cleanRows(pool, 20, 2);
+  await writePickapicShard(input, newer, { writer: 'duckdb', rowGroupSize: 10 });
+  const second = await ingestPickapic([input], { out });
+  assert.deepEqual([second.unitsWritten, second.unitsSkipped], [2, 0]);
+
+  const fresh = join(root, 'fresh');
+  await ingestPickapic([input], { out: fresh });
+  const want = await datasetFiles(fresh);
+  const got = await datasetFiles(out);
+  assert.deepEqual([...got.keys()], [...want.keys()], 'the parts are those of the new content only');
+  for (const [file, bytes] of want) assert.ok(bytes.equals(got.get(file)!), `${file} differs`);
+});

@@ -276,14 +276,15 @@ test('our writer: DuckDB reads back every column type with identical values, nul
       ],
     );
     const read = await db.runAndReadAll(`SELECT * FROM read_parquet(${sqlString(path)})`);
-    const back = read.getRowObjectsJS().map((row) => ({
+    const back = read.getRowObjectsJS().map((row): Record<string, unknown> => ({
       ...row,
       blob: row.blob === null ? null : new Uint8Array(row.blob as Uint8Array),
     }));
     assert.equal(back.length, OUR_ROWS);
     back.forEach((row, i) => assert.deepEqual(row, ourRow(i), `row ${i}`));
-    // -0 survives (deepEqual uses Object.is), and so does a subnormal.
+    // -0 survives (deepEqual compares with Object.is), and so does a subnormal.
     assert.ok(Object.is(back[1]!.p, -0));
+    assert.equal(back[3]!.p, -1e-310);
 
     const nulls = await db.runAndReadAll(
       `SELECT count(*) FILTER (WHERE note IS NULL), count(*) FILTER (WHERE blob IS NULL),

@@ -51,8 +51,8 @@ export async function noiseImages(count: number, firstSeed = 1, options: NoiseIm
 }
 
 /** A JPEG cut short: its header (and size) still read, its pixels do not decode. */
-export async function truncatedJpeg(seed = 999): Promise<Uint8Array> {
-  const whole = await noiseImage(seed, { width: 64, height: 64, quality: 90 });
+export async function truncatedJpeg(seed = 999, size = 64): Promise<Uint8Array> {
+  const whole = await noiseImage(seed, { width: size, height: size, quality: 90 });
   return whole.slice(0, Math.floor(whole.byteLength * 0.6));
 }
 
@@ -347,7 +347,7 @@ export async function copyToParquet(
      GROUP BY row_group_id ORDER BY row_group_id`,
   );
   const groupRows = reader.getRowsJS().map((r) => Number(r[1]));
-  const want = size ? Math.ceil(rowCount / size) : 1;
+  const want = rowCount === 0 ? 0 : size ? Math.ceil(rowCount / size) : 1;
   if (groupRows.length !== want || groupRows.reduce((s, n) => s + n, 0) !== rowCount) {
     throw new Error(`DuckDB wrote row groups of ${groupRows.join(', ')} rows; the fixture wanted ${want} groups`);
   }

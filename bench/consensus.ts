@@ -1,0 +1,140 @@
+// What a consensus rule costs beyond reading its inputs. A synthetic dataset (default 1M pairs over 1M images,
+// 4 metrics; cached under bench/.cache) is labelled by every rule; each run is compared with (a), the time to read
+// what every run must read: the score files (loadScoreTable) and the pairs parts.
+//
+//   node --import tsx bench/consensus.ts [--pairs 1000000] [--rules majority,mean-prob,…]
+//
+// The dataset has what runConsensus reads and nothing else: pairs/part-*.arrow (100k pairs each), and per metric
+// scores/<m>/part-*.parquet (250k images each) with metric.json. Four images per prompt, four pairs per prompt.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { pairId, sha256Hex } from '../src/ids.ts';
+import { listParts, readPart, writeRowsPart } from '../src/io/arrow-table.ts';
+import { writeParquetPart } from '../src/io/parquet.ts';
+import { runConsensus } from '../src/label/consensus-run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../src/label/run.ts';
+import { loadScoreTable } from '../src/label/score-table.ts';
+import { uniformGenerator } from '../src/onnx/seeded-random.ts';
+import type { PairRow } from '../src/schema.ts';
+
+const { values } = parseArgs({
+  options: {
+    pairs: { type: 'string', default: '1000000' },
+    rules: { type: 'string', default: 'majority,mean-prob,vanilla,normalized,random,single:pick,human' },
+  },
+});
+const PAIRS = Number(values.pairs);
+const PAIRS_PER_PROMPT = 4;
+const IMAGES_PER_PROMPT = 4;
+const PAIRS_PER_PART = 100_000;
+const SCORES_PER_PART = 250_000;
+const METRICS: MetricInfo[] = [
+  { name: 'aes', kind: 'aesthetic', version: 'bench', score: 'mlp', temperature: 1 },
+  { name: 'clip', kind: 'clip', version: 'bench', score: 'cos', temperature: 0.01 },
+  { name: 'hps', kind: 'hps', version: 'bench', score: 'cos', temperature: 0.01 },
+  { name: 'pick', kind: 'pickscore', version: 'bench', score: 'logit-scale-cos', temperature: 1 },
+];
+const dir = resolve(`bench/.cache/consensus-${PAIRS}`);
+const READY = join(dir, 'READY.json');
+
+async function synthesise(): Promise<void> {
+  const params = JSON.stringify({ pairs: PAIRS, metrics: METRICS.map((m) => m.name), version: 1 });
+  if (existsSync(READY) && (await readFile(READY, 'utf8')) === params) return;
+  const t = performance.now();
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const random = uniformGenerator(20240601);
+  const prompts = Math.ceil(PAIRS / PAIRS_PER_PROMPT);
+  const imageCount = prompts * IMAGES_PER_PROMPT;
+  const promptIds = Array.from({ length: prompts }, (_, p) => sha256Hex(`prompt ${p}`));
+  const imageIds = Array.from({ length: imageCount }, (_, i) => sha256Hex(`image ${i}`));
+  // A latent quality per image, seen by each metric through its own scale and noise.
+  const quality = Float64Array.from({ length: imageCount }, () => random() * 2 - 1);
+  const scale: Record<string, [number, number, number]> = {
+    aes: [5.5, 0.8, 0.6],
+    clip: [0.3, 0.01, 0.02],
+    hps: [0.27, 0.01, 0.01],
+    pick: [21, 1.5, 1.5],
+  };
+  for (const metric of METRICS) {
+    const [offset, signal, noise] = scale[metric.name]!;
+    for (let start = 0, k = 0; start < imageCount; start += SCORES_PER_PART, k++) {
+      const end = Math.min(imageCount, start + SCORES_PER_PART);
+      const n = end - start;
+      const ids = imageIds.slice(start, end);
+      const score = new Float64Array(n);
+      for (let i = 0; i < n; i++) score[i] = offset + signal * quality[start + i]! + noise * (random() * 2 - 1);
+      await writeParquetPart(dir, `scores/${metric.name}/part-${String(k).padStart(5, '0')}.parquet`, SCORE_SPECS, {
+        image_id: ids,
+        prompt_id: ids.map((_, i) => promptIds[Math.floor((start + i) / IMAGES_PER_PROMPT)]!),
+        score,
+        metric_version: ids.map(() => metric.version),
+      });
+    }
+    await writeFile(join(dir, 'scores', metric.name, 'metric.json'), `${JSON.stringify(metric, null, 2)}\n`);
+  }
+  // Pairs (0,1), (0,2), (1,3), (2,3) of each prompt's four images; human labels cycle 1, 0, ½, null.
+  const within: Array<[number, number]> = [[0, 1], [0, 2], [1, 3], [2, 3]];
+  let rows: PairRow[] = [];
+  let part = 0;
+  for (let i = 0; i < PAIRS; i++) {
+    const p = Math.floor(i / PAIRS_PER_PROMPT);
+    const [x, y] = within[i % PAIRS_PER_PROMPT]!;
+    const a = imageIds[p * IMAGES_PER_PROMPT + x]!;
+    const b = imageIds[p * IMAGES_PER_PROMPT + y]!;
+    rows.push({
+      pair_id: pairId(promptIds[p]!, a, b),
+      prompt_id: promptIds[p]!,
+      image_a: a,
+      image_b: b,
+      human_pref: [1, 0, 0.5, null][i % 4]!,
+      split: 'train',
+      source_ref: `bench#${i}`,
+    });
+    if (rows.length === PAIRS_PER_PART || i === PAIRS - 1) {
+      await writeRowsPart(dir, 'pairs', `bench-${String(part++).padStart(5, '0')}`, rows);
+      rows = [];
+    }
+  }
+  await writeFile(READY, params);
+  console.log(`synthesised ${PAIRS} pairs, ${imageCount} images × ${METRICS.length} metrics in ${((performance.now() - t) / 1000).toFixed(1)} s → ${dir}`);
+}
+
+/** What every consensus run reads: the score table and each pairs part's columns. */
+async function readInputs(): Promise<{ scores: number; pairs: number }> {
+  let t = performance.now();
+  const table = await loadScoreTable(dir);
+  const scores = (performance.now() - t) / 1000;
+  t = performance.now();
+  let n = 0;
+  for (const file of await listParts(dir, 'pairs')) {
+    const part = await readPart(dir, file);
+    for (const name of ['pair_id', 'prompt_id', 'image_a', 'image_b']) part.getChild(name)!.toArray();
+    const human = part.getChild('human_pref')!;
+    for (let i = 0; i < part.numRows; i++) human.get(i);
+    n += part.numRows;
+  }
+  if (n !== PAIRS || table.images !== Math.ceil(PAIRS / PAIRS_PER_PROMPT) * IMAGES_PER_PROMPT) throw new Error(`read ${n} pairs, ${table.images} images`);
+  return { scores, pairs: (performance.now() - t) / 1000 };
+}
+
+await synthesise();
+console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg()[0]!.toFixed(2)}`);
+const inputs = await readInputs();
+const base = inputs.scores + inputs.pairs;
+console.log(`(a) read inputs: ${base.toFixed(2)} s (score table ${inputs.scores.toFixed(2)} s, pairs parts ${inputs.pairs.toFixed(2)} s)`);
+console.log(`(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS`);
+for (const rule of values.rules!.split(',')) {
+  const start = performance.now();
+  const summary = await runConsensus(dir, { rule, ...(rule === 'random' ? { seed: '1' } : {}), calibrated: false });
+  const seconds = (performance.now() - start) / 1000;
+  if (summary.pairs !== PAIRS) throw new Error(`${rule}: ${summary.pairs} pairs`);
+  console.log(
+    `    ${rule.padEnd(14)} ${seconds.toFixed(2).padStart(8)} ${(seconds / base).toFixed(2).padStart(7)} ${(PAIRS / seconds).toFixed(0).padStart(10)}` +
+      `  ${(summary.kept / PAIRS).toFixed(3)}  ${summary.tieRate === null ? '   —' : summary.tieRate.toFixed(3)}    ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+  );
+}

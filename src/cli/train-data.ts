@@ -1,0 +1,160 @@
+// `bdpo encode` and `bdpo export`: argument parsing over the training stage's data library.
+import { runEncode, SD_SCALING_FACTOR, type EncodeSummary } from '../train/encode.ts';
+import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../train/export.ts';
+import { resolveShard } from '../shard.ts';
+import { createProgress } from '../progress.ts';
+import type { Device } from '../onnx/session.ts';
+import { listing } from '../format.ts';
+import { numberOption, parseCommand, requireOption, stringOption, UsageError, type Parsed } from './args.ts';
+
+const ENCODE_USAGE = `usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] [--tokenizer tokenizer.json] [--shard i/n] [--json]
+
+Caches what training needs, so that it never touches an image or a text model: VAE latents of the images of the
+kept pairs of consensus/<R> (of every pair without --rule) into latents/part-*.parquet, and text-encoder hidden
+states of their prompts (plus the empty prompt) into text/part-*.parquet, float16. Re-runs skip finished parts.
+  --vae FILE                  VAE encoder: pixel_values [n, 3, H, W] in [-1, 1] → latent_mean
+  --text FILE                 text encoder: input_ids [n, 77] → last_hidden_state
+  --tokenizer FILE            tokenizer.json or vocab.json (default: beside --text, or ../tokenizer/)
+  --rule R                    folder under consensus/ (default: every pair in pairs/)
+  --resolution N              short side resize + centre crop, a multiple of 8 (default 64)
+  --scaling-factor X          latent scale (default ${SD_SCALING_FACTOR}, SD 1.x/2.x)
+  --batch-size N              images per VAE batch (default 8)
+  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
+  --threads N                 ONNX Runtime intra-op threads (default: all cores)
+  --shard i/n, --shards n     as for ingest`;
+
+const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--json]
+
+Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the public Diffusion-DPO trainers read:
+caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1, 0.5: a tie kept by
+--ties half), label_1, and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
+p_<metric>). --out is a folder of part files (row groups of ≤ 256 rows, bounded memory), or one file when it ends
+in .parquet (built in memory: for small exports).
+  --split s,…                 only these splits (e.g. train)
+  --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;
+
+function one(parsed: Parsed, usage: string): string {
+  if (parsed.positionals.length !== 1) throw new UsageError(usage.split('\n')[0]!);
+  return parsed.positionals[0]!;
+}
+
+export async function encodeCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(
+    argv,
+    {
+      vae: { type: 'string' },
+      text: { type: 'string' },
+      tokenizer: { type: 'string' },
+      rule: { type: 'string' },
+      resolution: { type: 'string' },
+      'scaling-factor': { type: 'string' },
+      'batch-size': { type: 'string' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      shard: { type: 'string' },
+      shards: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    ENCODE_USAGE,
+  );
+  if (parsed === 'help') {
+    console.log(ENCODE_USAGE);
+    return 0;
+  }
+  const dir = one(parsed, ENCODE_USAGE);
+  const device = stringOption(parsed, 'device') ?? 'auto';
+  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  const optional = <T>(name: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [name]: value });
+  const progress = createProgress('encode', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
+  let total = 0;
+  let summary: EncodeSummary;
+  try {
+    summary = await runEncode(dir, {
+      vae: requireOption(parsed, 'vae', ENCODE_USAGE),
+      text: requireOption(parsed, 'text', ENCODE_USAGE),
+      ...optional('tokenizer', stringOption(parsed, 'tokenizer')),
+      ...optional('rule', stringOption(parsed, 'rule')),
+      ...optional('resolution', numberOption(parsed, 'resolution')),
+      ...optional('scalingFactor', numberOption(parsed, 'scaling-factor')),
+      ...optional('batchSize', numberOption(parsed, 'batch-size')),
+      ...optional('intraOpNumThreads', numberOption(parsed, 'threads')),
+      device: device as Device,
+      shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+      onProgress: (p) => {
+        if (p.unitsTotal !== total) {
+          total = p.unitsTotal;
+          progress.stop();
+        }
+        progress.update(p.unitsDone, { rows: p.images + p.prompts });
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  if (parsed.values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  console.log(formatEncodeSummary(summary));
+  return 0;
+}
+
+export function formatEncodeSummary(s: EncodeSummary): string {
+  const c = s.counts;
+  const line = (name: string, t: EncodeSummary['latents']): string =>
+    `  ${name.padEnd(8)} ${t.shape ?? '—'}: ${t.encoded} encoded, ${t.done} done before, ${t.reused} reused from other rules; parts ${t.partsWritten} written / ${t.partsSkipped} already done`;
+  return [
+    `encode ${s.dir} (${s.selection}) [shard ${s.shard.index}/${s.shard.count}] at ${s.resolution} px, scale ${s.scalingFactor}, on ${s.provider}`,
+    line('latents', s.latents),
+    line('text', s.text),
+    `  images read ${c.read} = encoded ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`,
+    `  ${s.seconds.toFixed(1)} s, ${s.imagesPerSecond.toFixed(1)} images/s`,
+  ].join('\n');
+}
+
+export async function exportCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(
+    argv,
+    {
+      rule: { type: 'string' },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      split: { type: 'string' },
+      'rows-per-part': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    EXPORT_USAGE,
+  );
+  if (parsed === 'help') {
+    console.log(EXPORT_USAGE);
+    return 0;
+  }
+  const dir = one(parsed, EXPORT_USAGE);
+  const format = stringOption(parsed, 'format') ?? 'diffusers-dpo';
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, got "${format}"`);
+  const split = stringOption(parsed, 'split');
+  const rowsPerPart = numberOption(parsed, 'rows-per-part');
+  const summary: ExportSummary = await runExport(dir, {
+    rule: requireOption(parsed, 'rule', EXPORT_USAGE),
+    out: requireOption(parsed, 'out', EXPORT_USAGE),
+    format: format as ExportFormat,
+    ...(split === undefined ? {} : { splits: split.split(',').map((s) => s.trim()).filter((s) => s.length > 0) }),
+    ...(rowsPerPart === undefined ? {} : { rowsPerPart }),
+  });
+  if (parsed.values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  const labels = Object.entries(summary.byLabel)
+    .sort((x, y) => Number(y[0]) - Number(x[0]))
+    .map(([label, n]) => `label_0=${label}: ${n}`)
+    .join(', ');
+  console.log(
+    [
+      `export ${summary.dir} consensus/${summary.rule} → ${summary.out} (${summary.format})`,
+      `  ${summary.pairs} pairs (${labels}) in ${summary.files.length} file(s), ${(summary.imageBytes / 1e6).toFixed(1)} MB of images`,
+      `  metrics: ${summary.metrics.join(', ') || '—'}; ${summary.seconds.toFixed(1)} s`,
+    ].join('\n'),
+  );
+  return 0;
+}
