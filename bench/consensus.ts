@@ -124,17 +124,26 @@ async function readInputs(): Promise<{ scores: number; pairs: number }> {
 
 await synthesise();
 console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg()[0]!.toFixed(2)}`);
-const inputs = await readInputs();
-const base = inputs.scores + inputs.pairs;
-console.log(`(a) read inputs: ${base.toFixed(2)} s (score table ${inputs.scores.toFixed(2)} s, pairs parts ${inputs.pairs.toFixed(2)} s)`);
-console.log(`(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS`);
+// (a) is measured before and after the rules (other processes on the machine come and go); ratios use the mean.
+const before = await readInputs();
+console.log(`(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s (score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`);
+const results: Array<{ rule: string; seconds: number; kept: number; tieRate: number | null; rss: number }> = [];
 for (const rule of values.rules!.split(',')) {
   const start = performance.now();
   const summary = await runConsensus(dir, { rule, ...(rule === 'random' ? { seed: '1' } : {}), calibrated: false });
   const seconds = (performance.now() - start) / 1000;
   if (summary.pairs !== PAIRS) throw new Error(`${rule}: ${summary.pairs} pairs`);
+  results.push({ rule, seconds, kept: summary.kept / PAIRS, tieRate: summary.tieRate, rss: process.resourceUsage().maxRSS / 1024 });
+  console.log(`    ${rule}: ${seconds.toFixed(2)} s`);
+}
+const after = await readInputs();
+console.log(`(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s (score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`);
+const base = (before.scores + before.pairs + after.scores + after.pairs) / 2;
+console.log(`(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS so far`);
+for (const r of results) {
   console.log(
-    `    ${rule.padEnd(14)} ${seconds.toFixed(2).padStart(8)} ${(seconds / base).toFixed(2).padStart(7)} ${(PAIRS / seconds).toFixed(0).padStart(10)}` +
-      `  ${(summary.kept / PAIRS).toFixed(3)}  ${summary.tieRate === null ? '   —' : summary.tieRate.toFixed(3)}    ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+    `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
+      `  ${r.kept.toFixed(3)}  ${r.tieRate === null ? '   —  ' : r.tieRate.toFixed(3)}    ${r.rss.toFixed(0)} MB`,
   );
 }
+console.log(`(a) mean ${base.toFixed(2)} s; load average after: ${loadavg()[0]!.toFixed(2)}`);

@@ -7,7 +7,7 @@ import { createRng } from '../src/train/rng.ts';
 import { Trainer, type ImageBatch, type PairBatch } from '../src/train/trainer-step.ts';
 
 const backend = await selectBackend((process.argv[2] ?? 'auto') as BackendChoice);
-const steps = Number(process.argv[3] ?? 15);
+const steps = Number(process.argv[3] ?? 21);
 console.log(`backend ${backend.name} (${backend.reason})`);
 
 const base = { latentChannels: 4, latentSize: 8, patch: 2, heads: 4, textWidth: 32, mlpRatio: 4 };
@@ -29,16 +29,37 @@ function cpuMs(): number {
   return (usage.user + usage.system) / 1000;
 }
 
-/** Wall and process-CPU milliseconds per step (CPU time is the fairer number on a shared machine). */
-function timeSteps(run: () => void): { wall: number; cpu: number } {
-  for (let i = 0; i < 3; i++) run();
-  const wall = performance.now();
-  const cpu = cpuMs();
-  for (let i = 0; i < steps; i++) run();
-  return { wall: (performance.now() - wall) / steps, cpu: (cpuMs() - cpu) / steps };
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-console.log('MSE steps train on the same 2×pairs images. ms per step, wall (process CPU).');
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+/**
+ * Median wall and process-CPU milliseconds per step of each runner, interleaved step by step so that load from
+ * other processes hits both alike (CPU time is the fairer number on a shared machine).
+ */
+function timeInterleaved(runners: (() => void)[]): Timing[] {
+  for (let i = 0; i < 3; i++) for (const run of runners) run();
+  const samples = runners.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
+  for (let i = 0; i < steps; i++) {
+    runners.forEach((run, r) => {
+      const wall = performance.now();
+      const cpu = cpuMs();
+      run();
+      samples[r]!.wall.push(performance.now() - wall);
+      samples[r]!.cpu.push(cpuMs() - cpu);
+    });
+  }
+  return samples.map((s) => ({ wall: median(s.wall), cpu: median(s.cpu) }));
+}
+
+console.log('MSE steps train on the same 2×pairs images. Median ms per step, wall (process CPU).');
 console.log('config            pairs  trained  DPO ms          MSE ms          DPO/MSE (CPU)');
 for (const { label, config } of configs) {
   for (const pairs of [4, 8]) {
@@ -57,9 +78,8 @@ for (const { label, config } of configs) {
       x0: tf.concat([pairBatch.a, pairBatch.b]) as tf.Tensor4D,
       textStates: tf.concat([pairBatch.textStates, pairBatch.textStates]) as tf.Tensor3D,
     };
-    const dpo = timeSteps(() => trainer.dpoStep(pairBatch));
-    const mse = timeSteps(() => trainer.mseStep(imageBatch));
-    const cell = (t: { wall: number; cpu: number }): string => `${t.wall.toFixed(1)} (${t.cpu.toFixed(1)})`.padEnd(15);
+    const [dpo, mse] = timeInterleaved([() => trainer.dpoStep(pairBatch), () => trainer.mseStep(imageBatch)]) as [Timing, Timing];
+    const cell = (t: Timing): string => `${t.wall.toFixed(1)} (${t.cpu.toFixed(1)})`.padEnd(15);
     console.log(
       `${label.padEnd(17)} ${String(pairs).padStart(5)} ${String(parameters).padStart(8)}  ${cell(dpo)} ${cell(mse)} ${(dpo.wall / mse.wall).toFixed(2)} (${(dpo.cpu / mse.cpu).toFixed(2)})`,
     );

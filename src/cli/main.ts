@@ -5,6 +5,7 @@ import { ingestCommand } from './ingest.ts';
 import { inspectCommand } from './inspect.ts';
 import { calibrateCommand, consensusCommand, labelCommand } from './label.ts';
 import { auditCommand, evalCommand } from './report.ts';
+import { encodeCommand, exportCommand } from './train-data.ts';
 import { TOOL_VERSION } from '../version.ts';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -16,6 +17,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   calibrate: { run: calibrateCommand, summary: "fit each metric's temperature against the human labels" },
   consensus: { run: consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
   audit: { run: auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
+  encode: { run: encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
+  export: { run: exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
   eval: { run: evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
 };
 

@@ -2,7 +2,7 @@
 import { runEncode, SD_SCALING_FACTOR, type EncodeSummary } from '../train/encode.ts';
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../train/export.ts';
 import { resolveShard } from '../shard.ts';
-import { createProgress } from '../progress.ts';
+import { createProgress, type Progress } from '../progress.ts';
 import type { Device } from '../onnx/session.ts';
 import { listing } from '../format.ts';
 import { numberOption, parseCommand, requireOption, stringOption, UsageError, type Parsed } from './args.ts';
@@ -65,8 +65,8 @@ export async function encodeCommand(argv: string[]): Promise<number> {
   const device = stringOption(parsed, 'device') ?? 'auto';
   if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
   const optional = <T>(name: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [name]: value });
-  const progress = createProgress('encode', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
-  let total = 0;
+  const enabled = !parsed.values.json && Boolean(process.stderr.isTTY);
+  let progress: Progress | undefined;
   let summary: EncodeSummary;
   try {
     summary = await runEncode(dir, {
@@ -81,15 +81,12 @@ export async function encodeCommand(argv: string[]): Promise<number> {
       device: device as Device,
       shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
       onProgress: (p) => {
-        if (p.unitsTotal !== total) {
-          total = p.unitsTotal;
-          progress.stop();
-        }
+        progress ??= createProgress('encode', p.unitsTotal, { enabled });
         progress.update(p.unitsDone, { rows: p.images + p.prompts });
       },
     });
   } finally {
-    progress.stop();
+    progress?.stop();
   }
   if (parsed.values.json) {
     console.log(JSON.stringify(summary, null, 2));

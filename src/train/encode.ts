@@ -14,16 +14,21 @@
 // attention_mask.
 //
 // latents/encoder.json and text/encoder.json record the model (sha256), resolution, scaling factor and tokenizer
-// the cache was made with; a run with different ones is refused rather than mixed into the same cache. An image
-// already cached by a finished unit of another selection (another rule) is not encoded again.
-import { access, readFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// the cache was made with; a run with different ones is refused rather than mixed into the same cache, so every part
+// in latents/ and text/ is valid for the settings recorded there. A unit is done when the manifest records it with the
+// same input: the sha256 of its images (prompts) part and the digest of the selection. A selection that changes
+// (consensus re-run into the same folder after calibration, say) gives new part files named after the new digest;
+// an image already in any other part of latents/ (another rule, an earlier version of this one) is not encoded
+// again, and the parts it lives in stay. Parts of the selection being written are not a source of reuse, so a
+// resumed run writes the same files as an uninterrupted one.
+import { access, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
 import { openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import {
   addCounts,
-  describeInput,
+  describeInputs,
   emptyCounts,
   isUnitDone,
   readManifest,
@@ -35,6 +40,7 @@ import {
   type PartRecord,
 } from '../manifest.ts';
 import { createSession, float32Output, type OnnxSession } from '../onnx/session.ts';
+import { sha256Hex } from '../ids.ts';
 import type { RejectReason, RejectRow } from '../schema.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from '../label/preprocess.ts';
@@ -143,6 +149,11 @@ interface Selection {
   prompts: IdIndex;
 }
 
+/** The infix that names a selection's parts: its name and the first 8 hex digits of the digest of its ids. */
+function selectionTag(name: string, ids: IdIndex): string {
+  return `${name}-${ids.digest().slice(0, 8)}`;
+}
+
 async function selectPairs(dir: string, rule: string | undefined): Promise<Selection> {
   const images = IdIndex.builder();
   const prompts = IdIndex.builder();
@@ -180,15 +191,22 @@ async function selectPairs(dir: string, rule: string | undefined): Promise<Selec
   return { name: 'all-pairs', images: images.build(), prompts: prompts.build() };
 }
 
-/** Parquet parts of finished encode units of other selections: what is cached already. */
-async function otherSelectionParts(dir: string, manifest: Manifest, table: 'latents' | 'text', selection: string): Promise<string[]> {
-  const files: string[] = [];
-  for (const [key, unit] of Object.entries(manifest.units)) {
-    if (!key.startsWith(`${STAGE}:${table}:`) || key.startsWith(`${STAGE}:${table}:${selection}:`)) continue;
-    if (!(await isUnitDone(dir, manifest, key))) continue;
-    for (const part of unit.parts) if (part.file.startsWith(`${table}/`) && part.file.endsWith('.parquet')) files.push(part.file);
-  }
-  return files.sort();
+/** Parts of a cache folder that may serve as a source of reuse: all but those of the selection being written. */
+async function reusableParts(dir: string, table: 'latents' | 'text', tag: string): Promise<string[]> {
+  return (await listParquetParts(dir, table)).filter((file) => !file.includes(`-${tag}-s`));
+}
+
+/** sha256 of each part file recorded in the manifest (ingest records its parts). */
+function recordedHashes(manifest: Manifest): Map<string, string> {
+  const hashes = new Map<string, string>();
+  for (const unit of Object.values(manifest.units)) for (const part of unit.parts) hashes.set(part.file, part.sha256);
+  return hashes;
+}
+
+/** A unit's input: its ingest part (by recorded hash, else size) and the selection's digest. */
+async function unitInput(dir: string, hashes: Map<string, string>, file: string, tag: string): Promise<string> {
+  const part = hashes.get(file) ?? `${(await stat(join(dir, file))).size} bytes`;
+  return sha256Hex(`${file}\0${part}\0${tag}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -244,7 +262,8 @@ async function tokenizerPath(textModel: string, explicit: string | undefined): P
 const tokenizers = new Map<string, Promise<ClipTokenizer>>();
 
 function openTokenizer(file: InputFile): Promise<ClipTokenizer> {
-  const key = `${file.sha256}:${file.path.endsWith('vocab.json') ? 'vocab' : 'json'}`;
+  // The path too: a tokenizer_config.json beside the file can change the padding.
+  const key = `${resolve(file.path)}|${file.sha256}`;
   let tokenizer = tokenizers.get(key);
   if (!tokenizer) {
     const options = { maxLength: CLIP_CONTEXT_LENGTH };
@@ -272,12 +291,14 @@ function requireOutput(session: OnnxSession, path: string, name: string, what: s
 // ---------------------------------------------------------------------------------------------------------------
 // The run
 
-export function latentPartFile(partName: string, selection: string, shard: Shard): string {
-  return `latents/part-${partName}-${selection}-${shardLabel(shard)}.parquet`;
+/** latents/part-<images part>-<selection tag>-<shard>.parquet */
+export function latentPartFile(partName: string, tag: string, shard: Shard): string {
+  return `latents/part-${partName}-${tag}-${shardLabel(shard)}.parquet`;
 }
 
-export function textPartFile(partName: string, selection: string, shard: Shard): string {
-  return `text/part-${partName}-${selection}-${shardLabel(shard)}.parquet`;
+/** text/part-<prompts part>-<selection tag>-<shard>.parquet */
+export function textPartFile(partName: string, tag: string, shard: Shard): string {
+  return `text/part-${partName}-${tag}-${shardLabel(shard)}.parquet`;
 }
 
 export const EMPTY_TEXT_PART = 'text/part-empty-prompt.parquet';
@@ -305,11 +326,12 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   const promptParts = await listParts(dir, 'prompts');
   if (imageParts.length === 0 || promptParts.length === 0) throw new EncodeError(`${dir}: no images/ or prompts/ parts (run bdpo ingest first)`);
 
-  const [vaeInput, textInput, tokenizerInput] = await Promise.all([
-    describeInput(options.vae),
-    describeInput(options.text),
-    tokenizerPath(options.text, options.tokenizer).then(describeInput),
-  ]);
+  // Hashes recorded by an earlier run are reused for files of the same size and mtime (SD's text encoder is 0.5 GB).
+  const [vaeInput, textInput, tokenizerInput] = (await describeInputs(dir, [
+    options.vae,
+    options.text,
+    await tokenizerPath(options.text, options.tokenizer),
+  ])) as [InputFile, InputFile, InputFile];
   const tokenizer = await openTokenizer(tokenizerInput);
   const sessionOptions = { device: options.device ?? 'auto', ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}) } as const;
   const vae = await createSession(options.vae, sessionOptions);
@@ -345,10 +367,15 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
 
     const selection = await selectPairs(dir, options.rule);
     summary.selection = selection.name;
+    const imagesTag = selectionTag(selection.name, selection.images);
+    const promptsTag = selectionTag(selection.name, selection.prompts);
     const manifest = await readManifest(dir);
-    const cachedLatents = await TensorStore.open(dir, LATENT_TABLE, { files: await otherSelectionParts(dir, manifest, 'latents', selection.name) });
-    const cachedText = await TensorStore.open(dir, TEXT_TABLE, { files: await otherSelectionParts(dir, manifest, 'text', selection.name) });
+    const hashes = recordedHashes(manifest);
+    const cachedLatents = await TensorStore.open(dir, LATENT_TABLE, { files: await reusableParts(dir, 'latents', imagesTag) });
+    const cachedText = await TensorStore.open(dir, TEXT_TABLE, { files: await reusableParts(dir, 'text', promptsTag) });
     existing.push(cachedLatents, cachedText);
+    const isDone = async (key: string, input: string): Promise<boolean> =>
+      manifest.units[key]?.inputSha256 === input && (await isUnitDone(dir, manifest, key));
 
     const unitsTotal = imageParts.length + promptParts.length + 1;
     let unitsDone = 0;
@@ -377,7 +404,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     for (const file of imageParts) {
       const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
       const key = `${STAGE}:latents:${selection.name}:${partName}:${shardLabel(shard)}`;
-      if (await isUnitDone(dir, manifest, key)) {
+      const input = await unitInput(dir, hashes, file, imagesTag);
+      if (await isDone(key, input)) {
         summary.latents.partsSkipped++;
         summary.latents.done += manifest.units[key]!.counts.taken;
       } else {
@@ -387,7 +415,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         if (result.ids.length > 0) {
           summary.latents.shape = result.shape;
           parts.push(
-            await writeParquetPart(dir, latentPartFile(partName, selection.name, shard), LATENT_SPECS, {
+            await writeParquetPart(dir, latentPartFile(partName, imagesTag, shard), LATENT_SPECS, {
               image_id: result.ids,
               shape: result.ids.map(() => result.shape!),
               latent: result.latents,
@@ -396,12 +424,12 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
           summary.latents.partsWritten++;
         }
         if (result.rejects.length > 0) {
-          parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${selection.name}-${shardLabel(shard)}`, result.rejects));
+          parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}-${shardLabel(shard)}`, result.rejects));
         }
         const counts: Counts = { read: result.ids.length + result.rejects.length, taken: result.ids.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
         addCounts(summary.counts, counts);
         await updateManifest(dir, (m) => {
-          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts };
+          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts, inputSha256: input };
         });
       }
       unitsDone++;
@@ -420,7 +448,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     for (const file of promptParts) {
       const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
       const key = `${STAGE}:text:${selection.name}:${partName}:${shardLabel(shard)}`;
-      if (await isUnitDone(dir, manifest, key)) {
+      const input = await unitInput(dir, hashes, file, promptsTag);
+      if (await isDone(key, input)) {
         summary.text.partsSkipped++;
         summary.text.done += manifest.units[key]!.counts.taken;
       } else {
@@ -442,7 +471,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
           const result = await encodeTexts(todo, textContext);
           summary.text.shape = result.shape;
           parts.push(
-            await writeParquetPart(dir, textPartFile(partName, selection.name, shard), TEXT_SPECS, {
+            await writeParquetPart(dir, textPartFile(partName, promptsTag, shard), TEXT_SPECS, {
               prompt_id: todo.map((t) => t.id),
               shape: todo.map(() => result.shape),
               hidden: result.hidden,
@@ -451,7 +480,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
           summary.text.partsWritten++;
         }
         await updateManifest(dir, (m) => {
-          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts: { read: todo.length, taken: todo.length, rejected: 0, byReason: {} } };
+          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts: { read: todo.length, taken: todo.length, rejected: 0, byReason: {} }, inputSha256: input };
         });
       }
       unitsDone++;

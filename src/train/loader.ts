@@ -3,13 +3,13 @@
 // text-encoder states (written by `bdpo encode`) of each pair, so training never touches an image or a text model.
 //
 // Memory is bounded whatever the dataset size:
-// - consensus: one row group of one file (the eligible rows of it) plus the shuffle buffer (≈ 300 bytes a pair);
-// - latents / text: an index of ≈ 14 bytes per cached row (a 52-bit key from the id and the row's place, in sorted
+// - consensus: the eligible rows of one row group of one file, plus the shuffle buffer (≈ 500 bytes a pair);
+// - latents / text: an index of 16 bytes per cached row (a 52-bit key from the id and the row's place, in sorted
 //   typed arrays), plus an LRU cache of decoded row groups (`cacheBytes` per table, default 64 MiB, counted in
 //   the row groups' uncompressed sizes); `bdpo encode` writes row groups of ≈ 1 MiB, so a cache miss reads ≈ 1 MiB;
 // - two batches as float32 (the one in use and the one being prefetched).
 // A latent is 2·C·H·W bytes (4×64×64 at 512 px: 32 KiB), so a whole Pick-a-Pic latent cache (≈ 1M images, 32 GB)
-// does not fit in memory, while its index (≈ 14 MB) does.
+// does not fit in memory, while its index (≈ 16 MB) does.
 //
 // Order: per epoch, the consensus files are visited in an order drawn from the generator, their eligible rows
 // (kept, in the chosen splits, with a label) stream through a shuffle buffer of N pairs (fill it, then each new pair
@@ -64,6 +64,13 @@ export class IdIndex {
 
   get size(): number {
     return this.keys.length;
+  }
+
+  /** sha256 of the sorted keys: the same ids (with the same multiplicities) give the same digest on every host. */
+  digest(): string {
+    const bytes = new DataView(new ArrayBuffer(this.keys.length * 8));
+    this.keys.forEach((key, i) => bytes.setFloat64(i * 8, key, true));
+    return sha256Hex(new Uint8Array(bytes.buffer));
   }
 
   /** Whether an id with this id's key was added: never false for an added id; rarely true for another one. */
@@ -362,7 +369,7 @@ export interface PairLoaderOptions extends OrderOptions {
   prefetch?: boolean;
 }
 
-interface ResolvedOrderOptions {
+export interface ResolvedOrderOptions {
   dir: string;
   rule: string;
   batchSize: number;

@@ -160,8 +160,8 @@ async function pairsOf(dir: string): Promise<Array<{ prompt_id: string; image_a:
 }
 
 /** Four metrics with seeded random scores (ties among four voters happen), and their metric.json. */
-async function writeScores(dir: string): Promise<void> {
-  const random = seededRandom(11);
+async function writeScores(dir: string, seed = 11): Promise<void> {
+  const random = seededRandom(seed);
   const keys: Array<[string, string]> = [];
   for await (const row of readRows(dir, 'images')) keys.push([row.image_id, row.prompt_id]);
   for (const m of ['m1', 'm2', 'm3', 'm4']) {
@@ -328,6 +328,35 @@ describe('runEncode of a rule', () => {
     for (const id of fresh) assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
 
     await assert.rejects(runEncode(dir, encodeOptions({ rule: 'no-such-rule', resolution: 32 })), /no consensus\/no-such-rule/);
+  });
+
+  test('a rule whose kept pairs changed (consensus re-run into the same folder) is encoded again, reusing what is cached', async () => {
+    const dir = await copyOfSample('rule-changed');
+    await writeScores(dir, 11);
+    await runConsensus(dir, { rule: 'majority' });
+    await runEncode(dir, encodeOptions({ rule: 'majority', resolution: 32 }));
+    const cachedBefore = new Set((await cached(dir, 'latents')).keys());
+
+    await writeScores(dir, 12);
+    await runConsensus(dir, { rule: 'majority' });
+    const kept = (await query(`SELECT image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))}) WHERE kept`)) as Array<{
+      image_a: string;
+      image_b: string;
+    }>;
+    const wanted = new Set(kept.flatMap((r) => [r.image_a, r.image_b]));
+    const missing = [...wanted].filter((id) => !cachedBefore.has(id));
+    assert.ok(missing.length > 0, 'the new kept set has images the old one had not');
+    const again = await runEncode(dir, encodeOptions({ rule: 'majority', resolution: 32 }));
+    assert.equal(again.latents.partsSkipped, 0);
+    assert.equal(again.latents.encoded, missing.length);
+    assert.equal(again.latents.reused, wanted.size - missing.length);
+    const latents = await cached(dir, 'latents');
+    for (const id of wanted) assert.ok(latents.has(id), id);
+    for (const id of missing) assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
+
+    const third = await runEncode(dir, encodeOptions({ rule: 'majority', resolution: 32 }));
+    assert.equal(third.latents.partsSkipped, 2);
+    assert.equal(third.latents.encoded + third.text.encoded, 0);
   });
 
   test('shards 0/2 and 1/2 together write what one unsharded run writes', async () => {

@@ -1,5 +1,6 @@
 // Finite differences against tfjs' gradients of the full DPO loss through the DiT, for a few parameters of
-// different kinds (attention, MLP, modulation, head, timestep MLP; and LoRA factors).
+// different kinds (attention, MLP, modulation, head, timestep MLP; and LoRA factors); and the wasm backend's
+// whole-model gradient against the pure-JS cpu backend's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -9,7 +10,8 @@ import { createDit } from '../../src/train/dit.ts';
 import { diffusionDpoLoss } from '../../src/train/dpo.ts';
 import { createRng } from '../../src/train/rng.ts';
 import { addNoise, scaledLinearSchedule } from '../../src/train/schedule.ts';
-import { normalTensor, randomizeParameters, TEXT_LENGTH, tinyConfig } from './helpers.ts';
+import { Trainer } from '../../src/train/trainer-step.ts';
+import { BrightnessTask, disposePairs, normalTensor, randomizeParameters, TEXT_LENGTH, tinyConfig } from './helpers.ts';
 
 await selectBackend();
 
@@ -95,4 +97,36 @@ test('with LoRA, the adapter gradients match central differences', () => {
   randomizeParameters(model, 25, 0.12);
   check(model, ['blocks.0.attn.k.lora_A', 'blocks.0.attn.o.lora_B', 'blocks.0.cross_attn.q.lora_B'], 26);
   model.dispose();
+});
+
+test('a whole DPO gradient on the wasm backend matches the pure-JS cpu backend', async () => {
+  const gradientsOn = async (backend: 'wasm' | 'cpu'): Promise<Map<string, Float32Array>> => {
+    await selectBackend(backend);
+    const model = createDit(tinyConfig, 3);
+    randomizeParameters(model, 4);
+    const trainer = new Trainer(model, { seed: 4, learningRate: 1e-3, reference: { mode: 'none' } });
+    randomizeParameters(model, 5, 0.16);
+    const batch = new BrightnessTask(tinyConfig, 4, 31).pairs(createRng(1), 3, 'true');
+    const { gradients } = trainer.dpoGradients(batch);
+    const out = new Map([...gradients].map(([name, g]) => [name, g.dataSync().slice() as Float32Array]));
+    tf.dispose([...gradients.values()]);
+    disposePairs(batch);
+    trainer.dispose();
+    model.dispose();
+    return out;
+  };
+  const wasm = await gradientsOn('wasm');
+  const cpu = await gradientsOn('cpu');
+  await selectBackend();
+  let worst = 0;
+  let scale = 0;
+  for (const [name, g] of wasm) {
+    const h = cpu.get(name)!;
+    for (let i = 0; i < g.length; i++) {
+      worst = Math.max(worst, Math.abs(g[i]! - h[i]!));
+      scale = Math.max(scale, Math.abs(g[i]!));
+    }
+  }
+  assert.ok(scale > 1, `gradient scale ${scale}`);
+  assert.ok(worst < 1e-5 * scale, `max difference ${worst} at scale ${scale}`);
 });
