@@ -120,10 +120,11 @@ const part = tableFromIPC(await readFile(join(template, 'images/part-bench.arrow
 const images: Uint8Array[] = Array.from({ length: part.numRows }, (_, i) => part.getChild('bytes')!.get(i) as Uint8Array);
 const batches = Math.ceil(images.length / batch);
 const per = 3 * SIZE * SIZE;
+// CPU time per image is printed beside the wall-clock rate: it barely moves when other processes take cores away.
 const line = (label: string, imagesPerSecond: number, seconds: number, cores?: number) =>
   console.log(
     `${label.padEnd(34)} ${imagesPerSecond.toFixed(1).padStart(7)} images/s  (${seconds.toFixed(2)} s` +
-      `${cores === undefined ? '' : `, ${cores.toFixed(2)} cores busy`})`,
+      `${cores === undefined ? '' : `, ${cores.toFixed(2)} cores busy, ${((1000 * seconds * cores) / images.length).toFixed(0)} ms CPU/image`})`,
   );
 console.log(`${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; load average ${loadavg()[0]!.toFixed(2)}`);
 

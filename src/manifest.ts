@@ -1,6 +1,7 @@
 // manifest.json (DESIGN §2): what each stage run did, and which units of work are finished. Several shards may
 // share one dataset directory, so every update is a read-modify-write under an exclusive lock file.
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -47,7 +48,8 @@ export interface UnitRecord {
   shard: string;
   parts: PartRecord[];
   counts: Counts;
-  /** sha256 of the input file the unit read, when it read one. */
+  /** The input file the unit read, when it read one, and its sha256 then. */
+  input?: string;
   inputSha256?: string;
 }
 
@@ -86,12 +88,17 @@ async function withLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       const handle = await open(lockPath, 'wx');
-      await handle.writeFile(`${process.pid}\n`);
+      await handle.writeFile(`${hostname()} ${process.pid}\n`);
       await handle.close();
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // A writer killed while holding the lock leaves it behind; a lock this old belongs to nobody.
+      // A writer killed while holding the lock leaves it behind: on this host, a dead pid frees it at once; from
+      // another host (a shared filesystem) we can only wait until it is old enough to belong to nobody.
+      if (await heldByDeadProcess(lockPath)) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
       const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
       if (age > LOCK_STALE_MS) await rm(lockPath, { force: true });
       else await new Promise((resolve) => setTimeout(resolve, Math.min(5 + attempt * 5, 100)));
@@ -104,7 +111,23 @@ async function withLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
   }
 }
 
+async function heldByDeadProcess(lockPath: string): Promise<boolean> {
+  const text = await readFile(lockPath, 'utf8').catch(() => '');
+  const fields = text.trim().split(' ');
+  // "host pid"; a bare pid is a lock written on this host.
+  const [host, pidText] = fields.length === 1 ? [hostname(), fields[0]] : fields;
+  const pid = Number(pidText);
+  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 export async function updateManifest(dir: string, mutate: (manifest: Manifest) => void): Promise<Manifest> {
+  await mkdir(dir, { recursive: true });
   return withLock(dir, async () => {
     const manifest = await readManifest(dir);
     mutate(manifest);

@@ -3,7 +3,8 @@
 import { SingleBar, Presets } from 'cli-progress';
 
 export interface Progress {
-  update(done: number, extra?: { rows?: number; bytes?: number }): void;
+  /** `total` may be learnt late (units are known once inputs are opened). */
+  update(done: number, extra?: { total?: number; rows?: number; bytes?: number; unit?: string }): void;
   stop(): void;
 }
 
@@ -25,7 +26,8 @@ export function createProgress(label: string, total: number, options: { enabled?
     update(done, extra = {}) {
       const seconds = Math.max((Date.now() - started) / 1000, 1e-3);
       const parts: string[] = [];
-      if (extra.rows !== undefined) parts.push(`${Math.round(extra.rows / seconds)} rows/s`);
+      if (extra.total !== undefined && extra.total !== bar.getTotal()) bar.setTotal(extra.total);
+      if (extra.rows !== undefined) parts.push(`${Math.round(extra.rows / seconds)} ${extra.unit ?? 'rows'}/s`);
       if (extra.bytes !== undefined) parts.push(`${(extra.bytes / seconds / 1e6).toFixed(1)} MB/s`);
       bar.update(done, { rate: parts.join(' ') });
     },

@@ -21,7 +21,7 @@ export function parseCommand(argv: string[], options: OptionSpec, usage: string)
       strict: true,
     });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]}\n${usage.split('\n')[0]}`);
+    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
   }
   if (parsed.values.help) return 'help';
   return parsed as Parsed;
@@ -34,7 +34,7 @@ export function stringOption(parsed: Parsed, name: string): string | undefined {
 
 export function requireOption(parsed: Parsed, name: string, usage: string): string {
   const value = stringOption(parsed, name);
-  if (value === undefined || value === '') throw new UsageError(`--${name} is required\n${usage.split('\n')[0]}`);
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required (${usage.split('\n')[0]!.replace(/^usage: /, '')})`);
   return value;
 }
 

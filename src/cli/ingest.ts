@@ -53,7 +53,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
   }
   const options = ingestOptions(parsed);
   const progress = createProgress(`ingest ${source}`, 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
-  options.onProgress = (p) => progress.update(p.unitsDone, { rows: p.rows, bytes: p.bytes });
+  options.onProgress = (p) => progress.update(p.unitsDone, { total: p.unitsTotal, rows: p.rows, bytes: p.bytes });
   let summary: IngestSummary;
   try {
     summary = await runSource(source, parsed, options);

@@ -56,7 +56,6 @@ export async function labelCommand(argv: string[]): Promise<number> {
   if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
   const threads = numberOption(parsed, 'threads');
   const progress = createProgress('label', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
-  let total = 0;
   let summary: LabelSummary;
   try {
     summary = await runLabel(dir, {
@@ -65,13 +64,7 @@ export async function labelCommand(argv: string[]): Promise<number> {
       device: device as Device,
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
       shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
-      onProgress: (p) => {
-        if (p.partsTotal !== total) {
-          total = p.partsTotal;
-          progress.stop();
-        }
-        progress.update(p.partsDone, { rows: p.images });
-      },
+      onProgress: (p) => progress.update(p.partsDone, { total: p.partsTotal, rows: p.images, unit: 'images' }),
     });
   } finally {
     progress.stop();

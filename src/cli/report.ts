@@ -76,7 +76,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     console.log(EVAL_USAGE);
     return 0;
   }
-  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"\n${EVAL_USAGE.split('\n')[0]}`);
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}" (see --help)`);
   const a = requireOption(parsed, 'a', EVAL_USAGE);
   const b = requireOption(parsed, 'b', EVAL_USAGE);
   const out = requireOption(parsed, 'out', EVAL_USAGE);

@@ -4,7 +4,7 @@
 // keeps only what it owns. A taken pair (and a duplicate of it) belongs to the shard of its pair id, an image to the
 // shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
 // Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
@@ -63,6 +63,12 @@ interface SeenState {
 
 const STAGE = 'ingest';
 
+interface SeenSets {
+  prompts: Set<string>;
+  images: Set<string>;
+  pairs: Set<string>;
+}
+
 export async function runIngest(
   source: SourceName,
   units: IngestUnit[],
@@ -75,6 +81,22 @@ export async function runIngest(
   const dir = options.out;
   const manifest = await readManifest(dir);
   const seen = { prompts: new Set<string>(), images: new Set<string>(), pairs: new Set<string>() };
+  const keyOf = (unit: IngestUnit): string => `${STAGE}:${source}:${unit.key}:${shardLabel(shard)}`;
+  const runKeys = new Set(units.map(keyOf));
+  const inputPaths = new Set(inputs.map((i) => i.path));
+  for (const [key, record] of Object.entries(manifest.units)) {
+    if (record.stage !== STAGE || record.shard !== shardLabel(shard) || runKeys.has(key)) continue;
+    if (record.input !== undefined && inputPaths.has(record.input) && key.startsWith(`${STAGE}:${source}:`)) {
+      // A unit of one of our inputs that the input no longer has (the file shrank): its parts are stale.
+      await removeParts(dir, record.parts);
+      await updateManifest(dir, (m) => {
+        delete m.units[key];
+      });
+      continue;
+    }
+    // What earlier runs into this directory stored is stored: prompts, images and pairs stay unique across runs.
+    await loadState(dir, record.parts, seen);
+  }
   const checks = new CheckCache();
   const totals = emptyCounts();
   const tables = { prompts: 0, images: 0, pairs: 0, rejects: 0 };
@@ -82,17 +104,14 @@ export async function runIngest(
   let bytesDone = 0;
 
   for (const [index, unit] of units.entries()) {
-    const key = `${STAGE}:${source}:${unit.key}:${shardLabel(shard)}`;
+    const key = keyOf(unit);
     const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
     const statePath = `.state/${STAGE}/${partName}.json`;
     const inputSha256 = unit.input === undefined ? undefined : inputs.find((i) => i.path === unit.input)?.sha256;
     const sameInput = manifest.units[key]?.inputSha256 === inputSha256;
     if (sameInput && (await isUnitDone(dir, manifest, key))) {
-      const state = JSON.parse(await readFile(join(dir, statePath), 'utf8')) as SeenState;
-      state.prompts.forEach((id) => seen.prompts.add(id));
-      state.images.forEach((id) => seen.images.add(id));
-      state.pairs.forEach((id) => seen.pairs.add(id));
       const record = manifest.units[key]!;
+      await loadState(dir, record.parts, seen);
       addCounts(totals, record.counts);
       addTableRows(tables, record.parts);
       summary.unitsSkipped++;
@@ -112,9 +131,13 @@ export async function runIngest(
           shard: shardLabel(shard),
           parts,
           counts: result.counts,
+          ...(unit.input === undefined ? {} : { input: unit.input }),
           ...(inputSha256 === undefined ? {} : { inputSha256 }),
         };
       });
+      // A redone unit that no longer writes some table leaves no stale part of it behind.
+      const previous = manifest.units[key]?.parts ?? [];
+      await removeParts(dir, previous.filter((old) => !parts.some((part) => part.file === old.file)));
       addCounts(totals, result.counts);
       addTableRows(tables, parts);
       summary.unitsWritten++;
@@ -127,6 +150,21 @@ export async function runIngest(
     m.runs.push(runRecord(`${STAGE} ${source}`, runOptions, inputs, totals, started, shard));
   });
   return summary;
+}
+
+async function removeParts(dir: string, parts: readonly PartRecord[]): Promise<void> {
+  for (const part of parts) await rm(join(dir, part.file), { force: true });
+}
+
+async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSets): Promise<void> {
+  const statePart = parts.find((part) => part.file.startsWith(`.state/${STAGE}/`));
+  if (!statePart) return;
+  const text = await readFile(join(dir, statePart.file), 'utf8').catch(() => null);
+  if (text === null) return;
+  const state = JSON.parse(text) as SeenState;
+  state.prompts.forEach((id) => seen.prompts.add(id));
+  state.images.forEach((id) => seen.images.add(id));
+  state.pairs.forEach((id) => seen.pairs.add(id));
 }
 
 function addTableRows(tables: IngestSummary['tables'], parts: PartRecord[]): void {
@@ -154,7 +192,7 @@ interface CheckedImage {
 async function ingestUnit(
   unit: IngestUnit,
   shard: Shard,
-  seen: { prompts: Set<string>; images: Set<string>; pairs: Set<string> },
+  seen: SeenSets,
   checks: CheckCache,
   options: IngestOptions,
 ): Promise<UnitResult> {
