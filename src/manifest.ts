@@ -48,6 +48,8 @@ export interface UnitRecord {
   shard: string;
   parts: PartRecord[];
   counts: Counts;
+  /** The version of the model that made the unit (label stage): another version redoes it. */
+  version?: string;
   /** The input file the unit read, when it read one, and its sha256 then. */
   input?: string;
   inputSha256?: string;

@@ -93,7 +93,9 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
     fail('needs "clip_model" (one full CLIP export) or both "text_model" and "vision_model"');
   }
   const tokenizer = at('tokenizer');
-  if (metricKind !== 'aesthetic' && !tokenizer) fail('needs "tokenizer" (tokenizer.json, or vocab.json beside merges.txt)');
+  if ((metricKind !== 'aesthetic' || models.full) && !tokenizer) {
+    fail('needs "tokenizer" (tokenizer.json, or vocab.json beside merges.txt)');
+  }
   const score = (str('score') ?? DEFAULT_SCORE[metricKind]) as ScoreFormula;
   const allowed: Record<MetricKind, ScoreFormula[]> = {
     pickscore: ['logit-scale-cos'],

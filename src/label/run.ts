@@ -103,15 +103,20 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     for (const [index, file] of parts.entries()) {
       const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
       const todo: MetricSpec[] = [];
+      let skippedCounts: Counts | null = null;
       for (const [m, spec] of specs.entries()) {
         const key = unitKey(spec, partName);
-        if (await isUnitDone(dir, manifest, key)) {
+        // A unit scored by another version of the metric (same name) is redone, and its part overwritten.
+        const sameVersion = manifest.units[key]?.version === spec.version;
+        if (sameVersion && (await isUnitDone(dir, manifest, key))) {
           summaries[m]!.partsSkipped++;
           summaries[m]!.scored += manifest.units[key]!.counts.taken;
+          skippedCounts ??= manifest.units[key]!.counts;
         } else {
           todo.push(spec);
         }
       }
+      if (todo.length === 0 && skippedCounts) addCounts(totals, skippedCounts);
       if (todo.length > 0) {
         const result = await scorePart(dir, file, todo, prompts, hub, shard, options, (n) => {
           imagesDone += n;
@@ -129,7 +134,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
           }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
           const counts: Counts = { read: result.read, taken: columns.scores.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
           await updateManifest(dir, (m) => {
-            m.units[unitKey(spec, partName)] = { stage: STAGE, shard: shardLabel(shard), parts: [written, ...rejectParts], counts };
+            m.units[unitKey(spec, partName)] = { stage: STAGE, shard: shardLabel(shard), parts: [written, ...rejectParts], counts, version: spec.version };
           });
           const summary = summaries.find((s) => s.name === spec.name)!;
           summary.partsWritten++;
