@@ -16,7 +16,7 @@ import { pairId, sha256Hex } from '../src/ids.ts';
 import { listParts, readPart, writeRowsPart } from '../src/io/arrow-table.ts';
 import { writeParquetPart } from '../src/io/parquet.ts';
 import { runConsensus } from '../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../src/label/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../src/schema.ts';
 import { loadScoreTable } from '../src/label/score-table.ts';
 import { uniformGenerator } from '../src/onnx/seeded-random.ts';
 import type { PairRow } from '../src/schema.ts';

@@ -1,6 +1,7 @@
 // The one place where the files between stages are described (DESIGN §2): table names, column names, Arrow
 // types and nullability, reject codes. Stages import these; nobody else spells a column name.
 import { Binary, Field, Float64, Int32, Schema, Utf8, type DataType } from 'apache-arrow';
+import type { ColumnSpec } from './io/parquet.ts';
 
 export const FORMAT_VERSION = 1;
 
@@ -132,3 +133,80 @@ export const SCORE_COLUMNS = ['image_id', 'prompt_id', 'score', 'metric_version'
 
 export const SOURCES = ['pickapic', 'hpd', 'parti', 'images'] as const;
 export type SourceName = (typeof SOURCES)[number];
+
+// Parquet files of the later stages (column specs for the one Parquet module).
+
+/** scores/<metric>/part-*.parquet — one row per scored (image, prompt). */
+export const SCORE_SPECS: readonly ColumnSpec[] = [
+  { name: 'image_id', type: 'string', nullable: false },
+  { name: 'prompt_id', type: 'string', nullable: false },
+  { name: 'score', type: 'double', nullable: false },
+  { name: 'metric_version', type: 'string', nullable: false },
+];
+
+/** scores/<metric>/metric.json: what consensus needs to know of a metric without its models (τ, kind, version). */
+export interface MetricInfo {
+  name: string;
+  kind: string;
+  version: string;
+  score: string;
+  temperature: number;
+}
+
+/** consensus/<rule>/part-*.parquet — one row per pair; the meaning of each column is in label/consensus.ts. */
+export function consensusSpecs(metrics: readonly string[]): ColumnSpec[] {
+  return [
+    { name: 'pair_id', type: 'string', nullable: false },
+    { name: 'prompt_id', type: 'string', nullable: false },
+    { name: 'image_a', type: 'string', nullable: false },
+    { name: 'image_b', type: 'string', nullable: false },
+    { name: 'human_pref', type: 'double', nullable: true },
+    { name: 'split', type: 'string', nullable: true },
+    ...metrics.flatMap((m): ColumnSpec[] => [
+      { name: `p_${m}`, type: 'double', nullable: true },
+      { name: `vote_${m}`, type: 'int8', nullable: false },
+    ]),
+    { name: 'votes_a', type: 'int32', nullable: false },
+    { name: 'votes_b', type: 'int32', nullable: false },
+    { name: 'label', type: 'double', nullable: true },
+    { name: 'soft', type: 'double', nullable: true },
+    { name: 'margin', type: 'double', nullable: true },
+    { name: 'disagreement', type: 'double', nullable: true },
+    { name: 'kept', type: 'boolean', nullable: false },
+    { name: 'tie', type: 'boolean', nullable: false },
+    { name: 'reason', type: 'string', nullable: false },
+  ];
+}
+
+/** latents/part-*.parquet — VAE latent mean × scaling factor, float16 little endian. */
+export const LATENT_SPECS: readonly ColumnSpec[] = [
+  { name: 'image_id', type: 'string', nullable: false },
+  { name: 'shape', type: 'string', nullable: false },
+  { name: 'latent', type: 'binary', nullable: false },
+];
+
+/** text/part-*.parquet — text-encoder hidden states per prompt, float16 little endian. */
+export const TEXT_SPECS: readonly ColumnSpec[] = [
+  { name: 'prompt_id', type: 'string', nullable: false },
+  { name: 'shape', type: 'string', nullable: false },
+  { name: 'hidden', type: 'binary', nullable: false },
+];
+
+/** The diffusers-dpo export: the four columns the PyTorch Diffusion-DPO trainers read, then ours. */
+export function exportSpecs(metrics: readonly string[]): ColumnSpec[] {
+  return [
+    { name: 'caption', type: 'string', nullable: false },
+    { name: 'jpg_0', type: 'binary', nullable: false },
+    { name: 'jpg_1', type: 'binary', nullable: false },
+    { name: 'label_0', type: 'double', nullable: false },
+    { name: 'label_1', type: 'double', nullable: false },
+    { name: 'pair_id', type: 'string', nullable: false },
+    { name: 'split', type: 'string', nullable: true },
+    { name: 'soft', type: 'double', nullable: true },
+    { name: 'margin', type: 'double', nullable: true },
+    { name: 'disagreement', type: 'double', nullable: true },
+    { name: 'votes_a', type: 'int32', nullable: false },
+    { name: 'votes_b', type: 'int32', nullable: false },
+    ...metrics.map((m): ColumnSpec => ({ name: `p_${m}`, type: 'double', nullable: true })),
+  ];
+}

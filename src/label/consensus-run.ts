@@ -20,6 +20,7 @@ import {
 } from './consensus.ts';
 import { CalibrationSample, type TemperatureFit } from './calibrate.ts';
 import { loadScoreTable, type ScoreTable } from './score-table.ts';
+import { consensusSpecs } from '../schema.ts';
 
 export interface ConsensusRunOptions {
   rule: string;
@@ -68,29 +69,6 @@ export function ruleFolder(rule: string, variant: { ties?: string; margin?: numb
   return parts.join('.').replace(/[^a-z0-9_.=-]+/gi, '-');
 }
 
-export function consensusSpecs(metrics: readonly string[]): ColumnSpec[] {
-  return [
-    { name: 'pair_id', type: 'string', nullable: false },
-    { name: 'prompt_id', type: 'string', nullable: false },
-    { name: 'image_a', type: 'string', nullable: false },
-    { name: 'image_b', type: 'string', nullable: false },
-    { name: 'human_pref', type: 'double', nullable: true },
-    { name: 'split', type: 'string', nullable: true },
-    ...metrics.flatMap((m): ColumnSpec[] => [
-      { name: `p_${m}`, type: 'double', nullable: true },
-      { name: `vote_${m}`, type: 'int8', nullable: false },
-    ]),
-    { name: 'votes_a', type: 'int32', nullable: false },
-    { name: 'votes_b', type: 'int32', nullable: false },
-    { name: 'label', type: 'double', nullable: true },
-    { name: 'soft', type: 'double', nullable: true },
-    { name: 'margin', type: 'double', nullable: true },
-    { name: 'disagreement', type: 'double', nullable: true },
-    { name: 'kept', type: 'boolean', nullable: false },
-    { name: 'tie', type: 'boolean', nullable: false },
-    { name: 'reason', type: 'string', nullable: false },
-  ];
-}
 
 interface CalibrationFile {
   metrics: Record<string, TemperatureFit>;

@@ -21,6 +21,7 @@ import type { RejectReason, RejectRow } from '../schema.ts';
 import { loadMetricSpec, MetricSpecError, type MetricSpec } from './metric-spec.ts';
 import { ModelHub, cosine, groupByVision, type TowerOptions } from './towers.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from './preprocess.ts';
+import { SCORE_SPECS, type MetricInfo } from '../schema.ts';
 
 export interface LabelOptions extends TowerOptions {
   /** Paths of metric JSON files. */
@@ -59,12 +60,6 @@ export interface LabelSummary {
   imagesPerSecond: number;
 }
 
-export const SCORE_SPECS: readonly ColumnSpec[] = [
-  { name: 'image_id', type: 'string', nullable: false },
-  { name: 'prompt_id', type: 'string', nullable: false },
-  { name: 'score', type: 'double', nullable: false },
-  { name: 'metric_version', type: 'string', nullable: false },
-];
 
 const STAGE = 'label';
 
@@ -154,14 +149,6 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
 }
 
-/** scores/<metric>/metric.json: what consensus needs to know of a metric without its models (τ, kind, version). */
-export interface MetricInfo {
-  name: string;
-  kind: string;
-  version: string;
-  score: string;
-  temperature: number;
-}
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
   const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
 import { openParquet, readRowGroupColumns } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './consensus.ts';
-import type { MetricInfo } from './run.ts';
+import type { MetricInfo } from '../schema.ts';
 
 export interface ScoreTable {
   metrics: MetricInfo[];

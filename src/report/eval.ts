@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { listScoredMetrics, loadScoreTable, type ScoreTable } from '../label/score-table.ts';
-import type { MetricInfo } from '../label/run.ts';
+import type { MetricInfo } from '../schema.ts';
 import { TOOL_VERSION } from '../version.ts';
 import { reportJson, TopN } from './audit.ts';
 import { renderEvalPage } from './html.ts';

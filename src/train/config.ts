@@ -208,7 +208,7 @@ function parseModel(top: Reader): DitConfig {
   if (r.has('posEmbed')) {
     const pos = r.raw('posEmbed');
     if (pos !== 'sincos' && pos !== 'learned') r.fail('posEmbed', `must be "sincos" or "learned", got ${JSON.stringify(pos)}`);
-    model.posEmbed = pos;
+    model.posEmbed = pos as 'sincos' | 'learned';
   }
   const lora = r.object_('lora');
   if (lora !== null) {
@@ -229,7 +229,7 @@ function parseReference(top: Reader): ReferenceOptions {
   r.checkKeys(['mode', 'every', 'alpha']);
   const mode = r.raw('mode') ?? 'none';
   if (mode !== 'none' && mode !== 'hard' && mode !== 'soft') r.fail('mode', `must be "none", "hard" or "soft", got ${JSON.stringify(mode)}`);
-  const options: ReferenceOptions = { mode };
+  const options: ReferenceOptions = { mode: mode as ReferenceOptions['mode'] };
   if (r.has('every')) options.every = r.integer('every', undefined, 1);
   if (r.has('alpha')) options.alpha = r.number('alpha', undefined, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
   try {
@@ -248,7 +248,7 @@ function parseGuard(top: Reader): MseGuard | null {
   const factor = r.number('factor', 1.5, (x) => x > 1, 'a number > 1');
   const action = r.raw('action') ?? 'stop';
   if (action !== 'stop' && action !== 'warn') r.fail('action', `must be "stop" or "warn", got ${JSON.stringify(action)}`);
-  return { factor, action };
+  return { factor, action: action as MseGuard['action'] };
 }
 
 /** Checks a parsed JSON value and fills in the defaults; `source` names the file in error messages. */

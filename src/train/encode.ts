@@ -48,23 +48,14 @@ import { CLIP_CONTEXT_LENGTH, ClipTokenizer } from '../label/tokenizer.ts';
 import type { TowerOptions } from '../label/towers.ts';
 import { encodeFloat16, formatShape } from './float16.ts';
 import { IdIndex, LATENT_TABLE, listParquetParts, rowSpans, TEXT_TABLE, TensorStore } from './loader.ts';
+import { LATENT_SPECS, TEXT_SPECS } from '../schema.ts';
 
 /** Stable Diffusion 1.x/2.x VAE scaling factor (SDXL's is 0.13025). */
 export const SD_SCALING_FACTOR = 0.18215;
 /** prompt_id of the empty prompt's row in text/. */
 export const EMPTY_PROMPT_ID = '';
 
-export const LATENT_SPECS: readonly ColumnSpec[] = [
-  { name: 'image_id', type: 'string', nullable: false },
-  { name: 'shape', type: 'string', nullable: false },
-  { name: 'latent', type: 'binary', nullable: false },
-];
 
-export const TEXT_SPECS: readonly ColumnSpec[] = [
-  { name: 'prompt_id', type: 'string', nullable: false },
-  { name: 'shape', type: 'string', nullable: false },
-  { name: 'hidden', type: 'binary', nullable: false },
-];
 
 /** Row groups of ≈ 1 MiB: a loader cache miss reads one. */
 const ROW_GROUP_BYTES = 2 ** 20;

@@ -23,6 +23,7 @@ import { openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, ty
 import { runRecord, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
+import { exportSpecs } from '../schema.ts';
 
 export const EXPORT_FORMATS = ['diffusers-dpo'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -65,23 +66,6 @@ export interface ExportSummary {
 
 const MAX_ROW_GROUP = 256;
 
-export function exportSpecs(metrics: readonly string[]): ColumnSpec[] {
-  return [
-    { name: 'caption', type: 'string', nullable: false },
-    { name: 'jpg_0', type: 'binary', nullable: false },
-    { name: 'jpg_1', type: 'binary', nullable: false },
-    { name: 'label_0', type: 'double', nullable: false },
-    { name: 'label_1', type: 'double', nullable: false },
-    { name: 'pair_id', type: 'string', nullable: false },
-    { name: 'split', type: 'string', nullable: true },
-    { name: 'soft', type: 'double', nullable: true },
-    { name: 'margin', type: 'double', nullable: true },
-    { name: 'disagreement', type: 'double', nullable: true },
-    { name: 'votes_a', type: 'int32', nullable: false },
-    { name: 'votes_b', type: 'int32', nullable: false },
-    ...metrics.map((m): ColumnSpec => ({ name: `p_${m}`, type: 'double', nullable: true })),
-  ];
-}
 
 interface PendingPair {
   pairId: string;

@@ -12,7 +12,7 @@ import { readRows } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
 import { randomMetricIndex } from '../../src/label/consensus.ts';
 import { CALIBRATION_FILE, runCalibrate, runConsensus, type ConsensusRunOptions, type ConsensusSummary } from '../../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/label/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
 import type { TemperatureFit } from '../../src/label/calibrate.ts';
 import type { PairRow } from '../../src/schema.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { writeRowsPart } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
 import { runConsensus, type ConsensusSummary } from '../../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/label/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
 import type { ImageRow, PairRow, PromptRow } from '../../src/schema.ts';
 
 /** A prompt that would run script if it were rendered as markup (it must show as text). */

@@ -15,7 +15,7 @@ import { writeParquetPart } from '../../src/io/parquet.ts';
 import { runConsensus } from '../../src/label/consensus-run.ts';
 import { preprocessPixels } from '../../src/label/preprocess.ts';
 import { ClipTokenizer } from '../../src/label/tokenizer.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/label/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
 import { readManifest } from '../../src/manifest.ts';
 import { fromFloat16Bits } from '../../src/onnx/float16.ts';
 import { tinyClipTextEncoder, tinyVaeEncoder, tinyVaeWeights } from '../../src/onnx/tiny-models.ts';

@@ -11,7 +11,7 @@ import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
 import { runConsensus } from '../../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/label/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
 import { readManifest } from '../../src/manifest.ts';
 import { ExportError, runExport } from '../../src/train/export.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';
