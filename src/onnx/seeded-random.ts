@@ -1,17 +1,9 @@
 // Deterministic weights for generated models: the same seed gives the same bytes on every machine, because
 // all arithmetic here is exact 32-bit integer math or IEEE double math with a fixed order.
+import { mulberry32 } from '../random.ts';
 
-/** mulberry32: a small 32-bit generator, uniform in [0, 1). */
-export function uniformGenerator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, uniform in [0, 1): the project's one seeded generator outside training. */
+export const uniformGenerator = mulberry32;
 
 export class SeededRandom {
   private readonly next: () => number;

@@ -163,7 +163,7 @@ async function cli(argv: string[]): Promise<{ code: number; stdout: string }> {
 }
 /** The main run, shared with the resume test as the uninterrupted reference. */
 let straight: TrainSummary;
-const straightConfig = (): TrainConfig => configWith({ pretrainMseSteps: 60, steps: 40, validateEvery: 20, checkpointEvery: 20, logEvery: 5 });
+const straightConfig = (): TrainConfig => configWith({ steps: 40, validateEvery: 20, checkpointEvery: 20, logEvery: 5 });
 
 test('a run learns the held-out preference, logs every window, checkpoints, and frees every tensor', async (t) => {
   const tensorsBefore = tf.memory().numTensors;

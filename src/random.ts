@@ -1,6 +1,7 @@
 /**
- * Seeded pseudo-random numbers for the reports. Every resampling in a report draws from here rather than
- * Math.random, so the same seed gives the same intervals on every machine and every run.
+ * Seeded pseudo-random numbers (reports' bootstrap, tiny models' weights). Everything draws from here rather than
+ * Math.random, so the same seed gives the same numbers on every machine and every run. (Training keeps its own
+ * generator, src/train/rng.ts, whose state must go into checkpoints.)
  */
 
 /** A generator of uniform numbers in [0, 1). */
