@@ -1,5 +1,5 @@
 // `npm run demo`: the main job on the bundled samples, through the same library calls the CLI makes.
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ingestPickapic } from '../src/ingest/pickapic.ts';
 import { ingestHpd } from '../src/ingest/hpd.ts';
@@ -12,6 +12,12 @@ import { runCalibrate, runConsensus } from '../src/label/consensus-run.ts';
 import { formatConsensusSummary } from '../src/cli/label.ts';
 import { formatAuditSummary, runAudit } from '../src/report/audit.ts';
 import { formatEvalSummary, runEval } from '../src/report/eval.ts';
+import { runEncode } from '../src/train/encode.ts';
+import { formatEncodeSummary } from '../src/cli/train-data.ts';
+import { readTrainConfig } from '../src/train/config.ts';
+import { runTrain } from '../src/train/run.ts';
+import { formatTrainSummary } from '../src/cli/train.ts';
+import { runExport } from '../src/train/export.ts';
 
 const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'].map((name) => `data/metrics/${name}.json`);
 
@@ -63,6 +69,28 @@ console.log(formatAuditSummary(await runAudit(join(OUT, 'hpd'), { rule: 'majorit
 
 step('eval: win rate of model-a over model-b per metric, bootstrap 95% intervals over prompts');
 console.log(formatEvalSummary(await runEval(join(OUT, 'gen-model-a'), join(OUT, 'gen-model-b'), { out: join(OUT, 'reports/eval') })));
+
+step('encode: VAE latents and text-encoder states of the majority-rule pairs (DEMO SD encoders: random weights)');
+const pickapic = join(OUT, 'pickapic');
+console.log(formatEncodeSummary(await runEncode(pickapic, { vae: 'data/models/demo-sd-vae-encoder.onnx', text: 'data/models/demo-sd-text-encoder.onnx', rule: 'majority' })));
+
+step('train: Diffusion-DPO of a tiny DiT on the majority labels (data/train/tiny.json: 100 MSE pre-training steps, then 20 DPO steps)');
+const trained = await runTrain(pickapic, { rule: 'majority', out: join(OUT, 'runs/tiny-majority'), config: await readTrainConfig('data/train/tiny.json'), steps: 20, log: (line) => console.log(line) });
+console.log(formatTrainSummary(trained));
+const fixed = (x: unknown, digits: number): string => (typeof x === 'number' ? x.toFixed(digits) : 'n/a');
+console.log('metrics.jsonl (DPO and validation lines):');
+for (const line of (await readFile(trained.metrics, 'utf8')).trim().split('\n')) {
+  const r = JSON.parse(line) as Record<string, unknown>;
+  if (r.phase === 'train') {
+    console.log(`  step ${String(r.step).padStart(3)} train      loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / reference ${fixed(r.referenceMse, 4)}  |g| ${fixed(r.gradNorm, 1)}  ${fixed(r.samplesPerSecond, 0)} pairs/s`);
+  } else if (r.phase === 'validation') {
+    console.log(`  step ${String(r.step).padStart(3)} held-out   loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / start ${fixed(r.startMse, 4)}  (${String(r.pairs)} pairs)`);
+  }
+}
+
+step('export: the majority labels in the column layout of the PyTorch Diffusion-DPO trainers');
+const exported = await runExport(pickapic, { rule: 'majority', out: join(OUT, 'exports/pickapic-majority') });
+console.log(`${exported.pairs} pairs (label_0: ${Object.entries(exported.byLabel).map(([k, n]) => `${k} ×${n}`).join(', ')}) → ${exported.out} (${exported.files.length} file(s), ${(exported.imageBytes / 1e6).toFixed(1)} MB of images)`);
 
 step('inspect');
 for (const name of ['pickapic', 'hpd', 'parti']) {

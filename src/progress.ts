@@ -4,7 +4,7 @@ import { SingleBar, Presets } from 'cli-progress';
 
 export interface Progress {
   /** `total` may be learnt late (units are known once inputs are opened). */
-  update(done: number, extra?: { total?: number; rows?: number; bytes?: number; unit?: string }): void;
+  update(done: number, extra?: { total?: number; rows?: number; bytes?: number; unit?: string; note?: string }): void;
   stop(): void;
 }
 
@@ -29,6 +29,7 @@ export function createProgress(label: string, total: number, options: { enabled?
       if (extra.total !== undefined && extra.total !== bar.getTotal()) bar.setTotal(extra.total);
       if (extra.rows !== undefined) parts.push(`${Math.round(extra.rows / seconds)} ${extra.unit ?? 'rows'}/s`);
       if (extra.bytes !== undefined) parts.push(`${(extra.bytes / seconds / 1e6).toFixed(1)} MB/s`);
+      if (extra.note !== undefined) parts.push(extra.note);
       bar.update(done, { rate: parts.join(' ') });
     },
     stop() {

@@ -6,6 +6,7 @@ import { inspectCommand } from './inspect.ts';
 import { calibrateCommand, consensusCommand, labelCommand } from './label.ts';
 import { auditCommand, evalCommand } from './report.ts';
 import { encodeCommand, exportCommand } from './train-data.ts';
+import { trainCommand } from './train.ts';
 import { TOOL_VERSION } from '../version.ts';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   consensus: { run: consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
   audit: { run: auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
   encode: { run: encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
+  train: { run: trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)' },
   export: { run: exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
   eval: { run: evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
 };
