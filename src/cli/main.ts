@@ -1,27 +1,23 @@
 // The `bdpo` entry point: a thin shell over the library. Each command parses its arguments and calls the API; errors
 // a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
 import { UsageError } from './args.ts';
-import { ingestCommand } from './ingest.ts';
-import { inspectCommand } from './inspect.ts';
-import { calibrateCommand, consensusCommand, labelCommand } from './label.ts';
-import { auditCommand, evalCommand } from './report.ts';
-import { encodeCommand, exportCommand } from './train-data.ts';
-import { trainCommand } from './train.ts';
 import { TOOL_VERSION } from '../version.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { run: Command; summary: string }> = {
-  ingest: { run: ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory' },
-  inspect: { run: inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset' },
-  label: { run: labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/' },
-  calibrate: { run: calibrateCommand, summary: "fit each metric's temperature against the human labels" },
-  consensus: { run: consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
-  audit: { run: auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
-  encode: { run: encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
-  train: { run: trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)' },
-  export: { run: exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
-  eval: { run: evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
+// Each command's modules load only when it runs: `bdpo --help` and `bdpo inspect` need not load ONNX Runtime or
+// TensorFlow.js.
+const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
+  ingest: { load: async () => (await import('./ingest.ts')).ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory' },
+  inspect: { load: async () => (await import('./inspect.ts')).inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset' },
+  label: { load: async () => (await import('./label.ts')).labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/' },
+  calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels" },
+  consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
+  audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
+  encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
+  train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)' },
+  export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
+  eval: { load: async () => (await import('./report.ts')).evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
 };
 
 function usage(): string {
@@ -51,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.load())(rest);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`bdpo ${name}: ${message}`);
