@@ -1,6 +1,8 @@
 // Argument parsing for every command: node's parseArgs in strict mode, a --help text per command, and one error type
 // that the entry point turns into a single line and exit code 2.
 import { parseArgs } from 'node:util';
+import { resolveShard, type Shard } from '../shard.ts';
+import type { Device } from '../onnx/session.ts';
 
 export class UsageError extends Error {}
 
@@ -44,4 +46,30 @@ export function numberOption(parsed: Parsed, name: string): number | undefined {
   const number = Number(value);
   if (!Number.isFinite(number)) throw new UsageError(`--${name} must be a number, got "${value}"`);
   return number;
+}
+
+/** The options every model-running, sharded stage takes (label, encode). */
+export const RUN_OPTIONS: OptionSpec = {
+  device: { type: 'string' },
+  threads: { type: 'string' },
+  shard: { type: 'string' },
+  shards: { type: 'string' },
+};
+
+export const RUN_OPTIONS_HELP = `  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
+  --threads N                 ONNX Runtime intra-op threads (default: all cores)
+  --shard i/n, --shards n     shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
+                              or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT`;
+
+export function shardOption(parsed: Parsed): Shard {
+  return resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') });
+}
+
+export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?: number; shard: Shard } {
+  const device = stringOption(parsed, 'device') ?? 'auto';
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') {
+    throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  }
+  const threads = numberOption(parsed, 'threads');
+  return { device, ...(threads === undefined ? {} : { intraOpNumThreads: threads }), shard: shardOption(parsed) };
 }

@@ -4,9 +4,8 @@ import { ingestHpd } from '../ingest/hpd.ts';
 import { ingestParti } from '../ingest/parti.ts';
 import { ingestGenerations } from '../ingest/generations.ts';
 import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
-import { resolveShard } from '../shard.ts';
 import { createProgress } from '../progress.ts';
-import { numberOption, parseCommand, requireOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
+import { numberOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
 import { listing } from '../format.ts';
 
 const COMMON: OptionSpec = {
@@ -68,7 +67,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
 function ingestOptions(parsed: Parsed): IngestOptions {
   const options: IngestOptions = {
     out: requireOption(parsed, 'out', USAGE),
-    shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+    shard: shardOption(parsed),
     decode: !parsed.values['no-decode'],
   };
   const maxPixels = numberOption(parsed, 'max-pixels');

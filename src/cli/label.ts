@@ -1,11 +1,9 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
 import { runLabel, type LabelSummary } from '../label/run.ts';
 import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
-import { resolveShard } from '../shard.ts';
 import { createProgress } from '../progress.ts';
-import type { Device } from '../onnx/session.ts';
 import { listing } from '../format.ts';
-import { numberOption, parseCommand, stringOption, UsageError, type Parsed } from './args.ts';
+import { numberOption, parseCommand, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
 
 const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
 
@@ -13,9 +11,7 @@ Scores every (image, prompt) of DIR once with every metric into scores/<metric>/
 file beside its ONNX model(s) (see data/metrics/). Re-runs skip finished parts; a new metric scores only itself.
   --metrics a.json b.json …   metric files (repeat the flag or list them after it)
   --batch-size N              images per ONNX batch (default 16)
-  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
-  --threads N                 ONNX Runtime intra-op threads (default: all cores)
-  --shard i/n, --shards n     as for ingest`;
+${RUN_OPTIONS_HELP}`;
 
 function one(parsed: Parsed, usage: string): string {
   if (parsed.positionals.length < 1) throw new UsageError(usage.split('\n')[0]!);
@@ -37,10 +33,7 @@ export async function labelCommand(argv: string[]): Promise<number> {
     {
       metrics: { type: 'string', multiple: true },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      shard: { type: 'string' },
-      shards: { type: 'string' },
+      ...RUN_OPTIONS,
       json: { type: 'boolean' },
     },
     LABEL_USAGE,
@@ -52,18 +45,14 @@ export async function labelCommand(argv: string[]): Promise<number> {
   const dir = one(parsed, LABEL_USAGE);
   const metrics = (parsed.values.metrics as string[] | undefined) ?? [];
   if (metrics.length === 0) throw new UsageError('--metrics is required (one or more metric JSON files)');
-  const device = stringOption(parsed, 'device') ?? 'auto';
-  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
-  const threads = numberOption(parsed, 'threads');
+  const run = runOptions(parsed);
   const progress = createProgress('label', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
   let summary: LabelSummary;
   try {
     summary = await runLabel(dir, {
       metrics,
       batchSize: numberOption(parsed, 'batch-size') ?? 16,
-      device: device as Device,
-      ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
-      shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+      ...run,
       onProgress: (p) => progress.update(p.partsDone, { total: p.partsTotal, rows: p.images, unit: 'images' }),
     });
   } finally {

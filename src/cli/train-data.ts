@@ -1,11 +1,9 @@
 // `bdpo encode` and `bdpo export`: argument parsing over the training stage's data library.
 import { runEncode, SD_SCALING_FACTOR, type EncodeSummary } from '../train/encode.ts';
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../train/export.ts';
-import { resolveShard } from '../shard.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import type { Device } from '../onnx/session.ts';
 import { listing } from '../format.ts';
-import { numberOption, parseCommand, requireOption, stringOption, UsageError, type Parsed } from './args.ts';
+import { numberOption, parseCommand, requireOption, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
 
 const ENCODE_USAGE = `usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] [--tokenizer tokenizer.json] [--shard i/n] [--json]
 
@@ -19,9 +17,7 @@ states of their prompts (plus the empty prompt) into text/part-*.parquet, float1
   --resolution N              short side resize + centre crop, a multiple of 8 (default 64)
   --scaling-factor X          latent scale (default ${SD_SCALING_FACTOR}, SD 1.x/2.x)
   --batch-size N              images per VAE batch (default 8)
-  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
-  --threads N                 ONNX Runtime intra-op threads (default: all cores)
-  --shard i/n, --shards n     as for ingest`;
+${RUN_OPTIONS_HELP}`;
 
 const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--json]
 
@@ -49,10 +45,7 @@ export async function encodeCommand(argv: string[]): Promise<number> {
       resolution: { type: 'string' },
       'scaling-factor': { type: 'string' },
       'batch-size': { type: 'string' },
-      device: { type: 'string' },
-      threads: { type: 'string' },
-      shard: { type: 'string' },
-      shards: { type: 'string' },
+      ...RUN_OPTIONS,
       json: { type: 'boolean' },
     },
     ENCODE_USAGE,
@@ -62,8 +55,7 @@ export async function encodeCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = one(parsed, ENCODE_USAGE);
-  const device = stringOption(parsed, 'device') ?? 'auto';
-  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  const run = runOptions(parsed);
   const optional = <T>(name: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [name]: value });
   const enabled = !parsed.values.json && Boolean(process.stderr.isTTY);
   let progress: Progress | undefined;
@@ -77,9 +69,7 @@ export async function encodeCommand(argv: string[]): Promise<number> {
       ...optional('resolution', numberOption(parsed, 'resolution')),
       ...optional('scalingFactor', numberOption(parsed, 'scaling-factor')),
       ...optional('batchSize', numberOption(parsed, 'batch-size')),
-      ...optional('intraOpNumThreads', numberOption(parsed, 'threads')),
-      device: device as Device,
-      shard: resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') }),
+      ...run,
       onProgress: (p) => {
         progress ??= createProgress('encode', p.unitsTotal, { enabled });
         progress.update(p.unitsDone, { rows: p.images + p.prompts });
