@@ -15,12 +15,14 @@ works offline) and OUT/report.json (every number of the page).
   --bins N     histogram bins of the score distributions (default 30)
   --json       print report.json's content instead of the text summary`;
 
-const EVAL_USAGE = `usage: bdpo eval --a DIR_A --b DIR_B --out report/ [--top 24] [--resamples 2000] [--seed 0] [--json]
+const EVAL_USAGE = `usage: bdpo eval --a DIR_A --b DIR_B --out report/ [--model-a M] [--model-b M] [--top 24] [--resamples 2000] [--seed 0] [--json]
 
 Win rate of model A over model B per metric, from two dataset directories of generations (bdpo ingest images, then
 bdpo label): images are paired by prompt and seed, equal scores count ½, 95% bootstrap intervals resample prompts;
 the average over metrics; per category and per challenge. Only metrics scored (same version) on both sides. The
 two sides must hold the same (prompt, seed)s. Writes OUT/report.html and OUT/report.json.
+  --model-a M      only model M's images of DIR_A (a dataset holding several models, e.g. HPD's benchmark);
+  --model-b M      likewise for DIR_B (DIR_A and DIR_B may then be the same directory)
   --top N          prompts in the gallery of largest score gaps (default 24)
   --resamples N    bootstrap resamples (default 2000)
   --seed N         bootstrap seed (default 0)
@@ -68,6 +70,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
       top: { type: 'string' },
       resamples: { type: 'string' },
       seed: { type: 'string' },
+      'model-a': { type: 'string' },
+      'model-b': { type: 'string' },
       json: { type: 'boolean' },
     },
     EVAL_USAGE,
@@ -84,11 +88,15 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const resamples = nonNegativeInteger(parsed, 'resamples');
   if (resamples === 0) throw new UsageError('--resamples must be at least 1');
   const seed = nonNegativeInteger(parsed, 'seed');
+  const modelA = stringOption(parsed, 'model-a');
+  const modelB = stringOption(parsed, 'model-b');
   const result = await runEval(a, b, {
     out,
     ...(top === undefined ? {} : { top }),
     ...(resamples === undefined ? {} : { resamples }),
     ...(seed === undefined ? {} : { seed }),
+    ...(modelA === undefined ? {} : { modelA }),
+    ...(modelB === undefined ? {} : { modelB }),
   });
   console.log(parsed.values.json ? JSON.stringify(result.report, null, 2) : formatEvalSummary(result));
   return 0;

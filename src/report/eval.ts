@@ -41,6 +41,9 @@ export interface EvalOptions {
   resamples?: number;
   seed?: number;
   level?: number;
+  /** Only the images of this model on side A / B (a dataset holding several models, e.g. HPD's benchmark). */
+  modelA?: string;
+  modelB?: string;
 }
 
 export interface RunEvalOptions extends EvalOptions {
@@ -120,10 +123,11 @@ function splitKey(key: string): { promptId: string; seed: number | null } {
   return { promptId, seed: seed === '' ? null : Number(seed) };
 }
 
-async function readSide(dir: string): Promise<Side> {
+async function readSide(dir: string, only?: string): Promise<Side> {
   const parts = await listParts(dir, 'images');
   if (parts.length === 0) throw new EvalInputError(`${dir}: no images/part-*.arrow (run bdpo ingest images first)`);
   const side: Side = { dir, models: new Set(), images: new Map(), prompts: new Map(), duplicates: [], count: 0 };
+  const present = new Set<string>();
   for (const file of parts) {
     // The whole part is one buffer anyway; only the small columns are touched.
     const part = await readPart(dir, file);
@@ -135,12 +139,17 @@ async function readSide(dir: string): Promise<Side> {
       const promptId = prompts.get(i) as string;
       const seed = (seeds?.get(i) as number | null | undefined) ?? null;
       const model = (models?.get(i) as string | null | undefined) ?? null;
+      if (model !== null) present.add(model);
+      if (only !== undefined && model !== only) continue;
       if (model !== null) side.models.add(model);
       side.count++;
       const key = keyOf(promptId, seed);
       if (side.images.has(key)) side.duplicates.push({ promptId, promptIndex: null, text: null, seed });
       else side.images.set(key, ids.get(i) as string);
     }
+  }
+  if (only !== undefined && side.count === 0) {
+    throw new EvalInputError(`${dir}: no images of model "${only}" (models: ${[...present].sort().join(', ') || 'none recorded'})`);
   }
   for await (const p of readRows(dir, 'prompts')) {
     if (!side.prompts.has(p.prompt_id)) {
@@ -201,10 +210,10 @@ function pooledSd(x: ScoreTable['stats'][string] | undefined, y: ScoreTable['sta
 export async function buildEvalReport(dirA: string, dirB: string, options: EvalOptions = {}): Promise<EvalReport> {
   const top = options.top ?? 24;
   if (!Number.isInteger(top) || top < 0) throw new EvalInputError(`--top must be a non-negative integer, got ${top}`);
-  const [a, b] = await Promise.all([readSide(dirA), readSide(dirB)]);
+  const [a, b] = await Promise.all([readSide(dirA, options.modelA), readSide(dirB, options.modelB)]);
   for (const side of [a, b]) {
     if (side.models.size > 1) {
-      throw new EvalInputError(`${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); give each model its own dataset directory`);
+      throw new EvalInputError(`${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); choose one with --model-a / --model-b, or give each model its own dataset directory`);
     }
     if (side.duplicates.length > 0) {
       const dups = side.duplicates.map((d) => withPrompt(keyOf(d.promptId, d.seed), a, b));

@@ -172,6 +172,14 @@ describe('eval coverage and inputs', () => {
     await assert.rejects(buildEvalReport(dirA, twice), /1 \(prompt, seed\)s have more than one image: #0 "a corgi wearing a party hat" seed 0/);
   });
 
+  test('--model-a / --model-b pick one model of a directory; an absent model is an error naming those present', async () => {
+    const self = await buildEvalReport(dirA, dirA, { modelA: 'model-a', modelB: 'model-a', resamples: 50 });
+    assert.equal(self.a.label, 'model-a');
+    assert.ok(self.winRate.metrics.length > 0);
+    for (const metric of self.winRate.metrics) assert.equal(metric.winRate, 0.5, metric.metric);
+    await assert.rejects(buildEvalReport(dirA, dirB, { modelA: 'nope' }), /no images of model "nope" \(models: model-a\)/);
+  });
+
   test('no common metric is an error that lists both sides', async () => {
     const other = join(root, 'other-metrics');
     await writeGenerationsFixture(other, { model: 'm', images: KEYS.map(([prompt, seed]) => ({ prompt, seed, scores: { x: 1 } })) });
