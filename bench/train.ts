@@ -15,6 +15,7 @@ import { encodeFloat16 } from '../src/train/float16.ts';
 import { PairLoader, type LoaderBatch } from '../src/train/loader.ts';
 import { createRng } from '../src/train/rng.ts';
 import { Trainer, type ImageBatch, type PairBatch } from '../src/train/trainer-step.ts';
+import { disposePairs, pairTensors } from '../src/train/run.ts';
 
 const backend = await selectBackend((process.argv[2] ?? 'auto') as BackendChoice);
 const steps = Number(process.argv[3] ?? 21);
@@ -163,15 +164,6 @@ async function writeCaches(dir: string, c: LoaderCase): Promise<void> {
   }, { rowGroupSize: rowGroupRows(2 * textSize) });
 }
 
-function pairTensors(batch: LoaderBatch): PairBatch {
-  return {
-    a: tf.tensor4d(batch.latentsA, batch.latentShape),
-    b: tf.tensor4d(batch.latentsB, batch.latentShape),
-    textStates: tf.tensor3d(batch.text, batch.textShape),
-    label: batch.label,
-  };
-}
-
 async function loaderThroughput(): Promise<void> {
   const pairsPerBatch = 8;
   const base = { latentChannels: 4, latentSize: 8, patch: 2, heads: 4, mlpRatio: 4 };
@@ -212,7 +204,7 @@ async function loaderThroughput(): Promise<void> {
         for (let i = 0; i < steps; i++) {
           const batch = pairTensors((await loader.next())!);
           trainer.dpoStep(batch);
-          tf.dispose([batch.a, batch.b, batch.textStates]);
+          disposePairs(batch);
         }
         fedRate = steps / ((performance.now() - started) / 1000);
         trainer.dispose();

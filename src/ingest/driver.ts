@@ -24,6 +24,7 @@ import {
   type PartRecord,
 } from '../manifest.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from './image-check.ts';
+import { Limiter } from '../limiter.ts';
 import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
 
 export interface IngestOptions {
@@ -353,23 +354,5 @@ class CheckCache {
       this.results.set(id, check);
     }
     return { id, draft, check };
-  }
-}
-
-/** At most n tasks in flight. */
-class Limiter {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
   }
 }

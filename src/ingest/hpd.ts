@@ -13,6 +13,7 @@ import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from './pickapic.ts';
+import { Limiter } from '../limiter.ts';
 
 export const TRAIN_CHUNK = 512;
 export const TEST_CHUNK = 64;
@@ -190,8 +191,7 @@ function errorCode(error: unknown): string {
 /** One unit's file reads: each distinct file read once, a few at a time, started as soon as they are asked for. */
 class UnitReads {
   private readonly reads = new Map<string, Promise<FileRead>>();
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly limiter = new Limiter(READS_IN_FLIGHT);
 
   constructor(
     private readonly files: ImageFiles,
@@ -202,21 +202,10 @@ class UnitReads {
     const key = candidates.join('\0');
     let read = this.reads.get(key);
     if (!read) {
-      read = this.limited(() => this.files.read(this.base, candidates));
+      read = this.limiter.run(() => this.files.read(this.base, candidates));
       this.reads.set(key, read);
     }
     return read;
-  }
-
-  private async limited(task: () => Promise<FileRead>): Promise<FileRead> {
-    if (this.active >= READS_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
   }
 }
 

@@ -53,17 +53,24 @@ export async function openParquet(path: string): Promise<ParquetSource> {
 export type ParquetCell = string | number | bigint | boolean | Uint8Array | null | undefined;
 export type ParquetRow = Record<string, ParquetCell>;
 
-/** The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings. */
-export async function readRowGroup(source: ParquetSource, group: RowGroupInfo, columns?: string[]): Promise<ParquetRow[]> {
-  const wanted = columns?.filter((name) => source.columns.includes(name));
-  let rows: ParquetRow[] = [];
-  await parquetRead({
+/** What every read of one row group passes: binary stays binary (utf8 false), any codec, that group's rows. */
+function rowGroupRead(source: ParquetSource, group: RowGroupInfo) {
+  return {
     file: source.file,
     metadata: source.metadata,
     compressors,
     utf8: false,
     rowStart: group.rowStart,
     rowEnd: group.rowStart + group.numRows,
+  };
+}
+
+/** The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings. */
+export async function readRowGroup(source: ParquetSource, group: RowGroupInfo, columns?: string[]): Promise<ParquetRow[]> {
+  const wanted = columns?.filter((name) => source.columns.includes(name));
+  let rows: ParquetRow[] = [];
+  await parquetRead({
+    ...rowGroupRead(source, group),
     rowFormat: 'object',
     ...(wanted ? { columns: wanted } : {}),
     onComplete: (result: ParquetRow[]) => {
@@ -81,12 +88,7 @@ export async function readRowGroupColumns(
 ): Promise<Record<string, ArrayLike<ParquetCell>>> {
   const out: Record<string, ParquetCell[]> = {};
   await parquetRead({
-    file: source.file,
-    metadata: source.metadata,
-    compressors,
-    utf8: false,
-    rowStart: group.rowStart,
-    rowEnd: group.rowStart + group.numRows,
+    ...rowGroupRead(source, group),
     columns,
     rowFormat: 'array',
     onComplete: (rows: ParquetCell[][]) => {

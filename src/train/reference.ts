@@ -60,9 +60,7 @@ class CopyReference implements ReferenceModel {
   }
 
   afterStep(step: number): boolean {
-    if (this.options.mode === 'none' || step % (this.options.every ?? 1) !== 0) return false;
-    this.update();
-    return true;
+    return updateIfDue(this, step);
   }
 
   update(): void {
@@ -87,6 +85,13 @@ class CopyReference implements ReferenceModel {
   }
 }
 
+/** Both reference kinds update on the same schedule: every `every` steps, never with mode none. */
+function updateIfDue(reference: ReferenceModel, step: number): boolean {
+  if (reference.options.mode === 'none' || step % (reference.options.every ?? 1) !== 0) return false;
+  reference.update();
+  return true;
+}
+
 class AdapterReference implements ReferenceModel {
   readonly ownsWeights = false;
   constructor(
@@ -105,9 +110,7 @@ class AdapterReference implements ReferenceModel {
   }
 
   afterStep(step: number): boolean {
-    if (this.options.mode === 'none' || step % (this.options.every ?? 1) !== 0) return false;
-    this.update();
-    return true;
+    return updateIfDue(this, step);
   }
 
   update(): void {

@@ -242,7 +242,8 @@ class Anchor implements ReferenceModel {
 // ---------------------------------------------------------------------------------------------------------------
 // Data
 
-function pairTensors(batch: LoaderBatch): PairBatch {
+/** A loader batch as the tensors a trainer step takes; release them with disposePairs. */
+export function pairTensors(batch: LoaderBatch): PairBatch {
   return {
     a: tf.tensor4d(batch.latentsA, batch.latentShape),
     b: tf.tensor4d(batch.latentsB, batch.latentShape),
@@ -251,7 +252,7 @@ function pairTensors(batch: LoaderBatch): PairBatch {
   };
 }
 
-function disposePairs(batch: PairBatch): void {
+export function disposePairs(batch: PairBatch): void {
   tf.dispose([batch.a, batch.b, batch.textStates]);
 }
 
