@@ -40,6 +40,8 @@ export interface PartRecord {
   rows: number;
   bytes: number;
   sha256: string;
+  /** The file's modification time when it was recorded: while size and mtime are unchanged, it is trusted as done. */
+  mtimeMs?: number;
 }
 
 /** A finished unit of work: the parts it wrote and what it counted. */
@@ -138,15 +140,69 @@ export async function updateManifest(dir: string, mutate: (manifest: Manifest) =
   });
 }
 
-/** A unit is finished when the manifest records it and each of its parts is on disk with the recorded size. */
-export async function isUnitDone(dir: string, manifest: Manifest, key: string): Promise<boolean> {
-  const unit = manifest.units[key];
-  if (!unit) return false;
-  for (const part of unit.parts) {
-    const size = await stat(join(dir, part.file)).then((s) => s.size, () => -1);
-    if (size !== part.bytes) return false;
+/** A part's bytes differ from the sha256 the stage that wrote it recorded. */
+export class CorruptPartError extends Error {}
+
+/**
+ * A recorded part is intact when it has the recorded size and either the recorded mtime (nobody wrote to it since) or
+ * the recorded sha256. Readers verify the sha256 again when they read the bytes.
+ */
+export async function isPartIntact(dir: string, part: PartRecord): Promise<boolean> {
+  const info = await stat(join(dir, part.file)).catch(() => null);
+  if (!info || info.size !== part.bytes) return false;
+  if (part.mtimeMs !== undefined && info.mtimeMs === part.mtimeMs) return true;
+  return (await sha256OfFile(join(dir, part.file))) === part.sha256;
+}
+
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+interface PartIndexCache {
+  signature: string;
+  parts: Map<string, PartRecord>;
+}
+
+const partIndexes = new Map<string, PartIndexCache>();
+
+/**
+ * The record of a part file (path relative to the dataset directory), if a unit recorded it. Every reader of a part
+ * asks, so the index is rebuilt only when manifest.json changes.
+ */
+export async function recordedPart(dir: string, file: string): Promise<PartRecord | undefined> {
+  const info = await stat(join(dir, MANIFEST)).catch(() => null);
+  if (!info) return undefined;
+  const signature = `${info.ino}:${info.size}:${info.mtimeMs}`;
+  let cached = partIndexes.get(dir);
+  if (cached?.signature !== signature) {
+    const parts = new Map<string, PartRecord>();
+    for (const unit of Object.values((await readManifest(dir)).units)) for (const part of unit.parts) parts.set(part.file, part);
+    cached = { signature, parts };
+    partIndexes.set(dir, cached);
   }
-  return true;
+  return cached.parts.get(file);
+}
+
+/** Throws unless `bytes` are those recorded for the part (an unrecorded part, written by hand, is taken as it is). */
+export async function verifyPartBytes(dir: string, file: string, bytes: Uint8Array): Promise<void> {
+  const record = await recordedPart(dir, file);
+  if (record) checkPartHash(dir, file, record, createHash('sha256').update(bytes).digest('hex'));
+}
+
+/** The same check for a part that is read piecewise (Parquet): the file is hashed once, as a stream. */
+export async function verifyPartFile(dir: string, file: string): Promise<void> {
+  const record = await recordedPart(dir, file);
+  if (record) checkPartHash(dir, file, record, await sha256OfFile(join(dir, file)));
+}
+
+function checkPartHash(dir: string, file: string, record: PartRecord, actual: string): void {
+  if (actual === record.sha256) return;
+  throw new CorruptPartError(
+    `${join(dir, file)}: sha256 ${actual.slice(0, 12)}… differs from the ${record.sha256.slice(0, 12)}… recorded when it was ` +
+      'written (the file changed or is damaged); remove it and re-run the stage that wrote it',
+  );
 }
 
 export async function describeInput(path: string): Promise<InputFile> {

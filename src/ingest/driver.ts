@@ -4,7 +4,7 @@
 // keeps only what it owns. A taken pair (and a duplicate of it) belongs to the shard of its pair id, an image to the
 // shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
 // Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
@@ -13,16 +13,15 @@ import { writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { sha256Hex } from '../ids.ts';
 import {
-  addCounts,
   emptyCounts,
-  isUnitDone,
-  readManifest,
   runRecord,
   updateManifest,
+  verifyPartBytes,
   type Counts,
   type InputFile,
   type PartRecord,
 } from '../manifest.ts';
+import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from './image-check.ts';
 import { Limiter } from '../limiter.ts';
 import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
@@ -80,89 +79,80 @@ export async function runIngest(
   const started = new Date();
   const shard = options.shard ?? WHOLE;
   const dir = options.out;
-  const manifest = await readManifest(dir);
+  const ledger = await UnitLedger.open(dir, STAGE, shard);
   const seen = { prompts: new Set<string>(), images: new Set<string>(), pairs: new Set<string>() };
-  const keyOf = (unit: IngestUnit): string => `${STAGE}:${source}:${unit.key}:${shardLabel(shard)}`;
+  const keyOf = (unit: IngestUnit): string => `${STAGE}:${source}:${unit.key}`;
   const runKeys = new Set(units.map(keyOf));
   const inputPaths = new Set(inputs.map((i) => i.path));
-  for (const [key, record] of Object.entries(manifest.units)) {
-    if (record.stage !== STAGE || record.shard !== shardLabel(shard) || runKeys.has(key)) continue;
+  for (const [recordKey, record] of ledger.records()) {
+    const key = UnitLedger.unitKeyOf(recordKey);
+    if (runKeys.has(key)) continue;
     if (record.input !== undefined && inputPaths.has(record.input) && key.startsWith(`${STAGE}:${source}:`)) {
       // A unit of one of our inputs that the input no longer has (the file shrank): its parts are stale.
-      await removeParts(dir, record.parts);
-      await updateManifest(dir, (m) => {
-        delete m.units[key];
-      });
+      await ledger.forget(recordKey);
       continue;
     }
     // What earlier runs into this directory stored is stored: prompts, images and pairs stay unique across runs.
+    // Another shard's ids are never ours to store, so loading them too changes nothing.
     await loadState(dir, record.parts, seen);
   }
   const checks = new CheckCache();
-  const totals = emptyCounts();
   const tables = { prompts: 0, images: 0, pairs: 0, rejects: 0 };
-  const summary: IngestSummary = { source, out: dir, shard, counts: totals, unitsWritten: 0, unitsSkipped: 0, tables };
+  const summary: IngestSummary = { source, out: dir, shard, counts: emptyCounts(), unitsWritten: 0, unitsSkipped: 0, tables };
   let bytesDone = 0;
+  let unitsDone = 0;
 
-  for (const [index, unit] of units.entries()) {
-    const key = keyOf(unit);
-    const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
-    const statePath = `.state/${STAGE}/${partName}.json`;
+  const jobs = units.map((unit): UnitJob => {
     const inputSha256 = unit.input === undefined ? undefined : inputs.find((i) => i.path === unit.input)?.sha256;
-    const sameInput = manifest.units[key]?.inputSha256 === inputSha256;
-    if (sameInput && (await isUnitDone(dir, manifest, key))) {
-      const record = manifest.units[key]!;
-      await loadState(dir, record.parts, seen);
-      addCounts(totals, record.counts);
-      addTableRows(tables, record.parts);
-      summary.unitsSkipped++;
-    } else {
-      const result = await ingestUnit(unit, shard, seen, checks, options);
-      const parts: PartRecord[] = [];
-      if (result.prompts.length > 0) parts.push(await writeRowsPart(dir, 'prompts', partName, result.prompts));
-      if (result.images.length > 0) parts.push(await writeRowsPart(dir, 'images', partName, result.images));
-      if (result.pairs.length > 0) parts.push(await writeRowsPart(dir, 'pairs', partName, result.pairs));
-      if (result.rejects.length > 0) parts.push(await writeRowsPart(dir, 'rejects', partName, result.rejects));
-      const stateBytes = Buffer.from(JSON.stringify(result.state));
-      await writeFileAtomic(join(dir, statePath), stateBytes);
-      parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
-      await updateManifest(dir, (m) => {
-        m.units[key] = {
-          stage: STAGE,
-          shard: shardLabel(shard),
-          parts,
-          counts: result.counts,
-          ...(unit.input === undefined ? {} : { input: unit.input }),
-          ...(inputSha256 === undefined ? {} : { inputSha256 }),
-        };
-      });
-      // A redone unit that no longer writes some table leaves no stale part of it behind.
-      const previous = manifest.units[key]?.parts ?? [];
-      await removeParts(dir, previous.filter((old) => !parts.some((part) => part.file === old.file)));
-      addCounts(totals, result.counts);
-      addTableRows(tables, parts);
-      summary.unitsWritten++;
-    }
-    bytesDone += unit.bytes;
-    options.onProgress?.({ unitsDone: index + 1, unitsTotal: units.length, rows: totals.read, bytes: bytesDone });
-  }
+    return {
+      unit: {
+        key: keyOf(unit),
+        ...(unit.input === undefined ? {} : { input: unit.input }),
+        ...(inputSha256 === undefined ? {} : { inputSha256 }),
+      },
+      skipped: async (record) => {
+        await loadState(dir, record.parts, seen);
+        addTableRows(tables, record.parts);
+      },
+      run: async () => {
+        const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
+        const result = await ingestUnit(unit, shard, seen, checks, options);
+        const parts: PartRecord[] = [];
+        if (result.prompts.length > 0) parts.push(await writeRowsPart(dir, 'prompts', partName, result.prompts));
+        if (result.images.length > 0) parts.push(await writeRowsPart(dir, 'images', partName, result.images));
+        if (result.pairs.length > 0) parts.push(await writeRowsPart(dir, 'pairs', partName, result.pairs));
+        if (result.rejects.length > 0) parts.push(await writeRowsPart(dir, 'rejects', partName, result.rejects));
+        const statePath = `.state/${STAGE}/${partName}.json`;
+        const stateBytes = Buffer.from(JSON.stringify(result.state));
+        await writeFileAtomic(join(dir, statePath), stateBytes);
+        parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
+        addTableRows(tables, parts);
+        return { parts, counts: result.counts };
+      },
+    };
+  });
+  const done = await runUnits(ledger, jobs, (sofar) => {
+    bytesDone += units[unitsDone]!.bytes;
+    unitsDone++;
+    options.onProgress?.({ unitsDone, unitsTotal: units.length, rows: sofar.counts.read, bytes: bytesDone });
+  });
+  summary.counts = done.counts;
+  summary.unitsWritten = done.written;
+  summary.unitsSkipped = done.skipped;
 
   await updateManifest(dir, (m) => {
-    m.runs.push(runRecord(`${STAGE} ${source}`, runOptions, inputs, totals, started, shard));
+    m.runs.push(runRecord(`${STAGE} ${source}`, runOptions, inputs, summary.counts, started, shard));
   });
   return summary;
-}
-
-async function removeParts(dir: string, parts: readonly PartRecord[]): Promise<void> {
-  for (const part of parts) await rm(join(dir, part.file), { force: true });
 }
 
 async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSets): Promise<void> {
   const statePart = parts.find((part) => part.file.startsWith(`.state/${STAGE}/`));
   if (!statePart) return;
-  const text = await readFile(join(dir, statePart.file), 'utf8').catch(() => null);
-  if (text === null) return;
-  const state = JSON.parse(text) as SeenState;
+  const bytes = await readFile(join(dir, statePart.file)).catch(() => null);
+  if (bytes === null) return;
+  await verifyPartBytes(dir, statePart.file, bytes);
+  const state = JSON.parse(bytes.toString('utf8')) as SeenState;
   state.prompts.forEach((id) => seen.prompts.add(id));
   state.images.forEach((id) => seen.images.add(id));
   state.pairs.forEach((id) => seen.pairs.add(id));

@@ -16,6 +16,7 @@ import {
 import { TABLES, type TableName, type TableRows } from '../schema.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { sha256Hex } from '../ids.ts';
+import { verifyPartBytes } from '../manifest.ts';
 
 export interface WrittenPart {
   /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000-s0of1.arrow". */
@@ -70,8 +71,11 @@ export async function listParts(dir: string, table: string, extension = '.arrow'
     .map((name) => `${table}/${name}`);
 }
 
+/** A part of the dataset, checked against the sha256 its writer recorded. */
 export async function readPart(dir: string, file: string): Promise<Table> {
-  return tableFromIPC(await readFile(join(dir, file)));
+  const bytes = await readFile(join(dir, file));
+  await verifyPartBytes(dir, file, bytes);
+  return tableFromIPC(bytes);
 }
 
 /** Rows of every part of a table, one part in memory at a time. Binary cells are views into the part's buffer. */

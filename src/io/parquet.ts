@@ -8,6 +8,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { tempPathFor } from './atomic.ts';
+import { verifyPartFile } from '../manifest.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -48,6 +49,12 @@ export async function openParquet(path: string): Promise<ParquetSource> {
   });
   const columns = parquetSchema(metadata).children.map((child) => child.element.name);
   return { path, file, metadata, numRows: Number(metadata.num_rows), rowGroups, columns };
+}
+
+/** A Parquet part of a dataset directory, checked against the sha256 its writer recorded before it is read. */
+export async function openDatasetParquet(dir: string, file: string): Promise<ParquetSource> {
+  await verifyPartFile(dir, file);
+  return openParquet(join(dir, file));
 }
 
 export type ParquetCell = string | number | bigint | boolean | Uint8Array | null | undefined;

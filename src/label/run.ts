@@ -6,16 +6,8 @@ import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import {
-  isUnitDone,
-  readManifest,
-  runRecord,
-  updateManifest,
-  emptyCounts,
-  addCounts,
-  type Counts,
-  type PartRecord,
-} from '../manifest.ts';
+import { runRecord, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
+import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import type { RejectReason, RejectRow } from '../schema.ts';
 import { loadMetricSpec, MetricSpecError, type MetricSpec } from './metric-spec.ts';
@@ -92,53 +84,63 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     }
     const prompts = new Map<string, string>();
     for await (const prompt of readRows(dir, 'prompts')) prompts.set(prompt.prompt_id, prompt.text);
-    const manifest = await readManifest(dir);
-    const unitKey = (spec: MetricSpec, partName: string): string => `${STAGE}:${spec.name}:${partName}:${shardLabel(shard)}`;
-
-    for (const [index, file] of parts.entries()) {
-      const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
-      const todo: MetricSpec[] = [];
-      let skippedCounts: Counts | null = null;
-      for (const [m, spec] of specs.entries()) {
-        const key = unitKey(spec, partName);
-        // A unit scored by another version of the metric (same name) is redone, and its part overwritten.
-        const sameVersion = manifest.units[key]?.version === spec.version;
-        if (sameVersion && (await isUnitDone(dir, manifest, key))) {
-          summaries[m]!.partsSkipped++;
-          summaries[m]!.scored += manifest.units[key]!.counts.taken;
-          skippedCounts ??= manifest.units[key]!.counts;
-        } else {
-          todo.push(spec);
-        }
-      }
-      if (todo.length === 0 && skippedCounts) addCounts(totals, skippedCounts);
-      if (todo.length > 0) {
-        const result = await scorePart(dir, file, todo, prompts, hub, shard, options, (n) => {
-          imagesDone += n;
-          options.onProgress?.({ partsDone: index, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
-        });
-        const rejectParts: PartRecord[] = [];
-        if (result.rejects.length > 0) rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
-        for (const spec of todo) {
-          const columns = result.scores.get(spec.name)!;
-          const written = await writeParquetPart(dir, scorePartFile(spec.name, partName, shard), SCORE_SPECS, {
-            image_id: columns.imageIds,
-            prompt_id: columns.promptIds,
-            score: columns.scores,
-            metric_version: columns.imageIds.map(() => spec.version),
-          }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
-          const counts: Counts = { read: result.read, taken: columns.scores.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
-          await updateManifest(dir, (m) => {
-            m.units[unitKey(spec, partName)] = { stage: STAGE, shard: shardLabel(shard), parts: [written, ...rejectParts], counts, version: spec.version };
-          });
-          const summary = summaries.find((s) => s.name === spec.name)!;
-          summary.partsWritten++;
-          summary.scored += columns.scores.length;
-        }
-        addCounts(totals, { read: result.read, taken: result.read - result.rejects.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) });
-      }
-      options.onProgress?.({ partsDone: index + 1, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+    const ledger = await UnitLedger.open(dir, STAGE, shard);
+    // Units of an images part that is gone (re-ingested under another name or shard layout) score nothing that exists.
+    for (const [recordKey, record] of ledger.records()) {
+      if (record.input !== undefined && !parts.includes(record.input)) await ledger.forget(recordKey);
     }
+
+    interface MetricUnit extends UnitSpec {
+      spec: MetricSpec;
+    }
+    const groups = async function* (): AsyncGenerator<UnitGroup<MetricUnit>> {
+      for (const [index, file] of parts.entries()) {
+        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        // The images part's recorded sha256: a part that ingest rewrote (other captions, same size) is rescored.
+        const inputSha256 = await partFingerprint(dir, file);
+        let skippedCounts: Counts | null = null;
+        let ran = false;
+        yield {
+          units: specs.map((spec) => ({ key: `${STAGE}:${spec.name}:${partName}`, version: spec.version, input: file, inputSha256, spec })),
+          skipped: (unit, record) => {
+            const summary = summaries.find((s) => s.name === unit.spec.name)!;
+            summary.partsSkipped++;
+            summary.scored += record.counts.taken;
+            skippedCounts ??= record.counts;
+          },
+          run: async (todo) => {
+            ran = true;
+            const result = await scorePart(dir, file, todo.map((u) => u.spec), prompts, hub, shard, options, (n) => {
+              imagesDone += n;
+              options.onProgress?.({ partsDone: index, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+            });
+            const rejectParts: PartRecord[] = [];
+            if (result.rejects.length > 0) rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
+            const outcomes = new Map<string, UnitOutcome>();
+            for (const unit of todo) {
+              const spec = unit.spec;
+              const columns = result.scores.get(spec.name)!;
+              const written = await writeParquetPart(dir, scorePartFile(spec.name, partName, shard), SCORE_SPECS, {
+                image_id: columns.imageIds,
+                prompt_id: columns.promptIds,
+                score: columns.scores,
+                metric_version: columns.imageIds.map(() => spec.version),
+              }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
+              const counts: Counts = { read: result.read, taken: columns.scores.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
+              outcomes.set(unit.key, { parts: [written, ...rejectParts], counts });
+              const summary = summaries.find((s) => s.name === spec.name)!;
+              summary.partsWritten++;
+              summary.scored += columns.scores.length;
+            }
+            addCounts(totals, { read: result.read, taken: result.read - result.rejects.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) });
+            return outcomes;
+          },
+        };
+        if (!ran && skippedCounts) addCounts(totals, skippedCounts);
+        options.onProgress?.({ partsDone: index + 1, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+      }
+    };
+    await runUnitGroups(ledger, groups());
   } finally {
     await hub.dispose();
   }

@@ -3,7 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
-import { openParquet, readRowGroupColumns } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './consensus.ts';
 import type { MetricInfo } from '../schema.ts';
 
@@ -38,7 +38,7 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
   for (const [m, name] of metricNames.entries()) {
     const accumulator = new MetricStatsAccumulator();
     for (const file of await listParts(dir, `scores/${name}`, '.parquet')) {
-      const source = await openParquet(join(dir, file));
+      const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
         const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score']);
         const imageIds = data.image_id!;

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { openParquet, readRowGroupColumns, type ParquetCell } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns, type ParquetCell } from '../io/parquet.ts';
 import { ruleFolder } from '../label/consensus-run.ts';
 import { loadScoreTable } from '../label/score-table.ts';
 import { TOOL_VERSION } from '../version.ts';
@@ -432,7 +432,7 @@ async function scoreDistribution(dir: string, metric: string, bins: number): Pro
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
   const each = async (visit: (x: number) => void): Promise<void> => {
     for (const file of files) {
-      const source = await openParquet(join(dir, file));
+      const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
         const scores = (await readRowGroupColumns(source, group, ['score'])).score!;
         for (let i = 0; i < scores.length; i++) visit(cellNumber(scores[i]) ?? Number.NaN);
@@ -515,7 +515,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
   let mismatchCount = 0;
 
   for (const file of parts) {
-    const source = await openParquet(join(dir, file));
+    const source = await openDatasetParquet(dir, file);
     const partMetrics = source.columns.filter((c) => c.startsWith('p_')).map((c) => c.slice(2));
     if (metrics === null) {
       metrics = partMetrics;

@@ -25,20 +25,18 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
-import { openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import {
   addCounts,
   describeInputs,
   emptyCounts,
-  isUnitDone,
-  readManifest,
   runRecord,
   updateManifest,
   type Counts,
   type InputFile,
-  type Manifest,
   type PartRecord,
 } from '../manifest.ts';
+import { partFingerprint, runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { createSession, float32Output, type OnnxSession } from '../onnx/session.ts';
 import { sha256Hex } from '../ids.ts';
 import type { RejectReason, RejectRow } from '../schema.ts';
@@ -153,7 +151,7 @@ async function selectPairs(dir: string, rule: string | undefined): Promise<Selec
     const files = await listParquetParts(dir, `consensus/${rule}`);
     if (files.length === 0) throw new EncodeError(`${dir}: no consensus/${rule}/part-*.parquet (run bdpo consensus first)`);
     for (const file of files) {
-      const source = await openParquet(join(dir, file));
+      const source = await openDatasetParquet(dir, file);
       for (const group of rowSpans(source.rowGroups, 65536)) {
         const c = await readRowGroupColumns(source, group, ['prompt_id', 'image_a', 'image_b', 'kept']);
         for (let i = 0; i < group.numRows; i++) {
@@ -185,19 +183,6 @@ async function selectPairs(dir: string, rule: string | undefined): Promise<Selec
 /** Parts of a cache folder that may serve as a source of reuse: all but those of the selection being written. */
 async function reusableParts(dir: string, table: 'latents' | 'text', tag: string): Promise<string[]> {
   return (await listParquetParts(dir, table)).filter((file) => !file.includes(`-${tag}-s`));
-}
-
-/** sha256 of each part file recorded in the manifest (ingest records its parts). */
-function recordedHashes(manifest: Manifest): Map<string, string> {
-  const hashes = new Map<string, string>();
-  for (const unit of Object.values(manifest.units)) for (const part of unit.parts) hashes.set(part.file, part.sha256);
-  return hashes;
-}
-
-/** A unit's input: its ingest part (by recorded hash, else size) and the selection's digest. */
-async function unitInput(dir: string, hashes: Map<string, string>, file: string, tag: string): Promise<string> {
-  const part = hashes.get(file) ?? `${(await stat(join(dir, file))).size} bytes`;
-  return sha256Hex(`${file}\0${part}\0${tag}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -360,13 +345,10 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     summary.selection = selection.name;
     const imagesTag = selectionTag(selection.name, selection.images);
     const promptsTag = selectionTag(selection.name, selection.prompts);
-    const manifest = await readManifest(dir);
-    const hashes = recordedHashes(manifest);
     const cachedLatents = await TensorStore.open(dir, LATENT_TABLE, { files: await reusableParts(dir, 'latents', imagesTag) });
     const cachedText = await TensorStore.open(dir, TEXT_TABLE, { files: await reusableParts(dir, 'text', promptsTag) });
     existing.push(cachedLatents, cachedText);
-    const isDone = async (key: string, input: string): Promise<boolean> =>
-      manifest.units[key]?.inputSha256 === input && (await isUnitDone(dir, manifest, key));
+    const ledger = await UnitLedger.open(dir, STAGE, shard);
 
     const unitsTotal = imageParts.length + promptParts.length + 1;
     let unitsDone = 0;
@@ -378,6 +360,10 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         prompts: summary.text.encoded,
         seconds: (Date.now() - started.getTime()) / 1000,
       });
+    const unitFinished = (): void => {
+      unitsDone++;
+      progress();
+    };
 
     const latentContext: LatentContext = {
       vae,
@@ -392,40 +378,42 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         progress();
       },
     };
-    for (const file of imageParts) {
-      const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
-      const key = `${STAGE}:latents:${selection.name}:${partName}:${shardLabel(shard)}`;
-      const input = await unitInput(dir, hashes, file, imagesTag);
-      if (await isDone(key, input)) {
-        summary.latents.partsSkipped++;
-        summary.latents.done += manifest.units[key]!.counts.taken;
-      } else {
-        const result = await encodeImagesPart(dir, file, selection.images, cachedLatents, shard, latentContext);
-        summary.latents.reused += result.reused;
-        const parts: PartRecord[] = [];
-        if (result.ids.length > 0) {
-          summary.latents.shape = result.shape;
-          parts.push(
-            await writeParquetPart(dir, latentPartFile(partName, imagesTag, shard), LATENT_SPECS, {
-              image_id: result.ids,
-              shape: result.ids.map(() => result.shape!),
-              latent: result.latents,
-            }, { rowGroupSize: rowGroupRows(result.latents[0]!.length), metadata: { stage: STAGE, model: basename(options.vae), resolution: String(resolution), scaling_factor: String(scalingFactor) } }),
-          );
-          summary.latents.partsWritten++;
-        }
-        if (result.rejects.length > 0) {
-          parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}-${shardLabel(shard)}`, result.rejects));
-        }
-        const counts: Counts = { read: result.ids.length + result.rejects.length, taken: result.ids.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
-        addCounts(summary.counts, counts);
-        await updateManifest(dir, (m) => {
-          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts, inputSha256: input };
-        });
+    const latentJobs = async function* (): AsyncGenerator<UnitJob> {
+      for (const file of imageParts) {
+        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        yield {
+          // One unit per selection: the parts another selection wrote stay recorded, as the cache this one reuses.
+          unit: { key: `${STAGE}:latents:${imagesTag}:${partName}`, inputSha256: await partFingerprint(dir, file, imagesTag) },
+          skipped: (record) => {
+            summary.latents.partsSkipped++;
+            summary.latents.done += record.counts.taken;
+          },
+          run: async () => {
+            const result = await encodeImagesPart(dir, file, selection.images, cachedLatents, shard, latentContext);
+            summary.latents.reused += result.reused;
+            const parts: PartRecord[] = [];
+            if (result.ids.length > 0) {
+              summary.latents.shape = result.shape;
+              parts.push(
+                await writeParquetPart(dir, latentPartFile(partName, imagesTag, shard), LATENT_SPECS, {
+                  image_id: result.ids,
+                  shape: result.ids.map(() => result.shape!),
+                  latent: result.latents,
+                }, { rowGroupSize: rowGroupRows(result.latents[0]!.length), metadata: { stage: STAGE, model: basename(options.vae), resolution: String(resolution), scaling_factor: String(scalingFactor) } }),
+              );
+              summary.latents.partsWritten++;
+            }
+            if (result.rejects.length > 0) {
+              parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}-${shardLabel(shard)}`, result.rejects));
+            }
+            const counts: Counts = { read: result.ids.length + result.rejects.length, taken: result.ids.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
+            addCounts(summary.counts, counts);
+            return { parts, counts };
+          },
+        };
       }
-      unitsDone++;
-      progress();
-    }
+    };
+    await runUnits(ledger, latentJobs(), unitFinished);
 
     const textContext: TextContext = {
       model: textModel,
@@ -436,65 +424,65 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         progress();
       },
     };
-    for (const file of promptParts) {
-      const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
-      const key = `${STAGE}:text:${selection.name}:${partName}:${shardLabel(shard)}`;
-      const input = await unitInput(dir, hashes, file, promptsTag);
-      if (await isDone(key, input)) {
-        summary.text.partsSkipped++;
-        summary.text.done += manifest.units[key]!.counts.taken;
-      } else {
-        const part = await readPart(dir, file);
-        const ids = part.getChild('prompt_id')!;
-        const texts = part.getChild('text')!;
-        const todo: Array<{ id: string; text: string }> = [];
-        for (let i = 0; i < part.numRows; i++) {
-          const id = ids.get(i) as string;
-          if (!owns(shard, id) || !selection.prompts.mayContain(id)) continue;
-          if ((await cachedText.find(id)) !== null) {
-            summary.text.reused++;
-            continue;
-          }
-          todo.push({ id, text: texts.get(i) as string });
-        }
-        const parts: PartRecord[] = [];
-        if (todo.length > 0) {
-          const result = await encodeTexts(todo, textContext);
+    const textJobs = async function* (): AsyncGenerator<UnitJob> {
+      for (const file of promptParts) {
+        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        yield {
+          unit: { key: `${STAGE}:text:${promptsTag}:${partName}`, inputSha256: await partFingerprint(dir, file, promptsTag) },
+          skipped: (record) => {
+            summary.text.partsSkipped++;
+            summary.text.done += record.counts.taken;
+          },
+          run: async () => {
+            const part = await readPart(dir, file);
+            const ids = part.getChild('prompt_id')!;
+            const texts = part.getChild('text')!;
+            const todo: Array<{ id: string; text: string }> = [];
+            for (let i = 0; i < part.numRows; i++) {
+              const id = ids.get(i) as string;
+              if (!owns(shard, id) || !selection.prompts.mayContain(id)) continue;
+              if ((await cachedText.find(id)) !== null) {
+                summary.text.reused++;
+                continue;
+              }
+              todo.push({ id, text: texts.get(i) as string });
+            }
+            const parts: PartRecord[] = [];
+            if (todo.length > 0) {
+              const result = await encodeTexts(todo, textContext);
+              summary.text.shape = result.shape;
+              parts.push(
+                await writeParquetPart(dir, textPartFile(partName, promptsTag, shard), TEXT_SPECS, {
+                  prompt_id: todo.map((t) => t.id),
+                  shape: todo.map(() => result.shape),
+                  hidden: result.hidden,
+                }, { rowGroupSize: rowGroupRows(result.hidden[0]!.length), metadata: { stage: STAGE, model: basename(options.text) } }),
+              );
+              summary.text.partsWritten++;
+            }
+            return { parts, counts: { read: todo.length, taken: todo.length, rejected: 0, byReason: {} } };
+          },
+        };
+      }
+      // The empty prompt belongs to the shard that owns its id, like any other prompt.
+      if (!owns(shard, EMPTY_PROMPT_ID)) return;
+      yield {
+        unit: { key: EMPTY_UNIT },
+        skipped: () => {
+          summary.text.partsSkipped++;
+          summary.text.done++;
+        },
+        run: async () => {
+          const result = await encodeTexts([{ id: EMPTY_PROMPT_ID, text: '' }], textContext);
           summary.text.shape = result.shape;
-          parts.push(
-            await writeParquetPart(dir, textPartFile(partName, promptsTag, shard), TEXT_SPECS, {
-              prompt_id: todo.map((t) => t.id),
-              shape: todo.map(() => result.shape),
-              hidden: result.hidden,
-            }, { rowGroupSize: rowGroupRows(result.hidden[0]!.length), metadata: { stage: STAGE, model: basename(options.text) } }),
-          );
+          const part = await writeParquetPart(dir, EMPTY_TEXT_PART, TEXT_SPECS, { prompt_id: [EMPTY_PROMPT_ID], shape: [result.shape], hidden: result.hidden }, { metadata: { stage: STAGE, model: basename(options.text) } });
           summary.text.partsWritten++;
-        }
-        await updateManifest(dir, (m) => {
-          m.units[key] = { stage: STAGE, shard: shardLabel(shard), parts, counts: { read: todo.length, taken: todo.length, rejected: 0, byReason: {} }, inputSha256: input };
-        });
-      }
-      unitsDone++;
-      progress();
-    }
-
-    // The empty prompt belongs to the shard that owns its id, like any other prompt.
-    if (owns(shard, EMPTY_PROMPT_ID)) {
-      if (await isUnitDone(dir, manifest, EMPTY_UNIT)) {
-        summary.text.partsSkipped++;
-        summary.text.done++;
-      } else {
-        const result = await encodeTexts([{ id: EMPTY_PROMPT_ID, text: '' }], textContext);
-        summary.text.shape = result.shape;
-        const part = await writeParquetPart(dir, EMPTY_TEXT_PART, TEXT_SPECS, { prompt_id: [EMPTY_PROMPT_ID], shape: [result.shape], hidden: result.hidden }, { metadata: { stage: STAGE, model: basename(options.text) } });
-        summary.text.partsWritten++;
-        await updateManifest(dir, (m) => {
-          m.units[EMPTY_UNIT] = { stage: STAGE, shard: shardLabel(shard), parts: [part], counts: { read: 1, taken: 1, rejected: 0, byReason: {} } };
-        });
-      }
-    }
-    unitsDone++;
-    progress();
+          return { parts: [part], counts: { read: 1, taken: 1, rejected: 0, byReason: {} } };
+        },
+      };
+    };
+    await runUnits(ledger, textJobs(), unitFinished);
+    if (!owns(shard, EMPTY_PROMPT_ID)) unitFinished();
   } finally {
     for (const store of existing) store.clear();
     await vae.dispose();

@@ -19,7 +19,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
-import { openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
 import { runRecord, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
@@ -154,7 +154,7 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
   for await (const prompt of readRows(dir, 'prompts')) captions.set(prompt.prompt_id, prompt.text);
   const images = await ImageSource.open(dir);
 
-  const first = await openParquet(join(dir, consensusFiles[0]!));
+  const first = await openDatasetParquet(dir, consensusFiles[0]!);
   const metrics = first.columns.filter((c) => c.startsWith('p_')).map((c) => c.slice(2));
   const specs = exportSpecs(metrics);
   const summary: ExportSummary = {
@@ -192,7 +192,7 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
 
   try {
     for (const file of consensusFiles) {
-      const source = await openParquet(join(dir, file));
+      const source = await openDatasetParquet(dir, file);
       const missing = metrics.filter((m) => !source.columns.includes(`p_${m}`));
       if (missing.length > 0) throw new ExportError(`${file}: no column p_${missing[0]} (the rule's parts disagree on their metrics)`);
       const wanted = ['pair_id', 'prompt_id', 'image_a', 'image_b', 'label', 'split', 'soft', 'margin', 'disagreement', 'votes_a', 'votes_b', 'kept', ...metrics.map((m) => `p_${m}`)];

@@ -22,7 +22,7 @@
 // have produced.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openParquet, readRowGroupColumns, type ParquetCell, type ParquetSource, type RowGroupInfo } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns, type ParquetCell, type ParquetSource, type RowGroupInfo } from '../io/parquet.ts';
 import { sha256Hex } from '../ids.ts';
 import { createRng, type Rng, type RngState } from './rng.ts';
 import { decodeFloat16, formatShape, parseShape } from './float16.ts';
@@ -260,7 +260,7 @@ export class TensorStore {
     const builder = IdIndex.builder();
     const shapes = new Set<string>();
     for (const [f, name] of names.entries()) {
-      const source = await openParquet(join(dir, name));
+      const source = await openDatasetParquet(dir, name);
       for (const column of [spec.idColumn, 'shape', spec.valueColumn]) {
         if (!source.columns.includes(column)) throw new MissingDataError(`${name}: no column ${column}`);
       }
@@ -490,7 +490,7 @@ class PairOrder {
     const sources: ParquetSource[] = [];
     const files: LoaderState['files'] = [];
     for (const name of names) {
-      const source = await openParquet(join(options.dir, name));
+      const source = await openDatasetParquet(options.dir, name);
       for (const column of CONSENSUS_COLUMNS) {
         if (!source.columns.includes(column)) throw new MissingDataError(`${name}: not a consensus file (no column ${column})`);
       }

@@ -113,7 +113,9 @@ test('SIGKILL after the first unit, re-run: skips the finished units and ends by
   const uninterrupted = await datasetFiles(reference);
   assert.deepEqual([...resumed.keys()], [...uninterrupted.keys()]);
   for (const [file, bytes] of uninterrupted) assert.ok(bytes.equals(resumed.get(file)!), `${file} differs`);
-  assert.deepEqual((await readManifest(out)).units, (await readManifest(reference)).units);
+  // The same records, but for when each part was written.
+  const unitRecords = async (dir: string) => JSON.stringify((await readManifest(dir)).units, (key, value) => (key === 'mtimeMs' ? undefined : value));
+  assert.equal(await unitRecords(out), await unitRecords(reference));
 });
 
 test('a manifest lock left by a killed process does not stall the next run', { timeout: 30_000 }, async (t) => {
