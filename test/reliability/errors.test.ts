@@ -299,7 +299,7 @@ describe('tokenizer.json', () => {
     const dir = await tempDir(t);
     await cp(clipTokenizerPath(), join(dir, 'tokenizer.json'));
     await writeFile(join(dir, 'tokenizer_config.json'), '{"pad_token": "!" "x"}');
-    await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(join(dir, 'tokenizer_config.json')), /line 1 column 18/);
+    await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(join(dir, 'tokenizer_config.json')), /line 1 column 19/);
     const other = await tempDir(t);
     await writeFile(join(other, 'vocab.json'), '{"a": 1,');
     await writeFile(join(other, 'merges.txt'), '#version: 0.2\n');
