@@ -5,6 +5,7 @@
 // shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
 // Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
 import { readFile, rm } from 'node:fs/promises';
+import { parseJsonText } from '../io/json-file.ts';
 import { join } from 'node:path';
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
@@ -162,7 +163,7 @@ async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSe
   if (!statePart) return;
   const text = await readFile(join(dir, statePart.file), 'utf8').catch(() => null);
   if (text === null) return;
-  const state = JSON.parse(text) as SeenState;
+  const state = parseJsonText(text, join(dir, statePart.file)) as SeenState;
   state.prompts.forEach((id) => seen.prompts.add(id));
   state.images.forEach((id) => seen.images.add(id));
   state.pairs.forEach((id) => seen.pairs.add(id));

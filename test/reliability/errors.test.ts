@@ -10,6 +10,10 @@ import { listParts, readPart, readRows, writeRowsPart } from '../../src/io/arrow
 import { writeParquetPart } from '../../src/io/parquet.ts';
 import { runCalibrate, runConsensus } from '../../src/label/consensus-run.ts';
 import { runLabel } from '../../src/label/run.ts';
+import { loadMetricSpec } from '../../src/label/metric-spec.ts';
+import { loadScoreTable } from '../../src/label/score-table.ts';
+import { readPromptList } from '../../src/ingest/prompt-list.ts';
+import { readTrainConfig } from '../../src/train/config.ts';
 import { ClipTokenizer } from '../../src/label/tokenizer.ts';
 import { readManifest } from '../../src/manifest.ts';
 import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
@@ -334,5 +338,28 @@ describe('checkpoints', () => {
     await saveCheckpoint(dir, { config: tinyConfig, options: { seed: 1, learningRate: 1e-3 }, state: state() });
     await writeFile(join(dir, 'run.json'), '{"format": "x", "step": 9}\n');
     await rejectsWith(loadCheckpoint(dir), escape(join(dir, 'run.json')), /sha256/);
+  });
+});
+
+describe('other JSON files a stage reads', () => {
+  const BROKEN = '{\n  "name": "x",\n  "secret": SECRET-CONTENT\n}\n';
+  const expectNamed = async (action: Promise<unknown>, path: string): Promise<void> => {
+    const error = await rejectsWith(action, escape(path), /line 3 column 13/);
+    assert.doesNotMatch(error.message, /SECRET-CONTENT/);
+  };
+
+  test('a metric JSON, a training config and a prompt list with a syntax error name the file and the position only', async (t) => {
+    const dir = await tempDir(t);
+    for (const name of ['metric.json', 'train.json', 'prompts.json']) await writeFile(join(dir, name), BROKEN);
+    await expectNamed(loadMetricSpec(join(dir, 'metric.json')), join(dir, 'metric.json'));
+    await expectNamed(readTrainConfig(join(dir, 'train.json')), join(dir, 'train.json'));
+    await expectNamed(readPromptList(join(dir, 'prompts.json')), join(dir, 'prompts.json'));
+  });
+
+  test('a scores/<metric>/metric.json that is not JSON is called so (not "missing") and named', async () => {
+    const dir = await copyOfSample();
+    await writeScores(dir);
+    await writeFile(join(dir, 'scores/aes/metric.json'), BROKEN);
+    await expectNamed(loadScoreTable(dir), join(dir, 'scores/aes/metric.json'));
   });
 });
