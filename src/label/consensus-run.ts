@@ -3,7 +3,7 @@
 // whole (built beside it, then renamed), so readers never see a mix of two runs.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { listParts, readPart } from '../io/arrow-table.ts';
+import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { readManifest, runRecord, updateManifest } from '../manifest.ts';
@@ -131,6 +131,9 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     });
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
+  // A damaged pairs part is found before the staging folder exists, not after half of it is written.
+  const pairParts = await listParts(dir, 'pairs');
+  for (const file of pairParts) await checkPart(dir, file);
   const staging = join(dir, 'consensus', `.${name}.${process.pid}.tmp`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
@@ -154,7 +157,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   let agree = 0;
   let compared = 0;
   const specs = consensusSpecs(metrics);
-  for (const file of await listParts(dir, 'pairs')) {
+  for (const file of pairParts) {
     const part = await readPart(dir, file);
     const n = part.numRows;
     const col = (name: string) => part.getChild(name)!;

@@ -363,3 +363,13 @@ describe('other JSON files a stage reads', () => {
     await expectNamed(loadScoreTable(dir), join(dir, 'scores/aes/metric.json'));
   });
 });
+
+test('consensus: a damaged pairs part fails naming it and leaves no staging folder behind', async () => {
+  const dir = await copyOfSample();
+  await writeScores(dir);
+  const parts = await listParts(dir, 'pairs');
+  const last = parts[parts.length - 1]!;
+  await truncate(join(dir, last), 100);
+  await rejectsWith(runConsensus(dir, { rule: 'majority' }), escape(join(dir, last)), /truncated/);
+  assert.deepEqual(await readdir(join(dir, 'consensus')).catch(() => []), []);
+});
