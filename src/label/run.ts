@@ -95,7 +95,8 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     for await (const prompt of readRows(dir, 'prompts')) prompts.set(prompt.prompt_id, prompt.text);
     for (const [m, spec] of specs.entries()) {
       await writeMetricInfo(dir, spec);
-      summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider: providers[m]!, scored: 0, partsWritten: 0, partsSkipped: 0 });
+      const provider = providers[m]!;
+      summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
     }
     const unitKey = (spec: MetricSpec, partName: string): string => `${STAGE}:${spec.name}:${partName}:${shardLabel(shard)}`;
 

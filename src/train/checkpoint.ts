@@ -124,7 +124,8 @@ async function verifyFiles(dir: string, files: Record<string, string> | undefine
     }
     if (actual !== expected) {
       throw new CheckpointError(
-        `${path}: sha256 ${actual} differs from the ${expected} recorded when the checkpoint was written: the file is damaged, resume from another checkpoint`,
+        `${path}: sha256 ${actual} differs from the ${expected} recorded when the checkpoint was written: ` +
+          'the file is damaged, resume from another checkpoint',
       );
     }
   }

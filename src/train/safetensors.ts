@@ -134,7 +134,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
     const [begin, end] = value.data_offsets;
     if (end < begin || end > dataLength) throw fail(`tensor ${name}: offsets [${begin}, ${end}] outside the data (${dataLength} bytes)`);
     if (end - begin !== elementCount(value.shape) * 4) {
-      throw fail(`tensor ${name} spans ${end - begin} bytes, its shape needs ${elementCount(value.shape) * 4} ([${value.shape.join(', ')}] × 4)`);
+      const needed = elementCount(value.shape) * 4;
+      throw fail(`tensor ${name} spans ${end - begin} bytes, its shape needs ${needed} ([${value.shape.join(', ')}] × 4)`);
     }
     spans.push([begin, end, name]);
     const data = new Float32Array(elementCount(value.shape));

@@ -9,7 +9,7 @@ import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { listParts, readPart, readRows, writeRowsPart } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
 import { runCalibrate, runConsensus } from '../../src/label/consensus-run.ts';
-import { runLabel } from '../../src/label/run.ts';
+import { runLabel, type LabelOptions } from '../../src/label/run.ts';
 import { loadMetricSpec } from '../../src/label/metric-spec.ts';
 import { loadScoreTable } from '../../src/label/score-table.ts';
 import { readPromptList } from '../../src/ingest/prompt-list.ts';
@@ -115,7 +115,8 @@ describe('Arrow parts', () => {
       new Field('split', new Utf8(), true), new Field('category', new Utf8(), true), new Field('challenge', new Utf8(), true),
       new Field('note', new Utf8(), true), new Field('prompt_index', new Utf8(), true)];
     const values: Record<string, (string | null)[]> = {
-      prompt_id: ['p'], text: ['a cat'], source: ['parti'], split: [null], category: [null], challenge: [null], note: [null], prompt_index: ['7'],
+      prompt_id: ['p'], text: ['a cat'], source: ['parti'], split: [null], category: [null], challenge: [null], note: [null],
+      prompt_index: ['7'],
     };
     const children = fields.map((f) => vectorFromArray(values[f.name]!, f.type).data[0]!);
     const data = makeData({ type: new Struct(fields), length: 1, nullCount: 0, children });
@@ -143,6 +144,7 @@ describe('label with a bad input', () => {
   before(async () => {
     fx = await writeMetricsFixture(join(root, 'models'));
   });
+  const labelOptions = (): LabelOptions => ({ metrics: [fx.metrics.aesthetic], device: 'cpu', intraOpNumThreads: 1 });
 
   test('a truncated images part (not the first) fails naming it before any score is written', async () => {
     const dir = await copyOfSample();
@@ -152,7 +154,7 @@ describe('label with a bad input', () => {
     const size = (await stat(join(dir, last))).size;
     await truncate(join(dir, last), Math.floor(size / 2));
     const before = await listing(dir);
-    await rejectsWith(runLabel(dir, { metrics: [fx.metrics.aesthetic], device: 'cpu', intraOpNumThreads: 1 }), escape(join(dir, last)), /truncated/);
+    await rejectsWith(runLabel(dir, labelOptions()), escape(join(dir, last)), /truncated/);
     assert.deepEqual(await listing(dir), before, 'nothing written');
   });
 
@@ -160,7 +162,7 @@ describe('label with a bad input', () => {
     const dir = await copyOfSample();
     await writeFile(join(dir, 'manifest.json'), '{"format": 1, "tool": "balanced-dpo", "runs": [], "units": {"k": {"parts": 3}}}');
     const before = await listing(dir);
-    await rejectsWith(runLabel(dir, { metrics: [fx.metrics.aesthetic], device: 'cpu', intraOpNumThreads: 1 }), escape(join(dir, 'manifest.json')), /parts/);
+    await rejectsWith(runLabel(dir, labelOptions()), escape(join(dir, 'manifest.json')), /parts/);
     assert.deepEqual(await listing(dir), before, 'nothing written');
   });
 });
@@ -230,11 +232,12 @@ describe('safetensors headers', () => {
   ]);
 
   /** A valid file whose JSON header is replaced by `header` (same byte layout otherwise). */
-  async function withHeader(path: string, edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void): Promise<void> {
+  type Header = Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>;
+  async function withHeader(path: string, edit: (header: Header) => void): Promise<void> {
     await writeSafetensors(path, tensors);
     const bytes = await readFile(path);
     const length = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Parameters<typeof edit>[0];
+    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Header;
     edit(header);
     const json = Buffer.from(JSON.stringify(header));
     const prefix = Buffer.alloc(8);
@@ -287,7 +290,8 @@ describe('tokenizer.json', () => {
     const dir = await tempDir(t);
     const text = (await readFile(clipTokenizerPath(), 'utf8')).replace('"model"', 'PRIVATE-CONTENT "model"');
     await writeFile(join(dir, 'tokenizer.json'), text);
-    const error = await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(join(dir, 'tokenizer.json')), /not valid JSON/, /line \d+ column \d+/);
+    const path = join(dir, 'tokenizer.json');
+    const error = await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(path), /not valid JSON/, /line \d+ column \d+/);
     assert.doesNotMatch(error.message, /PRIVATE-CONTENT|vocab|merges/);
     assert.ok(error.message.length < 300, 'a short message');
   });
@@ -317,7 +321,10 @@ describe('checkpoints', () => {
     rng: [1, 2, 3, 4] as const,
     model: new Map([['w', { shape: [4], data: Float32Array.from([0.5, -1, 2, 0.25]) }]]),
     reference: null,
-    optimizer: { step: 3, moments: new Map([['m.w', { shape: [4], data: new Float32Array(4) }], ['v.w', { shape: [4], data: new Float32Array(4) }]]) },
+    optimizer: {
+      step: 3,
+      moments: new Map([['m.w', { shape: [4], data: new Float32Array(4) }], ['v.w', { shape: [4], data: new Float32Array(4) }]]),
+    },
   });
 
   test('a flipped bit in a weight of model.safetensors is an error naming the file on load', async (t) => {
