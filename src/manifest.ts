@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './io/atomic.ts';
+import { parseJsonText } from './io/json-file.ts';
 import { FORMAT_VERSION } from './schema.ts';
 import type { Shard } from './shard.ts';
 import { TOOL_VERSION } from './version.ts';
@@ -70,19 +71,53 @@ function emptyManifest(): Manifest {
   return { format: FORMAT_VERSION, tool: 'balanced-dpo', runs: [], units: {} };
 }
 
+export class ManifestError extends Error {}
+
 export async function readManifest(dir: string): Promise<Manifest> {
+  const path = join(dir, MANIFEST);
   let text: string;
   try {
-    text = await readFile(join(dir, MANIFEST), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyManifest();
     throw error;
   }
-  const parsed = JSON.parse(text) as Manifest;
-  if (parsed.tool !== 'balanced-dpo' || typeof parsed.units !== 'object') {
-    throw new Error(`${join(dir, MANIFEST)} is not a balanced-dpo manifest`);
+  let parsed: unknown;
+  try {
+    parsed = parseJsonText(text, path);
+  } catch (error) {
+    throw new ManifestError((error as Error).message);
   }
-  return parsed;
+  const problem = manifestShapeProblem(parsed);
+  if (problem !== null) throw new ManifestError(`${path} is not a balanced-dpo manifest: ${problem}`);
+  return parsed as Manifest;
+}
+
+/** What is wrong with the shape of a parsed manifest (the fields later code relies on), or null. */
+function manifestShapeProblem(value: unknown): string | null {
+  const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObject(value)) return 'the top level is not an object';
+  if (value.tool !== 'balanced-dpo') return `"tool" is ${JSON.stringify(value.tool) ?? 'missing'}, expected "balanced-dpo"`;
+  if (typeof value.format !== 'number') return '"format" is not a number';
+  if (value.format > FORMAT_VERSION) return `"format" is ${value.format}; this version reads format ${FORMAT_VERSION}`;
+  if (!Array.isArray(value.runs)) return '"runs" is not an array';
+  for (const [index, run] of value.runs.entries()) {
+    if (!isObject(run) || typeof run.stage !== 'string') return `runs[${index}] has no "stage"`;
+    if (!Array.isArray(run.inputs)) return `runs[${index}].inputs is not an array`;
+  }
+  if (!isObject(value.units)) return '"units" is not an object';
+  for (const [key, unit] of Object.entries(value.units)) {
+    if (!isObject(unit)) return `units["${key}"] is not an object`;
+    if (!Array.isArray(unit.parts)) return `units["${key}"].parts is not an array`;
+    for (const [index, part] of unit.parts.entries()) {
+      if (!isObject(part) || typeof part.file !== 'string' || typeof part.bytes !== 'number') {
+        return `units["${key}"].parts[${index}] needs a "file" string and a "bytes" number`;
+      }
+    }
+    const counts = unit.counts;
+    if (!isObject(counts) || typeof counts.taken !== 'number') return `units["${key}"].counts has no "taken" number`;
+  }
+  return null;
 }
 
 const LOCK_STALE_MS = 60_000;

@@ -5,6 +5,7 @@
 // shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
 // Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
 import { readFile } from 'node:fs/promises';
+import { parseJsonText } from '../io/json-file.ts';
 import { join } from 'node:path';
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
@@ -152,7 +153,7 @@ async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSe
   const bytes = await readFile(join(dir, statePart.file)).catch(() => null);
   if (bytes === null) return;
   await verifyPartBytes(dir, statePart.file, bytes);
-  const state = JSON.parse(bytes.toString('utf8')) as SeenState;
+  const state = parseJsonText(bytes.toString('utf8'), join(dir, statePart.file)) as SeenState;
   state.prompts.forEach((id) => seen.prompts.add(id));
   state.images.forEach((id) => seen.images.add(id));
   state.pairs.forEach((id) => seen.pairs.add(id));

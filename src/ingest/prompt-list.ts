@@ -1,6 +1,7 @@
 // Prompt lists: PartiPrompts' TSV (header `Prompt Category Challenge Note`) or a JSON list (strings, or objects
 // with a `prompt` field). The position in the list is the index generation folders are named by.
 import { readFile } from 'node:fs/promises';
+import { describeJsonSyntaxError } from '../io/json-file.ts';
 import { InputError } from './pickapic.ts';
 
 export interface ListedPrompt {
@@ -57,8 +58,8 @@ function parseJsonList(path: string, text: string): ListedPrompt[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InputError(`${path}: not valid JSON (${(error as Error).message})`);
+  } catch {
+    throw new InputError(`${path}: not valid JSON (${describeJsonSyntaxError(text)})`);
   }
   if (!Array.isArray(parsed)) throw new InputError(`${path}: expected a JSON array of prompts`);
   return parsed.map((item: unknown, index) => {

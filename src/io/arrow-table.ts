@@ -1,10 +1,11 @@
 // Arrow IPC *file* parts for the ingest tables (DESIGN §2): one part is built whole in memory (parts are bounded by
 // the unit of work that made them), written atomically, and read back from one buffer — the file format needs its
 // footer, so streaming a part from disk would buffer it anyway.
-import { readFile, readdir } from 'node:fs/promises';
+import { open, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   RecordBatch,
+  RecordBatchReader,
   Struct,
   Table,
   makeData,
@@ -71,11 +72,99 @@ export async function listParts(dir: string, table: string, extension = '.arrow'
     .map((name) => `${table}/${name}`);
 }
 
-/** A part of the dataset, checked against the sha256 its writer recorded. */
+export class ArrowPartError extends Error {}
+
+const MAGIC = Buffer.from('ARROW1', 'latin1');
+// "ARROW1", 2 bytes of padding, at least a schema message, the footer, its int32 length and "ARROW1" again.
+const SMALLEST_FILE = 8 + 4 + 6;
+
+/** "truncated" / "not an Arrow IPC file" from the magic at both ends, or null when both are there. */
+function framingProblem(head: Uint8Array, tail: Uint8Array, size: number): string | null {
+  if (!MAGIC.equals(head.subarray(0, 6))) return 'not an Arrow IPC file (no ARROW1 at its start)';
+  if (size < SMALLEST_FILE || !MAGIC.equals(tail.subarray(tail.length - 6))) {
+    return `truncated (${size} bytes, no Arrow footer at its end)`;
+  }
+  return null;
+}
+
+/** The table a part belongs to, from its folder ("images/part-….arrow" → images), when that is one of ours. */
+function tableOf(file: string): TableName | null {
+  const folder = file.split('/')[0] ?? '';
+  return Object.hasOwn(TABLES, folder) ? (folder as TableName) : null;
+}
+
+/** What differs between a part's schema and the table's schema in schema.ts (the first difference), or null. */
+function schemaProblem(table: TableName, schema: Schema): string | null {
+  const expected: Schema = TABLES[table];
+  for (const field of expected.fields) {
+    const found = schema.fields.find((f) => f.name === field.name);
+    if (!found) return `no column "${field.name}" (the ${table} table of schema.ts has it)`;
+    if (String(found.type) !== String(field.type)) {
+      return `column "${field.name}" is ${String(found.type)}, the ${table} table of schema.ts says ${String(field.type)}`;
+    }
+  }
+  return null;
+}
+
+function partError(path: string, problem: string): ArrowPartError {
+  return new ArrowPartError(`${path}: ${problem}`);
+}
+
+/**
+ * Checks a part without reading its rows: magic at both ends, footer and schema. Cheap enough to run over every
+ * part before a stage starts writing, so a damaged part late in the list fails the run before its first output.
+ */
+export async function checkPart(dir: string, file: string): Promise<void> {
+  const path = join(dir, file);
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(Math.min(6, size));
+    const tail = Buffer.alloc(Math.min(6, size));
+    await handle.read(head, 0, head.length, 0);
+    await handle.read(tail, 0, tail.length, Math.max(0, size - 6));
+    const framing = framingProblem(head, tail, size);
+    if (framing) throw partError(path, framing);
+    let schema: Schema;
+    try {
+      const reader = await RecordBatchReader.from(handle);
+      await reader.open();
+      schema = reader.schema;
+    } catch (error) {
+      throw partError(path, `unreadable Arrow IPC file (${(error as Error).message})`);
+    }
+    const table = tableOf(file);
+    const problem = table ? schemaProblem(table, schema) : null;
+    if (problem) throw partError(path, problem);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** A part of the dataset, checked against the sha256 its writer recorded and against its table's schema. */
 export async function readPart(dir: string, file: string): Promise<Table> {
-  const bytes = await readFile(join(dir, file));
+  const path = join(dir, file);
+  const bytes = await readFile(path);
   await verifyPartBytes(dir, file, bytes);
-  return tableFromIPC(bytes);
+  const framing = framingProblem(bytes, bytes, bytes.byteLength);
+  if (framing) throw partError(path, framing);
+  let part: Table;
+  try {
+    part = tableFromIPC(bytes);
+  } catch (error) {
+    throw partError(path, `unreadable Arrow IPC file (${(error as Error).message})`);
+  }
+  const table = tableOf(file);
+  if (table) {
+    const problem = schemaProblem(table, part.schema);
+    if (problem) throw partError(path, problem);
+    for (const field of TABLES[table].fields) {
+      if (!field.nullable && part.getChild(field.name)!.nullCount > 0) {
+        throw partError(path, `column "${field.name}" has nulls, the ${table} table of schema.ts says it has none`);
+      }
+    }
+  }
+  return part;
 }
 
 /** Rows of every part of a table, one part in memory at a time. Binary cells are views into the part's buffer. */

@@ -1,12 +1,13 @@
 // `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
 // up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
 // whole (built beside it, then renamed), so readers never see a mix of two runs.
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { listParts, readPart } from '../io/arrow-table.ts';
+import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { runRecord, updateManifest } from '../manifest.ts';
+import { readManifest, runRecord, updateManifest } from '../manifest.ts';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { WHOLE } from '../shard.ts';
 import {
   allocateConsensusColumns,
@@ -74,18 +75,29 @@ interface CalibrationFile {
   metrics: Record<string, TemperatureFit>;
 }
 
+/** calibration.json, or null when there is none; a file that is there but unreadable is an error, not "none". */
 async function readCalibration(dir: string): Promise<CalibrationFile | null> {
+  const path = join(dir, CALIBRATION_FILE);
+  let parsed: unknown;
   try {
-    return JSON.parse(await readFile(join(dir, CALIBRATION_FILE), 'utf8')) as CalibrationFile;
-  } catch {
-    return null;
+    parsed = await readJsonFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
+  const metrics = (parsed as { metrics?: unknown } | null)?.metrics;
+  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) {
+    throw new JsonFileError(`${path}: "metrics" is not an object (rerun bdpo calibrate, or delete the file)`);
+  }
+  return parsed as CalibrationFile;
 }
 
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
 export async function runConsensus(dir: string, options: ConsensusRunOptions): Promise<ConsensusSummary> {
   const started = new Date();
+  // The manifest is updated at the end: a bad one must fail the run before the output folder is replaced.
+  await readManifest(dir);
   const table = await loadScoreTable(dir, options.metrics);
   const metrics = table.metrics.map((m) => m.name);
   const calibration = options.calibrated === false ? null : await readCalibration(dir);
@@ -119,6 +131,9 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     });
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
+  // A damaged pairs part is found before the staging folder exists, not after half of it is written.
+  const pairParts = await listParts(dir, 'pairs');
+  for (const file of pairParts) await checkPart(dir, file);
   const staging = join(dir, 'consensus', `.${name}.${process.pid}.tmp`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
@@ -142,7 +157,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   let agree = 0;
   let compared = 0;
   const specs = consensusSpecs(metrics);
-  for (const file of await listParts(dir, 'pairs')) {
+  for (const file of pairParts) {
     const part = await readPart(dir, file);
     const n = part.numRows;
     const col = (name: string) => part.getChild(name)!;

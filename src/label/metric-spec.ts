@@ -1,6 +1,7 @@
 // A metric is a small JSON file beside its ONNX model(s) (DESIGN §4). This module reads and checks it; paths in it
 // are relative to the JSON's folder.
 import { readFile } from 'node:fs/promises';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
 
 export const METRIC_KINDS = ['pickscore', 'hps', 'clip', 'aesthetic'] as const;
@@ -50,9 +51,11 @@ export function defaultTemperature(score: ScoreFormula): number {
 export async function loadMetricSpec(path: string): Promise<MetricSpec> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    raw = await readJsonFile(path);
   } catch (error) {
-    throw new MetricSpecError(`${path}: cannot read metric JSON (${(error as Error).message.split('\n')[0]})`);
+    // A JsonFileError already names the file; a read error (ENOENT, EISDIR) does not.
+    const reason = error instanceof JsonFileError ? error.message.slice(path.length + 2) : (error as Error).message.split('\n')[0];
+    throw new MetricSpecError(`${path}: cannot read metric JSON (${reason})`);
   }
   return parseMetricSpec(raw, path);
 }

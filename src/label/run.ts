@@ -4,7 +4,7 @@
 // while the current batch is in the model.
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
+import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { runRecord, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
@@ -71,20 +71,25 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   }
   const parts = await listParts(dir, 'images');
   if (parts.length === 0) throw new Error(`${dir}: no images/part-*.arrow (run bdpo ingest first)`);
+  // Every input is checked before the first output: a bad manifest or a damaged part late in the list must not
+  // leave the scores of the parts before it behind.
+  const ledger = await UnitLedger.open(dir, STAGE, shard);
+  for (const file of parts) await checkPart(dir, file);
 
   const hub = new ModelHub(options);
   const summaries: MetricRunSummary[] = [];
   const totals = emptyCounts();
   let imagesDone = 0;
   try {
-    for (const spec of specs) {
-      const provider = await hub.validate(spec);
-      await writeMetricInfo(dir, spec);
-      summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
-    }
+    const providers: string[] = [];
+    for (const spec of specs) providers.push(await hub.validate(spec));
     const prompts = new Map<string, string>();
     for await (const prompt of readRows(dir, 'prompts')) prompts.set(prompt.prompt_id, prompt.text);
-    const ledger = await UnitLedger.open(dir, STAGE, shard);
+    for (const [m, spec] of specs.entries()) {
+      await writeMetricInfo(dir, spec);
+      const provider = providers[m]!;
+      summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
+    }
     // Units of an images part that is gone (re-ingested under another name or shard layout) score nothing that exists.
     for (const [recordKey, record] of ledger.records()) {
       if (record.input !== undefined && !parts.includes(record.input)) await ledger.forget(recordKey);

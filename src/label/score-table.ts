@@ -1,6 +1,7 @@
 // The cached scores of every metric, joined by (image, prompt): what consensus, calibration and the reports read.
 // Memory grows with the number of distinct scored images (≈ 150 bytes each plus 8 per metric), not with pairs.
 import { readdir, readFile } from 'node:fs/promises';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
@@ -27,8 +28,9 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
   const metrics: MetricInfo[] = [];
   for (const name of metricNames) {
     try {
-      metrics.push(JSON.parse(await readFile(join(dir, 'scores', name, 'metric.json'), 'utf8')) as MetricInfo);
-    } catch {
+      metrics.push((await readJsonFile(join(dir, 'scores', name, 'metric.json'))) as MetricInfo);
+    } catch (error) {
+      if (error instanceof JsonFileError) throw error;
       throw new Error(`${dir}: metric "${name}" has no scores/${name}/metric.json (known: ${(await listScoredMetrics(dir)).join(', ') || 'none'})`);
     }
   }

@@ -12,6 +12,7 @@
 import { readFile, access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 
 export const CLIP_CONTEXT_LENGTH = 77;
 export const CLIP_BOS_TOKEN = '<|startoftext|>';
@@ -90,9 +91,9 @@ export class ClipTokenizer {
 
   /** From a model's tokenizer.json (HF one-file layout); reads tokenizer_config.json beside it if present. */
   static async fromFile(tokenizerJsonPath: string, options: ClipTokenizerOptions = {}): Promise<ClipTokenizer> {
-    const json = JSON.parse(await readFile(tokenizerJsonPath, 'utf8')) as Record<string, unknown>;
+    const json = await readJsonObject(tokenizerJsonPath);
     const config = await readConfig(options.configPath, dirname(tokenizerJsonPath));
-    return ClipTokenizer.fromJson(json, config, options);
+    return fromLoaded(tokenizerJsonPath, () => ClipTokenizer.fromJson(json, config, options));
   }
 
   /**
@@ -100,13 +101,13 @@ export class ClipTokenizer {
    * converter makes from them, so both layouts go through the same code.
    */
   static async fromVocabMerges(vocabPath: string, mergesPath: string, options: ClipTokenizerOptions = {}): Promise<ClipTokenizer> {
-    const vocab = JSON.parse(await readFile(vocabPath, 'utf8')) as Record<string, number>;
+    const vocab = (await readJsonObject(vocabPath)) as Record<string, number>;
     const merges = (await readFile(mergesPath, 'utf8'))
       .split('\n')
       .map((line) => line.replace(/\r$/, ''))
       .filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
     const config = await readConfig(options.configPath, dirname(vocabPath));
-    return ClipTokenizer.fromJson(clipTokenizerJson(vocab, merges), config, options);
+    return fromLoaded(`${vocabPath} + ${mergesPath}`, () => ClipTokenizer.fromJson(clipTokenizerJson(vocab, merges), config, options));
   }
 
   /** From a model directory: tokenizer.json if present, else vocab.json + merges.txt. */
@@ -233,7 +234,31 @@ async function readConfig(configPath: string | false | undefined, besideDir: str
   if (configPath === false) return {};
   const path = configPath ?? join(besideDir, 'tokenizer_config.json');
   if (configPath === undefined && !(await exists(path))) return {};
-  return JSON.parse(await readFile(path, 'utf8')) as TokenizerConfig;
+  return (await readJsonObject(path)) as TokenizerConfig;
+}
+
+/** A JSON file that must hold an object; errors name the file and never quote its content. */
+async function readJsonObject(path: string): Promise<Record<string, unknown>> {
+  const value = await readJsonFile(path);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new JsonFileError(`${path}: not a tokenizer file (the top level is not a JSON object)`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Builds the tokenizer from files already parsed; the library's complaints about their content (a missing
+ * "decoder", a vocabulary of the wrong type) are prefixed with the file they came from.
+ */
+function fromLoaded(source: string, build: () => ClipTokenizer): ClipTokenizer {
+  try {
+    return build();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    // Messages of ours name the token; the library's may carry a piece of the file: keep them to one short line.
+    const short = message.split('\n')[0]!.slice(0, 200);
+    throw new JsonFileError(`${source}: not a usable tokenizer (${short})`);
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

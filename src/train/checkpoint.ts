@@ -1,9 +1,13 @@
 // A training checkpoint is a directory: model.safetensors (every parameter; loadable alone as the weights),
 // reference.safetensors (the reference copy, when there is one), optimizer.safetensors (AdamW moments) and
 // trainer.json (step, generator state, config, options). trainer.json is written last, so its presence means the
-// directory is complete.
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+// directory is complete; it records the sha256 of every other file of the directory, which a load checks first
+// (a flipped bit in a weight file is a valid file holding a wrong model, and would otherwise resume silently).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonFile } from '../io/json-file.ts';
 import type { DenoiserConfig } from './denoiser.ts';
 import type { RngState } from './rng.ts';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
@@ -25,6 +29,27 @@ interface TrainerJson {
   hasReference: boolean;
   config: DenoiserConfig;
   options: TrainerOptions;
+  /** sha256 of each file of the directory written before trainer.json (absent in checkpoints of older versions). */
+  files?: Record<string, string>;
+}
+
+export class CheckpointError extends Error {}
+
+const TRAINER_JSON = 'trainer.json';
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Every file of the directory but trainer.json and temporaries: ours, and what the caller put there before us. */
+async function checkpointFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile() && entry.name !== TRAINER_JSON && !entry.name.includes('.tmp-'))
+    .map((entry) => entry.name)
+    .sort();
 }
 
 export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promise<void> {
@@ -42,7 +67,9 @@ export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promi
     hasReference: state.reference !== null,
     config,
     options,
+    files: {},
   };
+  for (const name of await checkpointFiles(dir)) json.files![name] = await sha256OfFile(join(dir, name));
   const temporary = join(dir, `trainer.json.tmp-${process.pid}`);
   await writeFile(temporary, `${JSON.stringify(json, null, 2)}\n`);
   await rename(temporary, join(dir, 'trainer.json'));
@@ -56,13 +83,18 @@ export async function isCheckpoint(dir: string): Promise<boolean> {
 }
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const trainerPath = join(dir, TRAINER_JSON);
   let json: TrainerJson;
   try {
-    json = JSON.parse(await readFile(join(dir, 'trainer.json'), 'utf8')) as TrainerJson;
+    json = (await readJsonFile(trainerPath)) as TrainerJson;
   } catch (error) {
-    throw new Error(`${dir}: not a training checkpoint (${error instanceof Error ? error.message : String(error)})`);
+    throw new CheckpointError(`${dir}: not a training checkpoint (${error instanceof Error ? error.message : String(error)})`);
   }
-  if (json.format !== CHECKPOINT_FORMAT) throw new Error(`${dir}: checkpoint format ${json.format}, expected ${CHECKPOINT_FORMAT}`);
+  if (typeof json !== 'object' || json === null) throw new CheckpointError(`${trainerPath}: not a JSON object`);
+  if (json.format !== CHECKPOINT_FORMAT) {
+    throw new CheckpointError(`${dir}: checkpoint format ${String(json.format)}, expected ${CHECKPOINT_FORMAT}`);
+  }
+  await verifyFiles(dir, json.files);
   const model = await readSafetensors(join(dir, 'model.safetensors'));
   const reference = json.hasReference ? await readSafetensors(join(dir, 'reference.safetensors')) : null;
   const optimizer = await readSafetensors(join(dir, 'optimizer.safetensors'));
@@ -77,4 +109,24 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
       optimizer: { step: json.optimizerStep, moments: optimizer.tensors },
     },
   };
+}
+
+async function verifyFiles(dir: string, files: Record<string, string> | undefined): Promise<void> {
+  if (files === undefined) return;
+  if (typeof files !== 'object' || files === null) throw new CheckpointError(`${join(dir, TRAINER_JSON)}: "files" is not an object`);
+  for (const [name, expected] of Object.entries(files)) {
+    const path = join(dir, name);
+    let actual: string;
+    try {
+      actual = await sha256OfFile(path);
+    } catch (error) {
+      throw new CheckpointError(`${path}: recorded in ${TRAINER_JSON} but unreadable (${(error as Error).message})`);
+    }
+    if (actual !== expected) {
+      throw new CheckpointError(
+        `${path}: sha256 ${actual} differs from the ${expected} recorded when the checkpoint was written: ` +
+          'the file is damaged, resume from another checkpoint',
+      );
+    }
+  }
 }

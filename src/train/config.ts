@@ -2,6 +2,7 @@
 // one-line errors that name the key. Which keys may change when a run is resumed is decided here too: the ones that
 // steer the run (how long, how often to log, validate and checkpoint) may; the ones that decide the weights may not.
 import { readFile } from 'node:fs/promises';
+import { describeJsonSyntaxError } from '../io/json-file.ts';
 import { validateDitConfig, type DitConfig } from './dit.ts';
 import { validateReferenceOptions, type ReferenceOptions } from './reference.ts';
 import { DEFAULT_BETA } from './dpo.ts';
@@ -309,8 +310,8 @@ export async function readTrainConfig(path: string): Promise<TrainConfig> {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`${path}: not valid JSON (${(error as Error).message})`);
+  } catch {
+    throw new ConfigError(`${path}: not valid JSON (${describeJsonSyntaxError(text)})`);
   }
   return parseTrainConfig(value, path);
 }

@@ -22,6 +22,7 @@
 // again, and the parts it lives in stay. Parts of the selection being written are not a source of reuse, so a
 // resumed run writes the same files as an uninterrupted one.
 import { access, readFile, stat } from 'node:fs/promises';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
@@ -201,9 +202,11 @@ async function checkSettings(dir: string, table: 'latents' | 'text', settings: C
   const path = join(dir, table, 'encoder.json');
   let existing: CacheSettings | null = null;
   try {
-    existing = JSON.parse(await readFile(path, 'utf8')) as CacheSettings;
+    existing = (await readJsonFile(path)) as CacheSettings;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new EncodeError(`${path}: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new EncodeError(error instanceof JsonFileError ? error.message : `${path}: ${(error as Error).message}`);
+    }
   }
   if (existing === null) {
     await writeFileAtomic(path, Buffer.from(`${JSON.stringify(settings, null, 2)}\n`));

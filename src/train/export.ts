@@ -20,7 +20,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
-import { runRecord, updateManifest } from '../manifest.ts';
+import { readManifest, runRecord, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
 import { exportSpecs } from '../schema.ts';
@@ -140,6 +140,8 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
   const maxPartBytes = options.maxPartBytes ?? 256 * 2 ** 20;
   if (!Number.isInteger(rowsPerPart) || rowsPerPart < 1) throw new ExportError(`rows per part must be a positive integer, got ${rowsPerPart}`);
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(options.rule)) throw new ExportError(`--rule must be a folder name under consensus/, got "${options.rule}"`);
+  // The manifest is updated at the end: a bad one must fail the run before --out is written.
+  await readManifest(dir);
   const consensusFiles = await listParquetParts(dir, `consensus/${options.rule}`);
   if (consensusFiles.length === 0) throw new ExportError(`${dir}: no consensus/${options.rule}/part-*.parquet (run bdpo consensus first)`);
   const out = resolve(options.out);

@@ -17,6 +17,7 @@
 // of the training pairs, with a loader and generator of its own, then writes checkpoint-0: the DPO starting point.
 // A run interrupted during pre-training starts it again.
 import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -279,10 +280,10 @@ function sliceBatch(batch: LoaderBatch, start: number, size: number): LoaderBatc
 async function readEncoderJson(dir: string, table: 'latents' | 'text', rule: string): Promise<Record<string, unknown>> {
   const path = join(dir, table, 'encoder.json');
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    return (await readJsonFile(path)) as Record<string, unknown>;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new TrainError(`${dir}: no ${table}/encoder.json (run bdpo encode ${dir} --rule ${rule})`);
-    throw new TrainError(`${path}: ${message(error)}`);
+    throw new TrainError(error instanceof JsonFileError ? error.message : `${path}: ${message(error)}`);
   }
 }
 
@@ -523,9 +524,9 @@ async function loadResumed(out: string, name: string): Promise<Resumed> {
   const dir = join(out, name);
   let state: RunState;
   try {
-    state = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as RunState;
+    state = (await readJsonFile(join(dir, 'run.json'))) as RunState;
   } catch (error) {
-    throw new TrainError(`${dir}: no readable run.json (${message(error)})`);
+    throw new TrainError(error instanceof JsonFileError ? error.message : `${dir}: no readable run.json (${message(error)})`);
   }
   if (state.format !== RUN_FORMAT) throw new TrainError(`${dir}/run.json: format ${String(state.format)}, expected ${RUN_FORMAT}`);
   const checkpoint = await loadCheckpoint(dir);

@@ -2,6 +2,7 @@
 // header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}} padded with spaces to
 // a multiple of 8 bytes, then the raw little-endian tensor bytes back to back. Only F32 is written and read.
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { describeJsonSyntaxError } from '../io/json-file.ts';
 
 export interface FloatArray {
   shape: number[];
@@ -88,18 +89,30 @@ function isHeaderEntry(value: unknown): value is HeaderEntry {
   );
 }
 
-export function decodeSafetensors(bytes: Uint8Array): Safetensors {
-  if (bytes.length < 8) throw new Error('safetensors: shorter than its 8-byte header length');
+export class SafetensorsError extends Error {}
+
+/** `source` names the bytes in errors: the file's path, or "safetensors" for bytes from elsewhere. */
+export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Safetensors {
+  const fail = (problem: string): SafetensorsError => new SafetensorsError(`${source}: ${problem}`);
+  if (bytes.length < 8) throw fail(`${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
-  if (8 + headerLength > bytes.length) throw new Error(`safetensors: header length ${headerLength} exceeds the file`);
+  if (8 + headerLength > bytes.length) {
+    throw fail(`header length ${headerLength} exceeds the file (${bytes.length} bytes): truncated or not a safetensors file`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+  } catch {
+    throw fail('header is not UTF-8 text: not a safetensors file');
+  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
-  } catch (error) {
-    throw new Error(`safetensors: header is not JSON (${error instanceof Error ? error.message : String(error)})`);
+    header = JSON.parse(text);
+  } catch {
+    throw fail(`header is not JSON (${describeJsonSyntaxError(text)} of the header)`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error('safetensors: header is not an object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
@@ -107,18 +120,22 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   const spans: [number, number, string][] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === METADATA_KEY) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(`${METADATA_KEY} is not an object`);
       for (const [key, text] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof text !== 'string') throw new Error(`safetensors: metadata ${key} is not a string`);
+        if (typeof text !== 'string') throw fail(`metadata ${key} is not a string`);
         metadata[key] = text;
       }
       continue;
     }
-    if (!isHeaderEntry(value)) throw new Error(`safetensors: malformed entry for ${name}`);
-    if (value.dtype !== 'F32') throw new Error(`safetensors: ${name} has dtype ${value.dtype}; only F32 is supported`);
+    if (!isHeaderEntry(value)) {
+      throw fail(`tensor ${name}: malformed entry (needs dtype, shape of non-negative integers, data_offsets [begin, end])`);
+    }
+    if (value.dtype !== 'F32') throw fail(`tensor ${name} has dtype ${value.dtype}; only F32 is supported`);
     const [begin, end] = value.data_offsets;
-    if (end < begin || end > dataLength) throw new Error(`safetensors: ${name} offsets [${begin}, ${end}] outside the data`);
+    if (end < begin || end > dataLength) throw fail(`tensor ${name}: offsets [${begin}, ${end}] outside the data (${dataLength} bytes)`);
     if (end - begin !== elementCount(value.shape) * 4) {
-      throw new Error(`safetensors: ${name} spans ${end - begin} bytes, its shape needs ${elementCount(value.shape) * 4}`);
+      const needed = elementCount(value.shape) * 4;
+      throw fail(`tensor ${name} spans ${end - begin} bytes, its shape needs ${needed} ([${value.shape.join(', ')}] × 4)`);
     }
     spans.push([begin, end, name]);
     const data = new Float32Array(elementCount(value.shape));
@@ -129,10 +146,10 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let cursor = 0;
   for (const [begin, end, name] of spans) {
-    if (begin !== cursor) throw new Error(`safetensors: ${name} starts at ${begin}, expected ${cursor} (gap or overlap)`);
+    if (begin !== cursor) throw fail(`tensor ${name} starts at ${begin}, expected ${cursor} (gap or overlap)`);
     cursor = end;
   }
-  if (cursor !== dataLength) throw new Error(`safetensors: ${dataLength - cursor} trailing bytes after the last tensor`);
+  if (cursor !== dataLength) throw fail(`${dataLength - cursor} trailing bytes after the last tensor`);
   return { tensors, metadata };
 }
 
@@ -144,5 +161,5 @@ export async function writeSafetensors(path: string, tensors: TensorDict, metada
 }
 
 export async function readSafetensors(path: string): Promise<Safetensors> {
-  return decodeSafetensors(await readFile(path));
+  return decodeSafetensors(await readFile(path), path);
 }
