@@ -11,6 +11,7 @@ import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import { writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
 import { sha256Hex } from '../ids.ts';
 import {
   addCounts,
@@ -124,7 +125,7 @@ export async function runIngest(
       if (result.pairs.length > 0) parts.push(await writeRowsPart(dir, 'pairs', partName, result.pairs));
       if (result.rejects.length > 0) parts.push(await writeRowsPart(dir, 'rejects', partName, result.rejects));
       const stateBytes = Buffer.from(JSON.stringify(result.state));
-      await writeFileAtomic(join(dir, statePath), stateBytes);
+      await writeFileAtomic(resolveInside(dir, statePath), stateBytes);
       parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
       await updateManifest(dir, (m) => {
         m.units[key] = {
@@ -154,7 +155,7 @@ export async function runIngest(
 }
 
 async function removeParts(dir: string, parts: readonly PartRecord[]): Promise<void> {
-  for (const part of parts) await rm(join(dir, part.file), { force: true });
+  for (const part of parts) await rm(resolveInside(dir, part.file), { force: true });
 }
 
 async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSets): Promise<void> {

@@ -3,6 +3,7 @@
 import { open, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describeInputs } from '../manifest.ts';
+import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from './pickapic.ts';
@@ -38,13 +39,14 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
     throw new InputError(`${folder}: cannot list (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   const listName = basename(options.prompts);
+  const modelKey = safeName(model);
   const units: IngestUnit[] = [
-    { key: `${model}-prompts`, bytes: 0, input: options.prompts, drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)) },
+    { key: `${modelKey}-prompts`, bytes: 0, input: options.prompts, drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)) },
   ];
   for (let start = 0; start < names.length; start += FILES_PER_UNIT) {
     const chunk = names.slice(start, start + FILES_PER_UNIT);
     units.push({
-      key: `${model}-files-c${String(start / FILES_PER_UNIT).padStart(5, '0')}`,
+      key: `${modelKey}-files-c${String(start / FILES_PER_UNIT).padStart(5, '0')}`,
       bytes: 0,
       async *drafts(): AsyncGenerator<Draft> {
         for (const name of chunk) yield await generationDraft(folder, name, model, prompts);

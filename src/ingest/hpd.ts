@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../schema.ts';
-import { sha256Hex } from '../ids.ts';
+import { safeName } from '../io/paths.ts';
 import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
@@ -383,7 +383,7 @@ async function benchmarkLists(root: string): Promise<BenchmarkList[]> {
   for (const file of names) {
     const name = file.slice(0, -'.json'.length);
     const json = await optionalJsonArray(root, `benchmark/${file}`, BENCHMARK_CHUNK);
-    if (json) lists.push({ name, key: safeKeyPart(name), json });
+    if (json) lists.push({ name, key: safeName(name), json });
   }
   return lists;
 }
@@ -420,7 +420,7 @@ async function benchmarkFolders(root: string, lists: BenchmarkList[]): Promise<B
         return match !== null && Number(match[1]) < list.json.count && imageName(Number(match[1])) === name;
       };
       const extras = (await listFiles(join(base, folder))).filter((name) => !expected(name));
-      folders.push({ list, model, modelKey: safeKeyPart(model), folder, extras });
+      folders.push({ list, model, modelKey: safeName(model), folder, extras });
     }
   }
   return folders;
@@ -509,16 +509,6 @@ function imageName(index: number): string {
 
 function pad5(n: number): string {
   return String(n).padStart(5, '0');
-}
-
-/**
- * A list or model name as it may appear in a unit key: kept when it is plainly safe in a file name; otherwise
- * sanitised and suffixed with a hash of the original, so two names never share a key. `+` separates key parts and
- * appears in no kept name.
- */
-function safeKeyPart(name: string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return name;
-  return `${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40)}~${sha256Hex(name).slice(0, 8)}`;
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -4,6 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
 import { describeInputs } from '../manifest.ts';
+import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 
@@ -64,7 +65,7 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
 }
 
 function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[] {
-  const stem = basename(source.path).replace(/\.parquet$/, '');
+  const stem = safeName(basename(source.path).replace(/\.parquet$/, ''));
   return source.rowGroups.map((group) => ({
     key: `${stem}-rg${String(group.index).padStart(4, '0')}`,
     bytes: Number(source.metadata.row_groups[group.index]!.total_byte_size),

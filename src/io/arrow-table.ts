@@ -15,6 +15,7 @@ import {
 } from 'apache-arrow';
 import { TABLES, type TableName, type TableRows } from '../schema.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { resolveInside } from './paths.ts';
 import { sha256Hex } from '../ids.ts';
 
 export interface WrittenPart {
@@ -51,7 +52,7 @@ export async function writeRowsPart<T extends TableName>(
 ): Promise<WrittenPart> {
   const bytes = encodeRows(table, rows);
   const file = partFile(table, partName);
-  await writeFileAtomic(join(dir, file), bytes);
+  await writeFileAtomic(resolveInside(dir, file), bytes);
   return { file, rows: rows.length, bytes: bytes.byteLength, sha256: sha256Hex(bytes) };
 }
 

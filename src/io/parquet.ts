@@ -1,13 +1,14 @@
 // The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
 // dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
 import { rename, rm, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { tempPathFor } from './atomic.ts';
+import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -149,7 +150,7 @@ export async function writeParquetPart(
   columns: Record<string, ArrayLike<unknown>>,
   options: { rowGroupSize?: number; metadata?: Record<string, string> } = {},
 ): Promise<ParquetWriteResult> {
-  const target = join(dir, file);
+  const target = resolveInside(dir, file);
   await mkdir(dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   const rows = specs.length === 0 ? 0 : columns[specs[0]!.name]!.length;

@@ -5,6 +5,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { listParts, readPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { runRecord, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
@@ -119,7 +120,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     });
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
-  const staging = join(dir, 'consensus', `.${name}.${process.pid}.tmp`);
+  const staging = resolveInside(dir, join('consensus', `.${name}.${process.pid}.tmp`));
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
 
@@ -205,7 +206,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   summary.humanAgreement = compared > 0 ? agree / compared : null;
   await writeFile(join(staging, 'options.json'), `${JSON.stringify({ ...consensusOptions, rule, ties: summary.ties, temperatures }, null, 2)}\n`);
   // Swap the finished folder in: the old one moves aside first, so a crash leaves one whole version.
-  const target = join(dir, folder);
+  const target = resolveInside(dir, folder);
   const old = `${target}.${process.pid}.old`;
   await rename(target, old).catch(() => undefined);
   await rename(staging, target);
