@@ -2,14 +2,26 @@
 // whole. label_0 is P(image 0 ≻ image 1) with 0.5 = tie; has_label false keeps the pair unlabelled.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
+import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
 import { describeInputs } from '../manifest.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 
 export const PICKAPIC_REQUIRED = ['caption', 'jpg_0', 'jpg_1', 'label_0'] as const;
-const PICKAPIC_OPTIONAL = ['label_1', 'has_label', 'are_different', 'model_0', 'model_1', 'ranking_id'] as const;
+const PICKAPIC_OPTIONAL = ['label_1', 'has_label', 'model_0', 'model_1'] as const;
+const LABEL_TYPES = ['double', 'float', 'int32', 'int64', 'decimal', 'boolean'];
+/** The column types each column the reader uses may have: a column of another type is an error, not row by row noise. */
+const COLUMN_TYPES: Record<(typeof PICKAPIC_REQUIRED)[number] | (typeof PICKAPIC_OPTIONAL)[number], { what: string; types: string[] }> = {
+  caption: { what: 'text', types: ['string'] },
+  jpg_0: { what: 'image bytes', types: ['binary'] },
+  jpg_1: { what: 'image bytes', types: ['binary'] },
+  label_0: { what: 'a number', types: LABEL_TYPES },
+  label_1: { what: 'a number', types: LABEL_TYPES },
+  has_label: { what: 'a flag', types: ['boolean', 'int32', 'int64'] },
+  model_0: { what: 'text', types: ['string'] },
+  model_1: { what: 'text', types: ['string'] },
+};
 const SPLITS = ['validation_unique', 'test_unique', 'validation', 'train', 'test'] as const;
 
 export class InputError extends Error {}
@@ -56,6 +68,12 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
     const missing = PICKAPIC_REQUIRED.filter((column) => !source.columns.includes(column));
     if (missing.length > 0) {
       throw new InputError(`${file}: not a Pick-a-Pic shard (no column ${missing.join(', ')})`);
+    }
+    for (const [column, expected] of Object.entries(COLUMN_TYPES)) {
+      const found = columnType(source, column);
+      if (found !== undefined && !expected.types.includes(found)) {
+        throw new InputError(`${file}: column ${column} is ${found}, expected ${expected.what} (${expected.types.join(' or ')})`);
+      }
     }
     const split = splitFromFileName(file) ?? options.split ?? null;
     units.push(...rowGroupUnits(source, split));

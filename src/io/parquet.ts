@@ -51,6 +51,29 @@ export async function openParquet(path: string): Promise<ParquetSource> {
   return { path, file, metadata, numRows: Number(metadata.num_rows), rowGroups, columns };
 }
 
+/**
+ * A top-level column's type in plain words — 'string', 'binary', 'double', 'float', 'int32', 'int64', 'boolean',
+ * or the annotation ('timestamp', 'decimal', 'list', …) — for readers that check what they read; undefined when absent.
+ */
+export function columnType(source: ParquetSource, name: string): string | undefined {
+  const node = parquetSchema(source.metadata).children.find((child) => child.element.name === name);
+  if (!node) return undefined;
+  const { type, converted_type: converted, logical_type: logical, repetition_type: repetition } = node.element;
+  if (node.children.length > 0) return (logical?.type ?? converted ?? 'struct').toLowerCase();
+  const annotation = logical?.type ?? converted;
+  let plain: string;
+  if (type === 'BYTE_ARRAY') {
+    plain = annotation === undefined ? 'binary' : annotation === 'UTF8' || annotation === 'STRING' ? 'string' : annotation.toLowerCase();
+  } else if ((type === 'INT32' || type === 'INT64') && annotation !== undefined && !/^(U?INT(_\d+)?|INTEGER)$/.test(annotation)) {
+    plain = annotation.replace(/_(MILLIS|MICROS)$/, '').toLowerCase();
+  } else if (type === 'FIXED_LEN_BYTE_ARRAY' && annotation !== undefined) {
+    plain = annotation.toLowerCase();
+  } else {
+    plain = String(type).toLowerCase();
+  }
+  return repetition === 'REPEATED' ? `repeated ${plain}` : plain;
+}
+
 export type ParquetCell = string | number | bigint | boolean | Uint8Array | null | undefined;
 export type ParquetRow = Record<string, ParquetCell>;
 
