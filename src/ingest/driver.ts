@@ -12,6 +12,7 @@ import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import { writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
+import { loneSurrogateAt } from '../io/text.ts';
 import { sha256Hex } from '../ids.ts';
 import {
   addCounts,
@@ -269,6 +270,12 @@ async function ingestUnit(
   for (const draft of drafts) {
     if (draft.kind === 'reject') {
       rejectRow(draft.sourceRef, draft.sourceRef, draft.reason, draft.detail);
+      continue;
+    }
+    const lone = typeof draft.prompt.text === 'string' ? loneSurrogateAt(draft.prompt.text) : -1;
+    if (lone >= 0) {
+      // Written as UTF-8 it would become U+FFFD and merge with other prompts.
+      rejectRow(draft.sourceRef, draft.sourceRef, 'bad_text', `prompt text has a lone surrogate at character ${lone}`);
       continue;
     }
     const text = typeof draft.prompt.text === 'string' ? normalisePrompt(draft.prompt.text) : '';

@@ -73,8 +73,9 @@ async function generationDraft(
   const parsed = parseGenerationName(name);
   if (!parsed) return reject(sourceRef, 'unrecognised_name', 'expected <prompt index>[_<seed>].jpg|png|webp');
   const entry = prompts[parsed.index];
-  if (!entry || entry.malformed) {
-    return reject(sourceRef, 'missing_prompt', `prompt ${parsed.index} is not in the list (${prompts.length} prompts)`);
+  if (!entry || entry.malformed || entry.badText) {
+    const why = entry?.badText ? `was rejected (${entry.badText})` : `is not in the list (${prompts.length} prompts)`;
+    return reject(sourceRef, 'missing_prompt', `prompt ${parsed.index} ${why}`);
   }
   const read = await readEntry(folder, realFolder, name, MAX_IMAGE_FILE_BYTES);
   if (!read.ok) return reject(sourceRef, read.reason, read.detail);

@@ -20,6 +20,7 @@ export async function ingestParti(tsvPath: string, options: IngestOptions): Prom
 
 export function promptDraft(file: string, entry: ListedPrompt, source: string, split: string | null): Draft {
   const sourceRef = `${file}:${entry.ref}`;
+  if (entry.badText) return reject(sourceRef, 'bad_text', entry.badText);
   if (entry.malformed) return reject(sourceRef, 'malformed_entry', entry.malformed);
   return {
     kind: 'prompt',

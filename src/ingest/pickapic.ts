@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
 import { describeInputs } from '../manifest.ts';
 import { safeName } from '../io/paths.ts';
+import { decodeUtf8 } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 
@@ -91,7 +92,7 @@ function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[
     async *drafts(): AsyncGenerator<Draft> {
       let rows;
       try {
-        rows = await readRowGroup(source, group, [...PICKAPIC_REQUIRED, ...PICKAPIC_OPTIONAL]);
+        rows = await readRowGroup(source, group, [...PICKAPIC_REQUIRED, ...PICKAPIC_OPTIONAL], { textAsBytes: true });
       } catch (error) {
         throw new ParquetFileError(`${source.path}: row group ${group.index} unreadable (${(error as Error).message})`);
       }
@@ -103,10 +104,16 @@ function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[
 }
 
 function rowDraft(sourceRef: string, row: Record<string, ParquetCell>, split: string | null): Draft {
-  const caption = row.caption;
-  if (caption !== null && caption !== undefined && typeof caption !== 'string') {
-    return reject(sourceRef, 'malformed_entry', 'caption is not text');
+  const texts: Record<'caption' | 'model_0' | 'model_1', string | null> = { caption: null, model_0: null, model_1: null };
+  for (const column of ['caption', 'model_0', 'model_1'] as const) {
+    const cell = row[column];
+    if (cell === null || cell === undefined) continue;
+    if (!(cell instanceof Uint8Array)) return reject(sourceRef, 'malformed_entry', `${column} is not text`);
+    const decoded = decodeUtf8(cell);
+    if (!decoded.ok) return reject(sourceRef, 'bad_text', `${column}: invalid UTF-8 at byte ${decoded.offset} of the value`);
+    texts[column] = decoded.text;
   }
+  const caption = texts.caption;
   const a = row.jpg_0;
   const b = row.jpg_1;
   if ((a !== null && a !== undefined && !(a instanceof Uint8Array)) || (b !== null && b !== undefined && !(b instanceof Uint8Array))) {
@@ -120,8 +127,8 @@ function rowDraft(sourceRef: string, row: Record<string, ParquetCell>, split: st
     kind: 'pair',
     sourceRef,
     prompt: { text: caption, source: 'pickapic', split },
-    a: { bytes: a ?? null, sourceRef: `${sourceRef}:jpg_0`, model: text(row.model_0) },
-    b: { bytes: b ?? null, sourceRef: `${sourceRef}:jpg_1`, model: text(row.model_1) },
+    a: { bytes: a ?? null, sourceRef: `${sourceRef}:jpg_0`, model: texts.model_0 },
+    b: { bytes: b ?? null, sourceRef: `${sourceRef}:jpg_1`, model: texts.model_1 },
     humanPref: label,
     split,
   };
@@ -144,8 +151,4 @@ function toNumber(cell: ParquetCell): number | null {
   if (typeof cell === 'bigint') return Number(cell);
   if (typeof cell === 'boolean') return cell ? 1 : 0;
   return null;
-}
-
-function text(cell: ParquetCell): string | null {
-  return typeof cell === 'string' ? cell : null;
 }

@@ -89,12 +89,21 @@ function rowGroupRead(source: ParquetSource, group: RowGroupInfo) {
   };
 }
 
-/** The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings. */
-export async function readRowGroup(source: ParquetSource, group: RowGroupInfo, columns?: string[]): Promise<ParquetRow[]> {
+/**
+ * The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings, or stay
+ * bytes with `textAsBytes` for a reader that decodes them strictly (the library's decoder replaces bad bytes).
+ */
+export async function readRowGroup(
+  source: ParquetSource,
+  group: RowGroupInfo,
+  columns?: string[],
+  options: { textAsBytes?: boolean } = {},
+): Promise<ParquetRow[]> {
   const wanted = columns?.filter((name) => source.columns.includes(name));
   let rows: ParquetRow[] = [];
   await parquetRead({
     ...rowGroupRead(source, group),
+    ...(options.textAsBytes ? { parsers: { stringFromBytes: (bytes: Uint8Array): Uint8Array => bytes } } : {}),
     rowFormat: 'object',
     ...(wanted ? { columns: wanted } : {}),
     onComplete: (result: ParquetRow[]) => {

@@ -293,3 +293,34 @@ test('Pick-a-Pic: a caption with invalid UTF-8 is rejected, a caption with a rea
   assert.match(byRef['train-00000-of-00001.parquet#2']!.detail, /model_0/);
   assert.deepEqual(summary.counts, { read: 3, taken: 1, rejected: 2, byReason: { bad_text: 2 } });
 });
+
+test('firstInvalidUtf8 agrees with a strict decoder on every kind of ill-formed sequence', async () => {
+  const { decodeUtf8, firstInvalidUtf8 } = await import('../../src/io/text.ts');
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const valid = (bytes: Uint8Array): boolean => {
+    try {
+      strict.decode(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const cases: number[][] = [
+    [0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf0, 0x80, 0x80, 0x80], [0xf4, 0x90, 0x80, 0x80],
+    [0xf5, 0x80, 0x80, 0x80], [0xe2, 0x82], [0x80], [0xbf], [0xff], [0xef, 0xbf, 0xbd], [0xf0, 0x9f, 0x98, 0x80], [0xed, 0x9f, 0xbf],
+  ];
+  let seed = 7;
+  const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let n = 0; n < 3000; n++) {
+    cases.push(Array.from({ length: 1 + Math.floor(random() * 6) }, () => (random() < 0.5 ? 0x80 + Math.floor(random() * 128) : Math.floor(random() * 256))));
+  }
+  for (const list of cases) {
+    const bytes = concat(utf8('ab'), list, utf8('c'));
+    const at = firstInvalidUtf8(bytes);
+    assert.equal(at === -1, valid(bytes), `${bytes.toString('hex')}`);
+    if (at >= 0) {
+      assert.ok(valid(bytes.subarray(0, at)), `prefix before ${at} of ${bytes.toString('hex')} is valid`);
+      assert.deepEqual(decodeUtf8(bytes), { ok: false, offset: at });
+    }
+  }
+});
