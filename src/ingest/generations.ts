@@ -46,7 +46,12 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
   const listName = basename(options.prompts);
   const modelKey = safeName(model);
   const units: IngestUnit[] = [
-    { key: `${modelKey}-prompts`, bytes: 0, input: options.prompts, drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)) },
+    {
+      key: `${modelKey}-prompts`,
+      bytes: 0,
+      input: options.prompts,
+      drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)),
+    },
   ];
   for (let start = 0; start < names.length; start += FILES_PER_UNIT) {
     const chunk = names.slice(start, start + FILES_PER_UNIT);

@@ -312,7 +312,8 @@ test('firstInvalidUtf8 agrees with a strict decoder on every kind of ill-formed 
   let seed = 7;
   const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (let n = 0; n < 3000; n++) {
-    cases.push(Array.from({ length: 1 + Math.floor(random() * 6) }, () => (random() < 0.5 ? 0x80 + Math.floor(random() * 128) : Math.floor(random() * 256))));
+    const byte = (): number => (random() < 0.5 ? 0x80 + Math.floor(random() * 128) : Math.floor(random() * 256));
+    cases.push(Array.from({ length: 1 + Math.floor(random() * 6) }, byte));
   }
   for (const list of cases) {
     const bytes = concat(utf8('ab'), list, utf8('c'));
