@@ -125,6 +125,7 @@ export const REJECT_REASONS = [
   'malformed_entry', // a row or entry missing required fields or of the wrong shape
   'unrecognised_name', // a generation file whose name is not <index>[_<seed>].<ext>
   'score_failed', // the label stage could not score the image
+  'bad_text', // text that is not valid UTF-8 (or holds a lone surrogate): kept as is it would merge distinct prompts
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -8,6 +8,7 @@
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../ids.ts';
+import { resolveInside } from '../io/paths.ts';
 import {
   addCounts,
   emptyCounts,
@@ -153,7 +154,8 @@ export class UnitLedger {
     if (parts.length === 0) return;
     const referenced = new Set<string>();
     for (const record of Object.values(this.manifest.units)) for (const part of record.parts) referenced.add(part.file);
-    for (const part of parts) if (!referenced.has(part.file)) await rm(join(this.dir, part.file), { force: true });
+    // A record names its files; resolveInside keeps a tampered manifest from deleting outside the directory.
+    for (const part of parts) if (!referenced.has(part.file)) await rm(resolveInside(this.dir, part.file), { force: true });
   }
 
   private async withMtime(part: PartRecord): Promise<PartRecord> {

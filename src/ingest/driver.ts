@@ -12,6 +12,8 @@ import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import { writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
+import { loneSurrogateAt } from '../io/text.ts';
 import { sha256Hex } from '../ids.ts';
 import {
   emptyCounts,
@@ -125,7 +127,7 @@ export async function runIngest(
         if (result.rejects.length > 0) parts.push(await writeRowsPart(dir, 'rejects', partName, result.rejects));
         const statePath = `.state/${STAGE}/${partName}.json`;
         const stateBytes = Buffer.from(JSON.stringify(result.state));
-        await writeFileAtomic(join(dir, statePath), stateBytes);
+        await writeFileAtomic(resolveInside(dir, statePath), stateBytes);
         parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
         addTableRows(tables, parts);
         return { parts, counts: result.counts };
@@ -259,6 +261,12 @@ async function ingestUnit(
   for (const draft of drafts) {
     if (draft.kind === 'reject') {
       rejectRow(draft.sourceRef, draft.sourceRef, draft.reason, draft.detail);
+      continue;
+    }
+    const lone = typeof draft.prompt.text === 'string' ? loneSurrogateAt(draft.prompt.text) : -1;
+    if (lone >= 0) {
+      // Written as UTF-8 it would become U+FFFD and merge with other prompts.
+      rejectRow(draft.sourceRef, draft.sourceRef, 'bad_text', `prompt text has a lone surrogate at character ${lone}`);
       continue;
     }
     const text = typeof draft.prompt.text === 'string' ? normalisePrompt(draft.prompt.text) : '';

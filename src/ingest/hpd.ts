@@ -8,7 +8,8 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../schema.ts';
-import { sha256Hex } from '../ids.ts';
+import { safeName } from '../io/paths.ts';
+import { decodeUtf8, InvalidText, jsonEntrySpans } from '../io/text.ts';
 import { describeInputs } from '../manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
@@ -264,6 +265,7 @@ function isNumberList(value: unknown): value is number[] {
 
 /** A train entry: its prompt, its two paths (`image_path`, or `file_path` as DESIGN names it) and P(a ≻ b). */
 export function parseTrainEntry(entry: unknown): Parsed<{ prompt: string; field: string; paths: [string, string]; pref: number }> {
+  if (entry instanceof InvalidText) return { ok: false, reason: 'bad_text', detail: entry.detail };
   if (!isRecord(entry)) return { ok: false, reason: 'malformed_entry', detail: 'entry is not an object' };
   if (typeof entry.prompt !== 'string') return { ok: false, reason: 'malformed_entry', detail: 'no "prompt" string' };
   const field = entry.image_path !== undefined ? 'image_path' : 'file_path';
@@ -284,6 +286,7 @@ export function parseTrainEntry(entry: unknown): Parsed<{ prompt: string; field:
 
 /** A test group: prompt, 2 ≤ k ≤ MAX_GROUP_IMAGES image paths and their k ranks (lower = better). */
 export function parseTestGroup(entry: unknown): Parsed<{ prompt: string; paths: string[]; ranks: number[] }> {
+  if (entry instanceof InvalidText) return { ok: false, reason: 'bad_text', detail: entry.detail };
   if (!isRecord(entry)) return { ok: false, reason: 'malformed_entry', detail: 'group is not an object' };
   if (typeof entry.prompt !== 'string') return { ok: false, reason: 'malformed_entry', detail: 'no "prompt" string' };
   const paths = entry.image_path;
@@ -383,7 +386,7 @@ async function benchmarkLists(root: string): Promise<BenchmarkList[]> {
   for (const file of names) {
     const name = file.slice(0, -'.json'.length);
     const json = await optionalJsonArray(root, `benchmark/${file}`, BENCHMARK_CHUNK);
-    if (json) lists.push({ name, key: safeKeyPart(name), json });
+    if (json) lists.push({ name, key: safeName(name), json });
   }
   return lists;
 }
@@ -420,7 +423,7 @@ async function benchmarkFolders(root: string, lists: BenchmarkList[]): Promise<B
         return match !== null && Number(match[1]) < list.json.count && imageName(Number(match[1])) === name;
       };
       const extras = (await listFiles(join(base, folder))).filter((name) => !expected(name));
-      folders.push({ list, model, modelKey: safeKeyPart(model), folder, extras });
+      folders.push({ list, model, modelKey: safeName(model), folder, extras });
     }
   }
   return folders;
@@ -435,7 +438,8 @@ function benchmarkPromptUnit(list: BenchmarkList, chunk: JsonChunk, index: numbe
       for (const [offset, text] of (await readChunk(list.json, chunk)).entries()) {
         const at = chunk.first + offset;
         const sourceRef = `${list.json.name}#${at}`;
-        if (typeof text !== 'string') yield reject(sourceRef, 'malformed_entry', 'prompt is not a string');
+        if (text instanceof InvalidText) yield reject(sourceRef, 'bad_text', text.detail);
+        else if (typeof text !== 'string') yield reject(sourceRef, 'malformed_entry', 'prompt is not a string');
         else yield { kind: 'prompt', sourceRef, prompt: benchmarkPrompt(list, text, at) };
       }
     },
@@ -458,7 +462,8 @@ function benchmarkImageUnits(files: ImageFiles, folder: BenchmarkFolder): Ingest
       for (const { at, text, file, read } of pending) {
         const sourceRef = `benchmark_imgs/${file}`;
         if (read === null || typeof text !== 'string') {
-          yield reject(sourceRef, 'missing_prompt', `prompt ${at} of ${list.json.name} is not a string`);
+          const why = text instanceof InvalidText ? `was rejected (${text.detail})` : 'is not a string';
+          yield reject(sourceRef, 'missing_prompt', `prompt ${at} of ${list.json.name} ${why}`);
           continue;
         }
         const result = await read;
@@ -509,16 +514,6 @@ function imageName(index: number): string {
 
 function pad5(n: number): string {
   return String(n).padStart(5, '0');
-}
-
-/**
- * A list or model name as it may appear in a unit key: kept when it is plainly safe in a file name; otherwise
- * sanitised and suffixed with a hash of the original, so two names never share a key. `+` separates key parts and
- * appears in no kept name.
- */
-function safeKeyPart(name: string): string {
-  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return name;
-  return `${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40)}~${sha256Hex(name).slice(0, 8)}`;
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -689,8 +684,6 @@ export async function indexJsonArray(path: string, name: string, chunkSize: numb
   }
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
 /** The entries of one chunk, parsed. */
 export async function readChunk(file: JsonArrayFile, chunk: JsonChunk): Promise<unknown[]> {
   const bytes = Buffer.alloc(chunk.end - chunk.start);
@@ -711,10 +704,27 @@ export async function readChunk(file: JsonArrayFile, chunk: JsonChunk): Promise<
   }
   const last = chunk.first + chunk.count - 1;
   let entries: unknown;
-  try {
-    entries = JSON.parse(`[${UTF8.decode(bytes)}]`);
-  } catch (error) {
+  const fail = (error: unknown): never => {
     throw new InputError(`${file.path}: not valid JSON in entries ${chunk.first}–${last} (${(error as Error).message})`);
+  };
+  const text = decodeUtf8(bytes);
+  if (text.ok) {
+    try {
+      entries = JSON.parse(`[${text.text}]`);
+    } catch (error) {
+      fail(error);
+    }
+  } else {
+    // Some entry is not UTF-8: parse entry by entry, so that it alone is rejected and the others still read.
+    entries = jsonEntrySpans(bytes, 0, bytes.length).map(([from, to]): unknown => {
+      const entry = decodeUtf8(bytes.subarray(from, to));
+      if (!entry.ok) return new InvalidText(chunk.start + from + entry.offset);
+      try {
+        return JSON.parse(entry.text);
+      } catch (error) {
+        return fail(error);
+      }
+    });
   }
   if (!Array.isArray(entries) || entries.length !== chunk.count) {
     throw new InputError(`${file.path}: entries ${chunk.first}–${last} are not ${chunk.count} comma-separated values`);

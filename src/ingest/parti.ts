@@ -1,6 +1,7 @@
 // PartiPrompts: the evaluation prompt set (1632 prompts, 12 categories, 11 challenges); prompts only.
 import { basename } from 'node:path';
 import { describeInputs } from '../manifest.ts';
+import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { readPromptList, type ListedPrompt } from './prompt-list.ts';
@@ -8,7 +9,7 @@ import { readPromptList, type ListedPrompt } from './prompt-list.ts';
 export async function ingestParti(tsvPath: string, options: IngestOptions): Promise<IngestSummary> {
   const list = await readPromptList(tsvPath);
   const unit: IngestUnit = {
-    key: basename(tsvPath).replace(/\.[^.]+$/, ''),
+    key: safeName(basename(tsvPath).replace(/\.[^.]+$/, '')),
     bytes: 0,
     input: tsvPath,
     drafts: () => list.map((entry) => promptDraft(basename(tsvPath), entry, 'parti', 'eval')),
@@ -19,6 +20,7 @@ export async function ingestParti(tsvPath: string, options: IngestOptions): Prom
 
 export function promptDraft(file: string, entry: ListedPrompt, source: string, split: string | null): Draft {
   const sourceRef = `${file}:${entry.ref}`;
+  if (entry.badText) return reject(sourceRef, 'bad_text', entry.badText);
   if (entry.malformed) return reject(sourceRef, 'malformed_entry', entry.malformed);
   return {
     kind: 'prompt',

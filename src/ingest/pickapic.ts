@@ -2,13 +2,27 @@
 // whole. label_0 is P(image 0 ≻ image 1) with 0.5 = tie; has_label false keeps the pair unlabelled.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
+import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
 import { describeInputs } from '../manifest.ts';
+import { safeName } from '../io/paths.ts';
+import { decodeUtf8 } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 
 export const PICKAPIC_REQUIRED = ['caption', 'jpg_0', 'jpg_1', 'label_0'] as const;
-const PICKAPIC_OPTIONAL = ['label_1', 'has_label', 'are_different', 'model_0', 'model_1', 'ranking_id'] as const;
+const PICKAPIC_OPTIONAL = ['label_1', 'has_label', 'model_0', 'model_1'] as const;
+const LABEL_TYPES = ['double', 'float', 'int32', 'int64', 'decimal', 'boolean'];
+/** The column types each column the reader uses may have: a column of another type is an error, not row by row noise. */
+const COLUMN_TYPES: Record<(typeof PICKAPIC_REQUIRED)[number] | (typeof PICKAPIC_OPTIONAL)[number], { what: string; types: string[] }> = {
+  caption: { what: 'text', types: ['string'] },
+  jpg_0: { what: 'image bytes', types: ['binary'] },
+  jpg_1: { what: 'image bytes', types: ['binary'] },
+  label_0: { what: 'a number', types: LABEL_TYPES },
+  label_1: { what: 'a number', types: LABEL_TYPES },
+  has_label: { what: 'a flag', types: ['boolean', 'int32', 'int64'] },
+  model_0: { what: 'text', types: ['string'] },
+  model_1: { what: 'text', types: ['string'] },
+};
 const SPLITS = ['validation_unique', 'test_unique', 'validation', 'train', 'test'] as const;
 
 export class InputError extends Error {}
@@ -56,6 +70,12 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
     if (missing.length > 0) {
       throw new InputError(`${file}: not a Pick-a-Pic shard (no column ${missing.join(', ')})`);
     }
+    for (const [column, expected] of Object.entries(COLUMN_TYPES)) {
+      const found = columnType(source, column);
+      if (found !== undefined && !expected.types.includes(found)) {
+        throw new InputError(`${file}: column ${column} is ${found}, expected ${expected.what} (${expected.types.join(' or ')})`);
+      }
+    }
     const split = splitFromFileName(file) ?? options.split ?? null;
     units.push(...rowGroupUnits(source, split));
   }
@@ -64,7 +84,7 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
 }
 
 function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[] {
-  const stem = basename(source.path).replace(/\.parquet$/, '');
+  const stem = safeName(basename(source.path).replace(/\.parquet$/, ''));
   return source.rowGroups.map((group) => ({
     key: `${stem}-rg${String(group.index).padStart(4, '0')}`,
     bytes: Number(source.metadata.row_groups[group.index]!.total_byte_size),
@@ -72,7 +92,7 @@ function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[
     async *drafts(): AsyncGenerator<Draft> {
       let rows;
       try {
-        rows = await readRowGroup(source, group, [...PICKAPIC_REQUIRED, ...PICKAPIC_OPTIONAL]);
+        rows = await readRowGroup(source, group, [...PICKAPIC_REQUIRED, ...PICKAPIC_OPTIONAL], { textAsBytes: true });
       } catch (error) {
         throw new ParquetFileError(`${source.path}: row group ${group.index} unreadable (${(error as Error).message})`);
       }
@@ -84,10 +104,16 @@ function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[
 }
 
 function rowDraft(sourceRef: string, row: Record<string, ParquetCell>, split: string | null): Draft {
-  const caption = row.caption;
-  if (caption !== null && caption !== undefined && typeof caption !== 'string') {
-    return reject(sourceRef, 'malformed_entry', 'caption is not text');
+  const texts: Record<'caption' | 'model_0' | 'model_1', string | null> = { caption: null, model_0: null, model_1: null };
+  for (const column of ['caption', 'model_0', 'model_1'] as const) {
+    const cell = row[column];
+    if (cell === null || cell === undefined) continue;
+    if (!(cell instanceof Uint8Array)) return reject(sourceRef, 'malformed_entry', `${column} is not text`);
+    const decoded = decodeUtf8(cell);
+    if (!decoded.ok) return reject(sourceRef, 'bad_text', `${column}: invalid UTF-8 at byte ${decoded.offset} of the value`);
+    texts[column] = decoded.text;
   }
+  const caption = texts.caption;
   const a = row.jpg_0;
   const b = row.jpg_1;
   if ((a !== null && a !== undefined && !(a instanceof Uint8Array)) || (b !== null && b !== undefined && !(b instanceof Uint8Array))) {
@@ -101,8 +127,8 @@ function rowDraft(sourceRef: string, row: Record<string, ParquetCell>, split: st
     kind: 'pair',
     sourceRef,
     prompt: { text: caption, source: 'pickapic', split },
-    a: { bytes: a ?? null, sourceRef: `${sourceRef}:jpg_0`, model: text(row.model_0) },
-    b: { bytes: b ?? null, sourceRef: `${sourceRef}:jpg_1`, model: text(row.model_1) },
+    a: { bytes: a ?? null, sourceRef: `${sourceRef}:jpg_0`, model: texts.model_0 },
+    b: { bytes: b ?? null, sourceRef: `${sourceRef}:jpg_1`, model: texts.model_1 },
     humanPref: label,
     split,
   };
@@ -125,8 +151,4 @@ function toNumber(cell: ParquetCell): number | null {
   if (typeof cell === 'bigint') return Number(cell);
   if (typeof cell === 'boolean') return cell ? 1 : 0;
   return null;
-}
-
-function text(cell: ParquetCell): string | null {
-  return typeof cell === 'string' ? cell : null;
 }

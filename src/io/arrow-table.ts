@@ -16,6 +16,7 @@ import {
 } from 'apache-arrow';
 import { TABLES, type TableName, type TableRows } from '../schema.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { resolveInside } from './paths.ts';
 import { sha256Hex } from '../ids.ts';
 import { verifyPartBytes } from '../manifest.ts';
 
@@ -53,7 +54,7 @@ export async function writeRowsPart<T extends TableName>(
 ): Promise<WrittenPart> {
   const bytes = encodeRows(table, rows);
   const file = partFile(table, partName);
-  await writeFileAtomic(join(dir, file), bytes);
+  await writeFileAtomic(resolveInside(dir, file), bytes);
   return { file, rows: rows.length, bytes: bytes.byteLength, sha256: sha256Hex(bytes) };
 }
 

@@ -1,7 +1,7 @@
 // The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
 // dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
 import { rename, rm, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
@@ -9,6 +9,7 @@ import { ParquetWriter, fileWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { tempPathFor } from './atomic.ts';
 import { verifyPartFile } from '../manifest.ts';
+import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
@@ -54,7 +55,30 @@ export async function openParquet(path: string): Promise<ParquetSource> {
 /** A Parquet part of a dataset directory, checked against the sha256 its writer recorded before it is read. */
 export async function openDatasetParquet(dir: string, file: string): Promise<ParquetSource> {
   await verifyPartFile(dir, file);
-  return openParquet(join(dir, file));
+  return openParquet(resolveInside(dir, file));
+}
+
+/**
+ * A top-level column's type in plain words — 'string', 'binary', 'double', 'float', 'int32', 'int64', 'boolean',
+ * or the annotation ('timestamp', 'decimal', 'list', …) — for readers that check what they read; undefined when absent.
+ */
+export function columnType(source: ParquetSource, name: string): string | undefined {
+  const node = parquetSchema(source.metadata).children.find((child) => child.element.name === name);
+  if (!node) return undefined;
+  const { type, converted_type: converted, logical_type: logical, repetition_type: repetition } = node.element;
+  if (node.children.length > 0) return (logical?.type ?? converted ?? 'struct').toLowerCase();
+  const annotation = logical?.type ?? converted;
+  let plain: string;
+  if (type === 'BYTE_ARRAY') {
+    plain = annotation === undefined ? 'binary' : annotation === 'UTF8' || annotation === 'STRING' ? 'string' : annotation.toLowerCase();
+  } else if ((type === 'INT32' || type === 'INT64') && annotation !== undefined && !/^(U?INT(_\d+)?|INTEGER)$/.test(annotation)) {
+    plain = annotation.replace(/_(MILLIS|MICROS)$/, '').toLowerCase();
+  } else if (type === 'FIXED_LEN_BYTE_ARRAY' && annotation !== undefined) {
+    plain = annotation.toLowerCase();
+  } else {
+    plain = String(type).toLowerCase();
+  }
+  return repetition === 'REPEATED' ? `repeated ${plain}` : plain;
 }
 
 export type ParquetCell = string | number | bigint | boolean | Uint8Array | null | undefined;
@@ -72,12 +96,21 @@ function rowGroupRead(source: ParquetSource, group: RowGroupInfo) {
   };
 }
 
-/** The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings. */
-export async function readRowGroup(source: ParquetSource, group: RowGroupInfo, columns?: string[]): Promise<ParquetRow[]> {
+/**
+ * The rows of one row group as objects. Binary columns stay Uint8Array; UTF8-annotated ones become strings, or stay
+ * bytes with `textAsBytes` for a reader that decodes them strictly (the library's decoder replaces bad bytes).
+ */
+export async function readRowGroup(
+  source: ParquetSource,
+  group: RowGroupInfo,
+  columns?: string[],
+  options: { textAsBytes?: boolean } = {},
+): Promise<ParquetRow[]> {
   const wanted = columns?.filter((name) => source.columns.includes(name));
   let rows: ParquetRow[] = [];
   await parquetRead({
     ...rowGroupRead(source, group),
+    ...(options.textAsBytes ? { parsers: { stringFromBytes: (bytes: Uint8Array): Uint8Array => bytes } } : {}),
     rowFormat: 'object',
     ...(wanted ? { columns: wanted } : {}),
     onComplete: (result: ParquetRow[]) => {
@@ -156,7 +189,7 @@ export async function writeParquetPart(
   columns: Record<string, ArrayLike<unknown>>,
   options: { rowGroupSize?: number; metadata?: Record<string, string> } = {},
 ): Promise<ParquetWriteResult> {
-  const target = join(dir, file);
+  const target = resolveInside(dir, file);
   await mkdir(dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   const rows = specs.length === 0 ? 0 : columns[specs[0]!.name]!.length;

@@ -5,6 +5,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { readManifest, runRecord, updateManifest } from '../manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
@@ -134,7 +135,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   // A damaged pairs part is found before the staging folder exists, not after half of it is written.
   const pairParts = await listParts(dir, 'pairs');
   for (const file of pairParts) await checkPart(dir, file);
-  const staging = join(dir, 'consensus', `.${name}.${process.pid}.tmp`);
+  const staging = resolveInside(dir, join('consensus', `.${name}.${process.pid}.tmp`));
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
 
@@ -220,7 +221,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   summary.humanAgreement = compared > 0 ? agree / compared : null;
   await writeFile(join(staging, 'options.json'), `${JSON.stringify({ ...consensusOptions, rule, ties: summary.ties, temperatures }, null, 2)}\n`);
   // Swap the finished folder in: the old one moves aside first, so a crash leaves one whole version.
-  const target = join(dir, folder);
+  const target = resolveInside(dir, folder);
   const old = `${target}.${process.pid}.old`;
   await rename(target, old).catch(() => undefined);
   await rename(staging, target);

@@ -4,6 +4,7 @@
 // while the current batch is in the model.
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
 import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { runRecord, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
@@ -159,7 +160,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
   const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
-  await writeFileAtomic(join(dir, 'scores', spec.name, 'metric.json'), Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
+  await writeFileAtomic(resolveInside(dir, join('scores', spec.name, 'metric.json')), Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
 }
 
 function countReasons(rejects: RejectRow[]): Record<string, number> {
