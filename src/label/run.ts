@@ -68,6 +68,7 @@ export function scorePartFile(metric: string, partName: string, shard: Shard): s
 }
 
 export async function runLabel(dir: string, options: LabelOptions): Promise<LabelSummary> {
+  checkLabelOptions(options);
   const started = new Date();
   const shard = options.shard ?? WHOLE;
   if (options.metrics.length === 0) throw new MetricSpecError('no metrics given (--metrics a.json b.json …)');
@@ -149,6 +150,20 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
 }
 
+
+/** Options of the library call that are not metric files: a batch size of 0 would loop forever, so none passes. */
+export class LabelOptionError extends Error {}
+
+function checkLabelOptions(options: LabelOptions): void {
+  const counts: Array<[string, number | undefined]> = [
+    ['batchSize', options.batchSize],
+    ['concurrency', options.concurrency],
+    ['intraOpNumThreads', options.intraOpNumThreads],
+  ];
+  for (const [name, value] of counts) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
+  }
+}
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
   const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
