@@ -125,6 +125,7 @@ export const REJECT_REASONS = [
   'malformed_entry', // a row or entry missing required fields or of the wrong shape
   'unrecognised_name', // a generation file whose name is not <index>[_<seed>].<ext>
   'score_failed', // the label stage could not score the image
+  'non_finite_score', // a metric's score (or an embedding it reads) came out NaN or ±Inf; the detail names the metric
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -207,6 +207,18 @@ async function scoreCount(dir: string, metric: string): Promise<number> {
   }
 }
 
+async function scoreValues(dir: string, metric: string): Promise<number[]> {
+  const duck = await DuckDBInstance.create(':memory:', { threads: '1' });
+  const db = await duck.connect();
+  try {
+    const rows = (await db.runAndReadAll(`SELECT score FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`)).getRowObjectsJS();
+    return rows.map((r) => Number(r.score));
+  } finally {
+    db.closeSync();
+    duck.closeSync();
+  }
+}
+
 async function labelRejects(dir: string): Promise<RejectRow[]> {
   const rows: RejectRow[] = [];
   for await (const row of readRows(dir, 'rejects')) if (row.stage === 'label') rows.push(row);
@@ -216,8 +228,18 @@ async function labelRejects(dir: string): Promise<RejectRow[]> {
 describe('model outputs', () => {
   test('NaN and ±Inf scores are rejects with reason non_finite_score naming the metric, never scores', async () => {
     const dir = await copyOfSample();
-    // log of the sum of a unit embedding's components: NaN where the sum is negative, finite elsewhere.
-    const logHead = headModel((g, x) => g.op('Log', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 1 })]), ['batch_size', 1]);
+    // The first component of each image's unit embedding, scored by a probe head; log(x₀ − c) with c between two of
+    // them is then finite for the images above c and NaN (or −Inf) for the others.
+    const onehot = (g: GraphBuilder): { name: string } => g.const(Float32Array.from({ length: SPLIT_CLIP.embedDim! }, (_, j) => (j === 0 ? 1 : 0)), [SPLIT_CLIP.embedDim!]);
+    const first = (g: GraphBuilder, x: { name: string }): { name: string } => g.op('ReduceSum', [g.op('Mul', [x, onehot(g)]), g.ints([1])], { keepdims: 1 });
+    const probeDir = await copyOfSample();
+    await runLabel(probeDir, { ...BASE, metrics: [await aestheticWithHead('probe', headModel(first, ['batch_size', 1]))] });
+    const firsts = (await scoreValues(probeDir, 'probe')).sort((x, y) => x - y);
+    assert.equal(firsts.length, 34);
+    const c = Math.fround((firsts[16]! + firsts[17]!) / 2);
+    const above = firsts.filter((x) => x > c).length;
+    assert.ok(above > 0 && above < 34);
+    const logHead = headModel((g, x) => g.op('Log', [g.op('Sub', [first(g, x), g.scalar(c)])]), ['batch_size', 1]);
     // x / 0: ±Inf (or NaN where x is 0) for every image.
     const divHead = headModel((g, x) => g.op('Div', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 1 }), g.scalar(0)]), ['batch_size', 1]);
     const nanHead = headModel((g, x) => g.op('Mul', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 0 }), g.scalar(Number.NaN)]), ['batch_size']);
@@ -241,7 +263,7 @@ describe('model outputs', () => {
     }
     assert.equal(scored.divhead, 0);
     assert.equal(scored.nanhead, 0);
-    assert.ok(scored.loghead! > 0 && scored.loghead! < 34, `log head: some images finite, some NaN (got ${scored.loghead})`);
+    assert.equal(scored.loghead, above, 'log head: the images above c are scored, the others rejected');
     assert.equal(summary.counts.read, summary.counts.taken + summary.counts.rejected);
     assert.equal(summary.counts.rejected, 34, 'every image failed at least one metric');
   });
@@ -373,8 +395,8 @@ describe('sizes in config files', () => {
   test('metric JSON image_size, image_std and pad_token_id out of range are MetricSpecErrors naming the file and the field', () => {
     const base = { name: 'x', kind: 'hps', text_model: 't.onnx', vision_model: 'v.onnx', tokenizer: 'tokenizer.json' };
     const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ image_size: 100_000 }, /big\.json: "image_size" must be an integer in 8\.\.4096, got 100000/],
-      [{ image_size: 2 ** 40 }, /big\.json: "image_size" must be an integer in 8\.\.4096/],
+      [{ image_size: 100_000 }, /big\.json: "image_size" must be an integer in 8\.\.2048, got 100000/],
+      [{ image_size: 2 ** 40 }, /big\.json: "image_size" must be an integer in 8\.\.2048/],
       [{ image_std: [0, 1, 1] }, /big\.json: "image_std" must be three numbers > 0/],
       [{ pad_token_id: -1 }, /big\.json: "pad_token_id" must be an integer ≥ 0/],
       [{ pad_token_id: 1.5 }, /big\.json: "pad_token_id" must be an integer ≥ 0/],
@@ -386,7 +408,7 @@ describe('sizes in config files', () => {
   test('runLabel with "image_size": 100000 is a clear error naming the file, not an internal one', async () => {
     const dir = await copyOfSample();
     const metric = await fx.writeMetric('huge.json', { name: 'huge', kind: 'aesthetic', vision_model: 'clip-vision.onnx', head_model: 'aesthetic-mlp.onnx', image_size: 100_000 });
-    await assert.rejects(runLabel(dir, { ...BASE, metrics: [metric] }), /huge\.json: "image_size" must be an integer in 8\.\.4096/);
+    await assert.rejects(runLabel(dir, { ...BASE, metrics: [metric] }), /huge\.json: "image_size" must be an integer in 8\.\.2048/);
   });
 
   test('encode resolution out of range is an EncodeError naming the field', async () => {
