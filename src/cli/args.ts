@@ -56,7 +56,7 @@ export interface NumberRange {
 }
 
 // The ranges the commands share. Upper bounds keep a typo from allocating or looping without end.
-export const BATCH_SIZE: IntegerRange = { min: 1, max: 4096 };
+export const BATCH_SIZE: IntegerRange = { min: 1, max: 1024 };
 export const THREADS: IntegerRange = { min: 1, max: 1024 };
 export const SHARD_COUNT: IntegerRange = { min: 1, max: 1_000_000 };
 export const SEED: IntegerRange = { min: 0, max: 0xffffffff };
