@@ -126,6 +126,7 @@ export const REJECT_REASONS = [
   'unrecognised_name', // a generation file whose name is not <index>[_<seed>].<ext>
   'score_failed', // the label stage could not score the image
   'bad_text', // text that is not valid UTF-8 (or holds a lone surrogate): kept as is it would merge distinct prompts
+  'non_finite_score', // a metric's score (or an embedding it reads) came out NaN or ±Inf; the detail names the metric
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

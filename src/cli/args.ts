@@ -1,7 +1,7 @@
 // Argument parsing for every command: node's parseArgs in strict mode, a --help text per command, and one error type
 // that the entry point turns into a single line and exit code 2.
 import { parseArgs } from 'node:util';
-import { resolveShard, type Shard } from '../shard.ts';
+import { resolveShard, ShardError, type Shard } from '../shard.ts';
 import type { Device } from '../onnx/session.ts';
 
 export class UsageError extends Error {}
@@ -40,12 +40,61 @@ export function requireOption(parsed: Parsed, name: string, usage: string): stri
   return value;
 }
 
-export function numberOption(parsed: Parsed, name: string): number | undefined {
-  const value = stringOption(parsed, name);
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!Number.isFinite(number)) throw new UsageError(`--${name} must be a number, got "${value}"`);
-  return number;
+/** Bounds of an integer option (inclusive); `multipleOf` for sizes that must divide evenly. */
+export interface IntegerRange {
+  min: number;
+  max: number;
+  multipleOf?: number;
+}
+
+/** Bounds of a real-valued option; `above`: the lower bound itself is excluded, `below`: likewise the upper. */
+export interface NumberRange {
+  min: number;
+  max: number;
+  above?: boolean;
+  below?: boolean;
+}
+
+// The ranges the commands share. Upper bounds keep a typo from allocating or looping without end.
+export const BATCH_SIZE: IntegerRange = { min: 1, max: 1024 };
+export const THREADS: IntegerRange = { min: 1, max: 1024 };
+export const SHARD_COUNT: IntegerRange = { min: 1, max: 1_000_000 };
+export const SEED: IntegerRange = { min: 0, max: 0xffffffff };
+export const COUNT: IntegerRange = { min: 1, max: Number.MAX_SAFE_INTEGER };
+
+// Plain decimal only: Number() would also take "", " ", "0x10" and "Infinity".
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+function decimal(text: string): number {
+  return DECIMAL.test(text.trim()) ? Number(text) : Number.NaN;
+}
+
+function describeInteger(range: IntegerRange): string {
+  const kind = range.multipleOf === undefined ? 'an integer' : `a multiple of ${range.multipleOf}`;
+  return range.max >= Number.MAX_SAFE_INTEGER ? `${kind} ≥ ${range.min}` : `${kind} in ${range.min}..${range.max}`;
+}
+
+/** An integer option within `range`; anything else is a UsageError naming the flag and the value as given. */
+export function integerOption(parsed: Parsed, name: string, range: IntegerRange): number | undefined {
+  const text = stringOption(parsed, name);
+  if (text === undefined) return undefined;
+  const value = decimal(text);
+  const fits = Number.isSafeInteger(value) && value >= range.min && value <= range.max && (range.multipleOf === undefined || value % range.multipleOf === 0);
+  if (!fits) throw new UsageError(`--${name} must be ${describeInteger(range)}, got "${text}"`);
+  return value;
+}
+
+/** A finite number option within `range`; anything else is a UsageError naming the flag and the value as given. */
+export function numberOption(parsed: Parsed, name: string, range: NumberRange): number | undefined {
+  const text = stringOption(parsed, name);
+  if (text === undefined) return undefined;
+  const value = decimal(text);
+  const fits = Number.isFinite(value) && (range.above ? value > range.min : value >= range.min) && (range.below ? value < range.max : value <= range.max);
+  if (!fits) {
+    const interval = `${range.above ? '(' : '['}${range.min}, ${range.max}${range.below ? ')' : ']'}`;
+    throw new UsageError(`--${name} must be a number in ${interval}, got "${text}"`);
+  }
+  return value;
 }
 
 /** The options every model-running, sharded stage takes (label, encode). */
@@ -62,7 +111,15 @@ export const RUN_OPTIONS_HELP = `  --device auto|cpu|cuda      auto: CUDA when o
                               or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT`;
 
 export function shardOption(parsed: Parsed): Shard {
-  return resolveShard({ shard: stringOption(parsed, 'shard'), shards: stringOption(parsed, 'shards') });
+  const shards = integerOption(parsed, 'shards', SHARD_COUNT);
+  const shard = stringOption(parsed, 'shard');
+  try {
+    return resolveShard({ shard, shards });
+  } catch (error) {
+    if (!(error instanceof ShardError)) throw error;
+    // A bad --shard is a usage error; one that comes from the scheduler's environment names its variables itself.
+    throw new UsageError(shard === undefined ? error.message : `--shard "${shard}": ${error.message.replace(/^--shard /, '')}`);
+  }
 }
 
 export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?: number; shard: Shard } {
@@ -70,6 +127,6 @@ export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?
   if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') {
     throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
   }
-  const threads = numberOption(parsed, 'threads');
+  const threads = integerOption(parsed, 'threads', THREADS);
   return { device, ...(threads === undefined ? {} : { intraOpNumThreads: threads }), shard: shardOption(parsed) };
 }

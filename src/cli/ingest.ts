@@ -5,7 +5,7 @@ import { ingestParti } from '../ingest/parti.ts';
 import { ingestGenerations } from '../ingest/generations.ts';
 import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
 import { createProgress } from '../progress.ts';
-import { numberOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
+import { COUNT, integerOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
 import { listing } from '../format.ts';
 
 const COMMON: OptionSpec = {
@@ -70,7 +70,7 @@ function ingestOptions(parsed: Parsed): IngestOptions {
     shard: shardOption(parsed),
     decode: !parsed.values['no-decode'],
   };
-  const maxPixels = numberOption(parsed, 'max-pixels');
+  const maxPixels = integerOption(parsed, 'max-pixels', COUNT);
   if (maxPixels !== undefined) options.maxPixels = maxPixels;
   return options;
 }

@@ -3,7 +3,7 @@ import { runLabel, type LabelSummary } from '../label/run.ts';
 import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
 import { createProgress } from '../progress.ts';
 import { listing } from '../format.ts';
-import { numberOption, parseCommand, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
+import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
 
 const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
 
@@ -46,12 +46,13 @@ export async function labelCommand(argv: string[]): Promise<number> {
   const metrics = (parsed.values.metrics as string[] | undefined) ?? [];
   if (metrics.length === 0) throw new UsageError('--metrics is required (one or more metric JSON files)');
   const run = runOptions(parsed);
+  const batchSize = integerOption(parsed, 'batch-size', BATCH_SIZE) ?? 16;
   const progress = createProgress('label', 1, { enabled: !parsed.values.json && Boolean(process.stderr.isTTY) });
   let summary: LabelSummary;
   try {
     summary = await runLabel(dir, {
       metrics,
-      batchSize: numberOption(parsed, 'batch-size') ?? 16,
+      batchSize,
       ...run,
       onProgress: (p) => progress.update(p.partsDone, { total: p.partsTotal, rows: p.images, unit: 'images' }),
     });
@@ -100,6 +101,9 @@ export async function consensusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = one(parsed, CONSENSUS_USAGE);
+  // Checked here for a usage error; the library parses the text again (the folder name is built from it).
+  numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
+  integerOption(parsed, 'seed', SEED);
   const pick = (name: string): Record<string, string> => {
     const value = stringOption(parsed, name);
     return value === undefined ? {} : { [name]: value };

@@ -1,7 +1,7 @@
 // `bdpo audit` and `bdpo eval`: argument parsing over the report library.
 import { formatAuditSummary, runAudit } from '../report/audit.ts';
 import { formatEvalSummary, runEval } from '../report/eval.ts';
-import { numberOption, parseCommand, requireOption, stringOption, UsageError, type Parsed } from './args.ts';
+import { integerOption, parseCommand, requireOption, SEED, stringOption, UsageError, type IntegerRange } from './args.ts';
 
 const AUDIT_USAGE = `usage: bdpo audit DIR [--rule majority] --out report/ [--top 24] [--bins 30] [--json]
 
@@ -28,11 +28,10 @@ two sides must hold the same (prompt, seed)s. Writes OUT/report.html and OUT/rep
   --seed N         bootstrap seed (default 0)
   --json           print report.json's content instead of the text summary`;
 
-function nonNegativeInteger(parsed: Parsed, name: string): number | undefined {
-  const value = numberOption(parsed, name);
-  if (value !== undefined && !(Number.isInteger(value) && value >= 0)) throw new UsageError(`--${name} must be a non-negative integer, got ${value}`);
-  return value;
-}
+// Galleries of more pairs than this, or finer histograms, make a page nobody can read.
+const TOP: IntegerRange = { min: 0, max: 10_000 };
+const BINS: IntegerRange = { min: 1, max: 10_000 };
+const RESAMPLES: IntegerRange = { min: 1, max: 1_000_000 };
 
 export async function auditCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(
@@ -46,9 +45,8 @@ export async function auditCommand(argv: string[]): Promise<number> {
   }
   if (parsed.positionals.length !== 1) throw new UsageError(AUDIT_USAGE.split('\n')[0]!);
   const out = requireOption(parsed, 'out', AUDIT_USAGE);
-  const top = nonNegativeInteger(parsed, 'top');
-  const bins = nonNegativeInteger(parsed, 'bins');
-  if (bins === 0) throw new UsageError('--bins must be at least 1');
+  const top = integerOption(parsed, 'top', TOP);
+  const bins = integerOption(parsed, 'bins', BINS);
   const rule = stringOption(parsed, 'rule');
   const result = await runAudit(parsed.positionals[0]!, {
     out,
@@ -84,10 +82,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const a = requireOption(parsed, 'a', EVAL_USAGE);
   const b = requireOption(parsed, 'b', EVAL_USAGE);
   const out = requireOption(parsed, 'out', EVAL_USAGE);
-  const top = nonNegativeInteger(parsed, 'top');
-  const resamples = nonNegativeInteger(parsed, 'resamples');
-  if (resamples === 0) throw new UsageError('--resamples must be at least 1');
-  const seed = nonNegativeInteger(parsed, 'seed');
+  const top = integerOption(parsed, 'top', TOP);
+  const resamples = integerOption(parsed, 'resamples', RESAMPLES);
+  const seed = integerOption(parsed, 'seed', SEED);
   const modelA = stringOption(parsed, 'model-a');
   const modelB = stringOption(parsed, 'model-b');
   const result = await runEval(a, b, {

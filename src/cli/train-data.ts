@@ -3,7 +3,7 @@ import { runEncode, SD_SCALING_FACTOR, type EncodeSummary } from '../train/encod
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../train/export.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { listing } from '../format.ts';
-import { numberOption, parseCommand, requireOption, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
+import { BATCH_SIZE, COUNT, integerOption, numberOption, parseCommand, requireOption, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
 
 const ENCODE_USAGE = `usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] [--tokenizer tokenizer.json] [--shard i/n] [--json]
 
@@ -56,6 +56,9 @@ export async function encodeCommand(argv: string[]): Promise<number> {
   }
   const dir = one(parsed, ENCODE_USAGE);
   const run = runOptions(parsed);
+  const resolution = integerOption(parsed, 'resolution', { min: 8, max: 4096, multipleOf: 8 });
+  const scalingFactor = numberOption(parsed, 'scaling-factor', { min: 0, max: 1000, above: true });
+  const batchSize = integerOption(parsed, 'batch-size', BATCH_SIZE);
   const optional = <T>(name: string, value: T | undefined): Record<string, T> => (value === undefined ? {} : { [name]: value });
   const enabled = !parsed.values.json && Boolean(process.stderr.isTTY);
   let progress: Progress | undefined;
@@ -66,9 +69,9 @@ export async function encodeCommand(argv: string[]): Promise<number> {
       text: requireOption(parsed, 'text', ENCODE_USAGE),
       ...optional('tokenizer', stringOption(parsed, 'tokenizer')),
       ...optional('rule', stringOption(parsed, 'rule')),
-      ...optional('resolution', numberOption(parsed, 'resolution')),
-      ...optional('scalingFactor', numberOption(parsed, 'scaling-factor')),
-      ...optional('batchSize', numberOption(parsed, 'batch-size')),
+      ...optional('resolution', resolution),
+      ...optional('scalingFactor', scalingFactor),
+      ...optional('batchSize', batchSize),
       ...run,
       onProgress: (p) => {
         progress ??= createProgress('encode', p.unitsTotal, { enabled });
@@ -120,7 +123,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const format = stringOption(parsed, 'format') ?? 'diffusers-dpo';
   if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, got "${format}"`);
   const split = stringOption(parsed, 'split');
-  const rowsPerPart = numberOption(parsed, 'rows-per-part');
+  const rowsPerPart = integerOption(parsed, 'rows-per-part', COUNT);
   const summary: ExportSummary = await runExport(dir, {
     rule: requireOption(parsed, 'rule', EXPORT_USAGE),
     out: requireOption(parsed, 'out', EXPORT_USAGE),

@@ -3,7 +3,7 @@ import type { BackendChoice } from '../train/backend.ts';
 import { readTrainConfig, type TrainConfig } from '../train/config.ts';
 import { runTrain, type TrainSummary } from '../train/run.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { numberOption, parseCommand, requireOption, stringOption, UsageError } from './args.ts';
+import { integerOption, parseCommand, requireOption, stringOption, UsageError } from './args.ts';
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
 
@@ -43,8 +43,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const resume = parsed.values.resume === true;
   const configPath = stringOption(parsed, 'config');
   if (configPath === undefined && !resume) throw new UsageError(`--config is required (${TRAIN_USAGE.split('\n')[0]!.replace(/^usage: /, '')})`);
-  const steps = numberOption(parsed, 'steps');
-  if (steps !== undefined && (!Number.isInteger(steps) || steps < 0)) throw new UsageError(`--steps must be a non-negative integer, got ${steps}`);
+  const steps = integerOption(parsed, 'steps', { min: 0, max: 1_000_000_000 });
   const backend = stringOption(parsed, 'backend') ?? 'auto';
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${backend}"`);
   const config: TrainConfig | undefined = configPath === undefined ? undefined : await readTrainConfig(configPath);

@@ -36,6 +36,9 @@ export interface MetricSpec {
 
 export class MetricSpecError extends Error {}
 
+/** Largest `image_size`: CLIP-family towers read 224 or 336; 2048 leaves room for any real export. */
+export const MAX_IMAGE_SIZE = 2048;
+
 const DEFAULT_SCORE: Record<MetricKind, ScoreFormula> = {
   pickscore: 'logit-scale-cos',
   hps: 'cos',
@@ -107,19 +110,21 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
     aesthetic: ['mlp'],
   };
   if (!allowed[metricKind].includes(score)) fail(`"score" for kind ${metricKind} must be ${allowed[metricKind].join(' or ')}`);
-  const triple = (key: string, fallback: readonly number[]): readonly number[] => {
+  const triple = (key: string, fallback: readonly number[], positive = false): readonly number[] => {
     const value = json[key];
     if (value === undefined) return fallback;
-    if (!Array.isArray(value) || value.length !== 3 || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      fail(`"${key}" must be three numbers`);
+    if (!Array.isArray(value) || value.length !== 3 || !value.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))) {
+      fail(`"${key}" must be three numbers${positive ? ' > 0' : ''}`);
     }
     return value as number[];
   };
   const size = num('image_size') ?? 224;
-  if (!Number.isInteger(size) || size < 8) fail('"image_size" must be an integer ≥ 8');
+  // Each batch allocates batch × 3 × size² floats: the bound turns a typo into this message, not an allocation failure.
+  if (!Number.isInteger(size) || size < 8 || size > MAX_IMAGE_SIZE) fail(`"image_size" must be an integer in 8..${MAX_IMAGE_SIZE}, got ${size}`);
   const temperature = num('temperature') ?? defaultTemperature(score);
   if (!(temperature > 0)) fail('"temperature" must be > 0');
   const padTokenId = num('pad_token_id');
+  if (padTokenId !== undefined && !(Number.isSafeInteger(padTokenId) && padTokenId >= 0)) fail(`"pad_token_id" must be an integer ≥ 0, got ${padTokenId}`);
   return {
     name,
     kind: metricKind,
@@ -127,7 +132,7 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
     models,
     ...(tokenizer === undefined ? {} : { tokenizer }),
     ...(padTokenId === undefined ? {} : { padTokenId }),
-    image: { size, mean: triple('image_mean', CLIP_MEAN), std: triple('image_std', CLIP_STD) },
+    image: { size, mean: triple('image_mean', CLIP_MEAN), std: triple('image_std', CLIP_STD, true) },
     score,
     logitScale: num('logit_scale') ?? 100,
     temperature,

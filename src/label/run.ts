@@ -12,7 +12,7 @@ import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOu
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import type { RejectReason, RejectRow } from '../schema.ts';
 import { loadMetricSpec, MetricSpecError, type MetricSpec } from './metric-spec.ts';
-import { ModelHub, cosine, groupByVision, type TowerOptions } from './towers.ts';
+import { ModelHub, checkSameWidth, cosine, groupByVision, type Embeddings, type TowerOptions } from './towers.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from './preprocess.ts';
 import { SCORE_SPECS, type MetricInfo } from '../schema.ts';
 
@@ -61,6 +61,7 @@ export function scorePartFile(metric: string, partName: string, shard: Shard): s
 }
 
 export async function runLabel(dir: string, options: LabelOptions): Promise<LabelSummary> {
+  checkLabelOptions(options);
   const started = new Date();
   const shard = options.shard ?? WHOLE;
   if (options.metrics.length === 0) throw new MetricSpecError('no metrics given (--metrics a.json b.json …)');
@@ -132,13 +133,13 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
                 score: columns.scores,
                 metric_version: columns.imageIds.map(() => spec.version),
               }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
-              const counts: Counts = { read: result.read, taken: columns.scores.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
+              const counts: Counts = result.unitCounts.get(spec.name)!;
               outcomes.set(unit.key, { parts: [written, ...rejectParts], counts });
               const summary = summaries.find((s) => s.name === spec.name)!;
               summary.partsWritten++;
               summary.scored += columns.scores.length;
             }
-            addCounts(totals, { read: result.read, taken: result.read - result.rejects.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) });
+            addCounts(totals, result.imageCounts);
             return outcomes;
           },
         };
@@ -157,6 +158,20 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
 }
 
+
+/** Options of the library call that are not metric files: a batch size of 0 would loop forever, so none passes. */
+export class LabelOptionError extends Error {}
+
+function checkLabelOptions(options: LabelOptions): void {
+  const counts: Array<[string, number | undefined]> = [
+    ['batchSize', options.batchSize],
+    ['concurrency', options.concurrency],
+    ['intraOpNumThreads', options.intraOpNumThreads],
+  ];
+  for (const [name, value] of counts) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
+  }
+}
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
   const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
@@ -178,7 +193,12 @@ interface ScoreColumns {
 interface PartResult {
   read: number;
   scores: Map<string, ScoreColumns>;
+  /** Every reject of the part, for its rejects file: those of all metrics, and the per-metric non-finite ones. */
   rejects: RejectRow[];
+  /** Per metric: read = its scores + the rejects of every metric + its own. */
+  unitCounts: Map<string, Counts>;
+  /** Per image: taken when every metric scored it. */
+  imageCounts: Counts;
 }
 
 interface Row {
@@ -234,6 +254,10 @@ async function scorePart(
   }
 
   const scores = new Map<string, ScoreColumns>(specs.map((s) => [s.name, { imageIds: [], promptIds: [], scores: [] }]));
+  const shared: RejectRow[] = [...rejects];
+  const own = new Map<string, RejectRow[]>(specs.map((s) => [s.name, []]));
+  // Rows (batch index, row index) that some metric could not score: the image is not taken.
+  const notScored = new Set<string>();
   const groups = groupByVision(specs);
   const batchSize = options.batchSize ?? 16;
   const batches: Row[][] = [];
@@ -245,6 +269,7 @@ async function scorePart(
     // Decode the next batch while this one is in the model.
     next = b + 1 < batches.length ? prepareBatch(batches[b + 1]!, groups, options.concurrency ?? 4) : null;
     rejects.push(...batch.rejects);
+    shared.push(...batch.rejects);
     if (batch.good.length === 0) continue;
     const goodRows = batch.good.map((i) => batch.rows[i]!);
     for (const [key, group] of groups) {
@@ -252,18 +277,28 @@ async function scorePart(
       for (const spec of group) {
         const out = scores.get(spec.name)!;
         let values: ArrayLike<number>;
+        let texts: Float32Array[] | undefined;
         if (spec.kind === 'aesthetic') {
           values = await hub.headScores(spec, embeddings);
         } else {
-          const texts = await hub.textEmbeddings(spec, goodRows.map((r) => ({ id: r.promptId, text: r.text })));
+          texts = await hub.textEmbeddings(spec, goodRows.map((r) => ({ id: r.promptId, text: r.text })));
+          checkSameWidth(spec, embeddings, texts);
           values = goodRows.map((_, i) => {
-            const cos = cosine(embeddings.data, i * embeddings.dim, texts[i]!, embeddings.dim);
+            const cos = cosine(embeddings.data, i * embeddings.dim, texts![i]!, embeddings.dim);
             if (spec.score === 'logit-scale-cos') return spec.logitScale * cos;
             if (spec.score === 'clip-100') return 100 * Math.max(cos, 0);
             return cos;
           });
         }
         goodRows.forEach((row, i) => {
+          const problem = nonFinite(spec, embeddings, i, texts?.[i], values[i]!);
+          if (problem !== null) {
+            const reject = labelReject(row.sourceRef, 'non_finite_score', `metric ${spec.name}: ${problem}`);
+            rejects.push(reject);
+            own.get(spec.name)!.push(reject);
+            notScored.add(`${b}:${i}`);
+            return;
+          }
           out.imageIds.push(row.imageId);
           out.promptIds.push(row.promptId);
           out.scores.push(values[i]!);
@@ -272,7 +307,30 @@ async function scorePart(
     }
     onImages(goodRows.length);
   }
-  return { read, scores, rejects };
+  const unitCounts = new Map<string, Counts>(
+    specs.map((spec) => {
+      const mine = [...shared, ...own.get(spec.name)!];
+      return [spec.name, { read, taken: scores.get(spec.name)!.scores.length, rejected: mine.length, byReason: countReasons(mine) }];
+    }),
+  );
+  const byReason = countReasons(shared);
+  if (notScored.size > 0) byReason.non_finite_score = notScored.size;
+  const rejected = shared.length + notScored.size;
+  return { read, scores, rejects, unitCounts, imageCounts: { read, taken: read - rejected, rejected, byReason } };
+}
+
+/** Why row i of a batch has no finite score for `spec` (its image embedding, its text embedding or the score), or null. */
+function nonFinite(spec: MetricSpec, embeddings: Embeddings, i: number, text: Float32Array | undefined, score: number): string | null {
+  if (!allFinite(embeddings.data.subarray(i * embeddings.dim, (i + 1) * embeddings.dim))) {
+    return `image embedding of ${basename(spec.models.full ?? spec.models.vision!)} is not finite`;
+  }
+  if (text !== undefined && !allFinite(text)) return `text embedding of ${basename(spec.models.full ?? spec.models.text!)} is not finite`;
+  return Number.isFinite(score) ? null : `score is ${score}`;
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (const x of values) if (!Number.isFinite(x)) return false;
+  return true;
 }
 
 async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, concurrency: number): Promise<PreparedBatch> {

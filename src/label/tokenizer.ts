@@ -33,7 +33,10 @@ export interface ClipTokenizerOptions {
 export interface ClipEncoding {
   /** `<|startoftext|>`, BPE ids, `<|endoftext|>`; at most maxLength long; not padded. */
   ids: number[];
-  /** Length before truncation, special tokens included (> maxLength means the prompt was cut). */
+  /**
+   * Length before truncation, special tokens included (> maxLength means the prompt was cut). Exact up to 4096
+   * characters; past that only the start of a long prompt is tokenized, and a cut prompt's length is a lower bound.
+   */
   untruncatedLength: number;
 }
 
@@ -43,7 +46,7 @@ export interface ClipBatch {
   /** 1 over the real tokens, 0 over padding. */
   attentionMask: BigInt64Array;
   shape: [number, number];
-  /** Per text, the length before truncation (special tokens included). */
+  /** Per text, the length before truncation (special tokens included; a lower bound for cut prompts, see encode). */
   untruncatedLengths: number[];
 }
 
@@ -127,9 +130,28 @@ export class ClipTokenizer {
 
   encode(text: string, { maxLength = this.maxLength }: { maxLength?: number } = {}): ClipEncoding {
     checkLength(maxLength);
-    const body = this.tokenIds(text);
+    const body = this.leadingTokenIds(text, maxLength - 2);
     const kept = body.length > maxLength - 2 ? body.slice(0, maxLength - 2) : body;
     return { ids: [this.bosId, ...kept, this.eosId], untruncatedLength: body.length + 2 };
+  }
+
+  /**
+   * The BPE ids of the start of `text`: all of them, or more than `wanted` of them, which are then exactly the
+   * first ids of the whole text. Only as much text is tokenized as can reach the context (a 1 MB caption costs what
+   * a 4 kB one does), growing the prefix until it holds more than `wanted` tokens.
+   *
+   * A prefix is cut only just after an ASCII whitespace character or just before an ASCII digit: no step of the
+   * pipeline looks across such a point. NFC composes only a starter with the marks after it (space and digits take
+   * none); the whitespace collapse and the split regex never join the two sides; BPE runs within one pre-token;
+   * lowercasing's one context rule (final sigma) reads neither whitespace nor a digit as part of a word; the special
+   * tokens hold neither.
+   */
+  private leadingTokenIds(text: string, wanted: number): number[] {
+    for (let budget = PREFIX_CHARS; ; budget *= 2) {
+      const end = text.length <= budget ? text.length : safeCut(text, budget);
+      const ids = this.tokenIds(end === text.length ? text : text.slice(0, end));
+      if (end === text.length || ids.length > wanted) return ids;
+    }
   }
 
   encodeBatch(texts: readonly string[], maxLength: number = this.maxLength): ClipBatch {
@@ -149,6 +171,20 @@ export class ClipTokenizer {
     });
     return { inputIds, attentionMask, shape: [n, maxLength], untruncatedLengths };
   }
+}
+
+/** Characters of a caption tokenized at first; CLIP's 77 tokens are rarely more than 400 characters. */
+const PREFIX_CHARS = 4096;
+
+/** The first index ≥ `from` where `text` may be cut (see leadingTokenIds), or its length. */
+function safeCut(text: string, from: number): number {
+  for (let i = from; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x30 && code <= 0x39) return i;
+    const previous = text.charCodeAt(i - 1);
+    if (previous === 0x20 || (previous >= 0x09 && previous <= 0x0d)) return i;
+  }
+  return text.length;
 }
 
 /** tokenizer.json as HF's CLIP converter writes it, for a vocab.json + merges.txt pair. */

@@ -102,7 +102,7 @@ export class ModelHub {
     }
     const out = await session.run(feeds, ['image_embeds']);
     const embeds = out.image_embeds!;
-    const dim = embeds.dims[1]!;
+    const dim = embeddingWidth(spec.models.full ?? spec.models.vision!, 'image_embeds', embeds.dims, n);
     return { data: normaliseRows(embeds.data as Float32Array, n, dim), n, dim };
   }
 
@@ -124,7 +124,7 @@ export class ModelHub {
       const session = await this.session(tower);
       const out = await session.run(feeds, ['text_embeds']);
       const embeds = out.text_embeds!;
-      const dim = embeds.dims[1]!;
+      const dim = embeddingWidth(tower, 'text_embeds', embeds.dims, missing.length);
       const rows = normaliseRows(embeds.data as Float32Array, missing.length, dim);
       if (this.textCache.size + missing.length > ModelHub.TEXT_CACHE_LIMIT) this.textCache.clear();
       missing.forEach((p, i) => this.textCache.set(cacheKey(p.id), rows.slice(i * dim, (i + 1) * dim)));
@@ -137,8 +137,16 @@ export class ModelHub {
     const session = await this.session(spec.models.head!);
     const input = session.inputNames[0]!;
     const out = await session.run({ [input]: { data: embeddings.data, dims: [embeddings.n, embeddings.dim] } });
-    const values = out[session.outputNames[0]!]!.data as Float32Array;
-    return Float64Array.from(values.subarray(0, embeddings.n));
+    const name = session.outputNames[0]!;
+    const { data, dims } = out[name]!;
+    // Read flat, [n, 3] would silently give the three outputs of the first image as scores of three images.
+    const oneScoreEach = dims[0] === embeddings.n && (dims.length === 1 || (dims.length === 2 && dims[1] === 1));
+    if (!oneScoreEach) {
+      throw new MetricSpecError(
+        `${spec.models.head}: output "${name}" has shape ${formatDims(dims)} for ${embeddings.n} images; an aesthetic head must output [n] or [n, 1]`,
+      );
+    }
+    return Float64Array.from(data as Float32Array);
   }
 
   private anyTokenizer(spec: MetricSpec): Promise<ClipTokenizer> {
@@ -170,6 +178,30 @@ function requireOutputs(session: OnnxSession, path: string, names: string[]): vo
     }
     throw new MetricSpecError(`${path}: model has no output "${name}" (outputs: ${session.outputNames.join(', ')})`);
   }
+}
+
+function formatDims(dims: readonly number[]): string {
+  return `[${dims.join(', ')}]`;
+}
+
+/** d of an embedding output that must be [n, d]; any other shape is the model's fault, named with its file. */
+function embeddingWidth(path: string, output: string, dims: readonly number[], n: number): number {
+  if (dims.length !== 2 || dims[0] !== n || !(dims[1]! >= 1)) {
+    throw new MetricSpecError(`${path}: output ${output} has shape ${formatDims(dims)} for ${n} inputs; expected [${n}, d]`);
+  }
+  return dims[1]!;
+}
+
+/** A cosine needs both towers to project to the same width; a shorter text embedding would be read past its end. */
+export function checkSameWidth(spec: MetricSpec, image: Embeddings, texts: readonly Float32Array[]): void {
+  const textDim = texts[0]?.length ?? image.dim;
+  if (textDim === image.dim) return;
+  const vision = spec.models.full ?? spec.models.vision!;
+  const text = spec.models.full ?? spec.models.text!;
+  throw new MetricSpecError(
+    `${spec.path}: image embeddings of ${vision} are ${formatDims([image.n, image.dim])} but text embeddings of ${text} are ` +
+      `${formatDims([texts.length, textDim])}: both towers must project to the same width`,
+  );
 }
 
 /** Metrics grouped by the image tower they read, so each tower runs once per image. */

@@ -28,6 +28,7 @@ import {
 import { Histogram, MinMax, Reliability, type HistogramResult, type ReliabilityResult } from './distribution.ts';
 import { renderAuditPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
+import { boundedText } from '../format.ts';
 
 export class AuditInputError extends Error {}
 
@@ -649,7 +650,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
   const texts = new Map<string, string>();
   if (wantedPrompts.size > 0) {
     for await (const prompt of readRows(dir, 'prompts')) {
-      if (wantedPrompts.has(prompt.prompt_id) && !texts.has(prompt.prompt_id)) texts.set(prompt.prompt_id, prompt.text);
+      if (wantedPrompts.has(prompt.prompt_id) && !texts.has(prompt.prompt_id)) texts.set(prompt.prompt_id, boundedText(prompt.text));
     }
   }
   const withPrompt = (x: Candidate): ContestedPair => ({ ...x, prompt: texts.get(x.promptId) ?? null });

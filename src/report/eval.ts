@@ -13,6 +13,7 @@ import { reportJson, TopN } from './audit.ts';
 import { renderEvalPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
 import { WinRateAccumulator, type CategoryWinRate, type WinRateReport } from './winrate.ts';
+import { boundedText } from '../format.ts';
 
 export class EvalInputError extends Error {}
 
@@ -290,7 +291,7 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
       const item: GalleryItem = {
         promptId: k.promptId,
         promptIndex: info?.index ?? null,
-        text: info?.text ?? k.promptId,
+        text: info?.text === null || info?.text === undefined ? k.promptId : boundedText(info.text),
         category,
         challenge,
         seed: k.seed,

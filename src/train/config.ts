@@ -109,6 +109,13 @@ const TOP_KEYS = [
   'mseGuard',
 ];
 
+// Bounds of the keys that tensors or buffers are allocated from: far above any model or run this toolkit trains,
+// low enough that a typo is this message and not an allocation failure deep inside TensorFlow.js.
+const MAX_DIM = 1024;
+const MAX_WIDTH = 16_384;
+const MAX_BATCH = 65_536;
+const MAX_PAIRS_HELD = 1 << 24;
+
 type Json = Record<string, unknown>;
 
 function isObject(value: unknown): value is Json {
@@ -160,9 +167,10 @@ class Reader {
     return this.number(key, undefined, check, `${requirement} or null`);
   }
 
-  integer(key: string, fallback: number | undefined, min: number): number {
-    const requirement = min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`;
-    return this.number(key, fallback, (x) => Number.isInteger(x) && x >= min, requirement);
+  /** An integer ≥ min; a `max` bounds the sizes that something is allocated from (a typo must not be a crash). */
+  integer(key: string, fallback: number | undefined, min: number, max?: number): number {
+    const requirement = max !== undefined ? `an integer in ${min}..${max}` : min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`;
+    return this.number(key, fallback, (x) => Number.isInteger(x) && x >= min && (max === undefined || x <= max), requirement);
   }
 
   boolean(key: string, fallback: boolean): boolean {
@@ -194,18 +202,18 @@ function parseModel(top: Reader): DitConfig {
   const r = top.object_('model');
   if (r === null) top.fail('model', 'is required (the DiT: latentChannels, latentSize, patch, width, depth, heads, textWidth, mlpRatio)');
   r.checkKeys(MODEL_KEYS);
-  const positive = (key: string): number => r.integer(key, undefined, 1);
+  const size = (key: string, max: number): number => r.integer(key, undefined, 1, max);
   const model: DitConfig = {
-    latentChannels: positive('latentChannels'),
-    latentSize: positive('latentSize'),
-    patch: positive('patch'),
-    width: positive('width'),
-    depth: positive('depth'),
-    heads: positive('heads'),
-    textWidth: positive('textWidth'),
-    mlpRatio: r.number('mlpRatio', 4, (x) => x > 0, 'a positive number'),
+    latentChannels: size('latentChannels', MAX_DIM),
+    latentSize: size('latentSize', MAX_DIM),
+    patch: size('patch', MAX_DIM),
+    width: size('width', MAX_WIDTH),
+    depth: size('depth', MAX_DIM),
+    heads: size('heads', MAX_DIM),
+    textWidth: size('textWidth', MAX_WIDTH),
+    mlpRatio: r.number('mlpRatio', 4, (x) => x > 0 && x <= 64, 'a number in (0, 64]'),
   };
-  if (r.has('timeFreqDim')) model.timeFreqDim = r.integer('timeFreqDim', undefined, 2);
+  if (r.has('timeFreqDim')) model.timeFreqDim = r.integer('timeFreqDim', undefined, 2, MAX_WIDTH);
   if (r.has('posEmbed')) {
     const pos = r.raw('posEmbed');
     if (pos !== 'sincos' && pos !== 'learned') r.fail('posEmbed', `must be "sincos" or "learned", got ${JSON.stringify(pos)}`);
@@ -214,7 +222,7 @@ function parseModel(top: Reader): DitConfig {
   const lora = r.object_('lora');
   if (lora !== null) {
     lora.checkKeys(['rank', 'alpha']);
-    model.lora = { rank: lora.integer('rank', undefined, 1), alpha: lora.number('alpha', undefined, (x) => x > 0, 'a positive number') };
+    model.lora = { rank: lora.integer('rank', undefined, 1, MAX_WIDTH), alpha: lora.number('alpha', undefined, (x) => x > 0, 'a positive number') };
   }
   try {
     validateDitConfig(model);
@@ -260,8 +268,8 @@ export function parseTrainConfig(value: unknown, source = 'config'): TrainConfig
   if (r.has('description') && typeof r.raw('description') !== 'string') r.fail('description', 'must be a string');
   const model = parseModel(r);
   const learningRate = r.number('learningRate', 1e-4, (x) => x > 0, 'a positive number');
-  const batchSize = r.integer('batchSize', 8, 1);
-  const microBatch = r.nullableNumber('microBatch', null, (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
+  const batchSize = r.integer('batchSize', 8, 1, MAX_BATCH);
+  const microBatch = r.nullableNumber('microBatch', null, (x) => Number.isInteger(x) && x >= 1 && x <= MAX_BATCH, `an integer in 1..${MAX_BATCH}`);
   if (microBatch !== null && microBatch > batchSize) r.fail('microBatch', `(${microBatch}) must not exceed batchSize (${batchSize})`);
   const trainSplits = r.strings('trainSplits', ['train'], true);
   const validationSplits = r.strings('validationSplits', ['validation_unique'], false)!;
@@ -281,19 +289,19 @@ export function parseTrainConfig(value: unknown, source = 'config'): TrainConfig
     steps: r.integer('steps', undefined, 0),
     seed: r.number('seed', 0, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32, 'an integer in [0, 2^32)'),
     reference: parseReference(r),
-    shuffleBuffer: r.integer('shuffleBuffer', 1024, 0),
+    shuffleBuffer: r.integer('shuffleBuffer', 1024, 0, MAX_PAIRS_HELD),
     captionDropout: r.number('captionDropout', 0, (x) => x >= 0 && x <= 1, 'a probability in [0, 1]'),
     useSoft: r.boolean('useSoft', false),
     trainSplits,
     validationSplits,
     checkpointEvery: r.integer('checkpointEvery', 500, 0),
     validateEvery: r.integer('validateEvery', 100, 0),
-    validationPairs: r.integer('validationPairs', 256, 0),
+    validationPairs: r.integer('validationPairs', 256, 0, MAX_PAIRS_HELD),
     logEvery: r.integer('logEvery', 10, 1),
     keepCheckpoints: r.nullableNumber('keepCheckpoints', null, (x) => Number.isInteger(x) && x >= 1, 'a positive integer'),
     pretrainMseSteps: r.integer('pretrainMseSteps', 0, 0),
     pretrainLearningRate: r.number('pretrainLearningRate', learningRate, (x) => x > 0, 'a positive number'),
-    pretrainBatchSize: r.integer('pretrainBatchSize', batchSize, 1),
+    pretrainBatchSize: r.integer('pretrainBatchSize', batchSize, 1, MAX_BATCH),
     mseGuard: parseGuard(r),
   };
   if (r.has('description')) config.description = r.raw('description') as string;

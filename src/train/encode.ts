@@ -63,6 +63,7 @@ export function rowGroupRows(bytesPerRow: number): number {
   return Math.max(1, Math.min(4096, Math.floor(ROW_GROUP_BYTES / Math.max(1, bytesPerRow))));
 }
 
+const MAX_RESOLUTION = 4096;
 const HALF: Rgb = [0.5, 0.5, 0.5];
 const STAGE = 'encode';
 
@@ -292,13 +293,15 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   const shard = options.shard ?? WHOLE;
   const resolution = options.resolution ?? 64;
   const scalingFactor = options.scalingFactor ?? SD_SCALING_FACTOR;
-  if (!Number.isInteger(resolution) || resolution < 8 || resolution % 8 !== 0) {
-    throw new EncodeError(`--resolution must be a positive multiple of 8, got ${resolution}`);
+  // The upper bound keeps a typo from allocating batch × 3 × resolution² floats.
+  if (!Number.isInteger(resolution) || resolution < 8 || resolution > MAX_RESOLUTION || resolution % 8 !== 0) {
+    throw new EncodeError(`--resolution must be a multiple of 8 in 8..${MAX_RESOLUTION}, got ${resolution}`);
   }
   if (!Number.isFinite(scalingFactor) || scalingFactor <= 0) throw new EncodeError(`--scaling-factor must be a positive number, got ${scalingFactor}`);
   const batchSize = options.batchSize ?? 8;
   const textBatchSize = options.textBatchSize ?? 16;
-  for (const [name, n] of [['batch size', batchSize], ['text batch size', textBatchSize]] as const) {
+  const concurrency = options.concurrency ?? 4;
+  for (const [name, n] of [['batch size', batchSize], ['text batch size', textBatchSize], ['concurrency', concurrency]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new EncodeError(`${name} must be a positive integer, got ${n}`);
   }
   const imageParts = await listParts(dir, 'images');
@@ -375,7 +378,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
       resolution,
       scale: Math.fround(scalingFactor),
       batchSize,
-      concurrency: options.concurrency ?? 4,
+      concurrency,
       onImages: (n) => {
         summary.latents.encoded += n;
         progress();

@@ -265,7 +265,7 @@ describe('audit outputs', () => {
     assert.match(lines.join('\n'), /tie rate 33\.3%/);
     assert.match(lines.join('\n'), /consensus ≠ human on 2 of 7 decided pairs/);
     await assert.rejects(auditCommand([fixture.dir, '--out', join(root, 'cli'), '--rule', 'mean-prob']), /no consensus\/mean-prob\/part-\*\.parquet \(run bdpo consensus .* --rule mean-prob first; consensus folders here: majority\)/);
-    await assert.rejects(auditCommand([fixture.dir, '--out', join(root, 'cli'), '--top=-1']), /--top must be a non-negative integer/);
+    await assert.rejects(auditCommand([fixture.dir, '--out', join(root, 'cli'), '--top=-1']), /--top must be an integer in 0\.\.10000, got "-1"/);
     await assert.rejects(auditCommand([fixture.dir]), /--out is required/);
   });
 });

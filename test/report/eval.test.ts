@@ -207,6 +207,6 @@ describe('eval coverage and inputs', () => {
     assert.match(text, /pick\s+A wins 58\.3%/);
     assert.match(text, /not compared: aes \(scored on A only\)/);
     await assert.rejects(evalCommand(['--a', dirA, '--out', join(root, 'cli')]), /--b is required/);
-    await assert.rejects(evalCommand(['--a', dirA, '--b', dirB, '--out', join(root, 'cli'), '--resamples', '0']), /--resamples must be at least 1/);
+    await assert.rejects(evalCommand(['--a', dirA, '--b', dirB, '--out', join(root, 'cli'), '--resamples', '0']), /--resamples must be an integer in 1\.\.1000000, got "0"/);
   });
 });
