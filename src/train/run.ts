@@ -566,7 +566,8 @@ async function lockRunFolder(out: string): Promise<{ lock: Lock; created: string
     const { holder } = error;
     const since = holder.since ? ` since ${holder.since}` : '';
     const remote = holder.host !== hostname() ? `; if it no longer runs there, remove ${error.lockPath}` : '';
-    throw new TrainError(`${out} is in use by another train run (${describeHolder(holder)}${since}): wait for it or choose another --out${remote}`);
+    const who = `${describeHolder(holder)}${since}`;
+    throw new TrainError(`${out} is in use by another train run (${who}): wait for it or choose another --out${remote}`);
   }
 }
 

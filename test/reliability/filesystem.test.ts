@@ -36,7 +36,10 @@ interface Finished {
 function bdpo(args: string[], options: { cwd?: string; limitMs?: number; onStderr?: (text: string) => void } = {}): Promise<Finished> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, BDPO, ...args], { cwd: options.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', TSX, BDPO, ...args], {
+      cwd: options.cwd ?? REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -96,7 +99,10 @@ describe('export never deletes what it did not write', () => {
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /--out .* holds the dataset directory/);
     assert.deepEqual(await readdir(dir), before);
-    await assert.rejects(runExport(dir, { rule: 'majority', out: dir }), (e: Error) => e instanceof ExportError && /outside the dataset/.test(e.message));
+    await assert.rejects(
+      runExport(dir, { rule: 'majority', out: dir }),
+      (e: Error) => e instanceof ExportError && /outside the dataset/.test(e.message),
+    );
   });
 
   test('a non-empty folder that is not an export of ours is refused by name; an earlier export of ours is replaced', async () => {
@@ -112,7 +118,8 @@ describe('export never deletes what it did not write', () => {
 
     // A folder holding part files that some other tool wrote is not ours either.
     const foreign = join(root, 'foreign');
-    await writeParquetPart(foreign, 'part-00000.parquet', SCORE_SPECS, { image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'] });
+    const row = { image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'] };
+    await writeParquetPart(foreign, 'part-00000.parquet', SCORE_SPECS, row);
     await assert.rejects(runExport(dir, { rule: 'majority', out: foreign }), /not an export/);
 
     const out = join(root, 'export');
@@ -235,7 +242,8 @@ test('a second train --out RUN while one runs fails at once, naming the folder a
     await new Promise((resolve) => (first.exitCode !== null || first.signalCode !== null ? resolve(null) : first.on('close', resolve)));
   }
   // Killed, it left its lock behind: a new run (resumed or not) is not blocked by a dead process.
-  const third = await bdpo(['train', data, '--rule', 'pref', '--out', run, '--config', config, '--steps', '1', '--resume'], { limitMs: 30_000 });
+  const resumeArgs = ['train', data, '--rule', 'pref', '--out', run, '--config', config, '--steps', '1', '--resume'];
+  const third = await bdpo(resumeArgs, { limitMs: 30_000 });
   assert.equal(third.code, 0, third.stderr);
   const lines = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n');
   const steps = lines.map((l) => (JSON.parse(l) as { phase: string; step: number })).filter((l) => l.phase === 'train').map((l) => l.step);
