@@ -1,12 +1,12 @@
 // manifest.json (DESIGN §2): what each stage run did, and which units of work are finished. Several shards may
 // share one dataset directory, so every update is a read-modify-write under an exclusive lock file.
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './io/atomic.ts';
 import { parseJsonText } from './io/json-file.ts';
+import { withLock } from './io/lock.ts';
 import { FORMAT_VERSION } from './schema.ts';
 import type { Shard } from './shard.ts';
 import { TOOL_VERSION } from './version.ts';
@@ -120,54 +120,9 @@ function manifestShapeProblem(value: unknown): string | null {
   return null;
 }
 
-const LOCK_STALE_MS = 60_000;
-
-async function withLock<T>(dir: string, action: () => Promise<T>): Promise<T> {
-  const lockPath = join(dir, `${MANIFEST}.lock`);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx');
-      await handle.writeFile(`${hostname()} ${process.pid}\n`);
-      await handle.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // A writer killed while holding the lock leaves it behind: on this host, a dead pid frees it at once; from
-      // another host (a shared filesystem) we can only wait until it is old enough to belong to nobody.
-      if (await heldByDeadProcess(lockPath)) {
-        await rm(lockPath, { force: true });
-        continue;
-      }
-      const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > LOCK_STALE_MS) await rm(lockPath, { force: true });
-      else await new Promise((resolve) => setTimeout(resolve, Math.min(5 + attempt * 5, 100)));
-    }
-  }
-  try {
-    return await action();
-  } finally {
-    await rm(lockPath, { force: true });
-  }
-}
-
-async function heldByDeadProcess(lockPath: string): Promise<boolean> {
-  const text = await readFile(lockPath, 'utf8').catch(() => '');
-  const fields = text.trim().split(' ');
-  // "host pid"; a bare pid is a lock written on this host.
-  const [host, pidText] = fields.length === 1 ? [hostname(), fields[0]] : fields;
-  const pid = Number(pidText);
-  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
 export async function updateManifest(dir: string, mutate: (manifest: Manifest) => void): Promise<Manifest> {
   await mkdir(dir, { recursive: true });
-  return withLock(dir, async () => {
+  return withLock(join(dir, `${MANIFEST}.lock`), { wait: true, what: 'the manifest' }, async () => {
     const manifest = await readManifest(dir);
     mutate(manifest);
     await writeFileAtomic(join(dir, MANIFEST), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));

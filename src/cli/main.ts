@@ -2,6 +2,7 @@
 // a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
 import { UsageError } from './args.ts';
 import { TOOL_VERSION } from '../version.ts';
+import { setLockNoticeListener } from '../io/lock.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -46,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`bdpo: unknown command "${name}"\n${usage()}`);
     return 2;
   }
+  // A wait for another process's lock, or a lock broken, is said at once: it would otherwise look like a hang.
+  setLockNoticeListener((message) => console.error(`bdpo ${name}: ${message}`));
   try {
     return await (await command.load())(rest);
   } catch (error) {

@@ -25,7 +25,8 @@ Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the publ
 caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1, 0.5: a tie kept by
 --ties half), label_1, and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
 p_<metric>). --out is a folder of part files (row groups of ≤ 256 rows, bounded memory), or one file when it ends
-in .parquet (built in memory: for small exports).
+in .parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
+earlier export; any other folder, or one holding the dataset, is refused.
   --split s,…                 only these splits (e.g. train)
   --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;
 

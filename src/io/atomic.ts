@@ -1,7 +1,10 @@
-// Every file a stage writes appears whole or not at all: write beside the target, fsync, rename.
-import { open, rename, rm, mkdir } from 'node:fs/promises';
+// Every file and folder a stage writes appears whole or not at all: write beside the target, fsync, rename.
+import { lstat, open, readdir, rename, rm, mkdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { processStartTime, writerAlive } from './lock.ts';
+
+const ownStartTime = processStartTime(process.pid);
 
 export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -29,4 +32,99 @@ export async function writeFileAtomic(target: string, chunks: Uint8Array | Itera
   }
   await handle.close();
   await rename(temp, target);
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The staging and set-aside folders `replaceFolder` makes beside `target`: `.<name>.<pid>[-<start>][.<hex>].tmp|old`
+ * (the bare `.<name>.<pid>.tmp` is what earlier versions left).
+ */
+function ownFolderPattern(target: string): RegExp {
+  return new RegExp(`^\\.${escapeRegExp(basename(target))}\\.(\\d+)(?:-(\\d+))?(?:\\.[0-9a-f]+)?\\.(tmp|old)$`);
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes every file under `dir`, then the folders themselves, so a rename publishes data that is on disk. */
+async function syncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await syncTree(path);
+    else if (entry.isFile()) await syncPath(path);
+  }
+  await syncPath(dir);
+}
+
+/**
+ * Removes the staging folders of `target` left by processes that no longer run (killed, or out of disk space before
+ * they could clean up). A set-aside old copy whose swap never finished is put back when the target is missing.
+ */
+export async function removeStaleStaging(target: string): Promise<void> {
+  const parent = dirname(target);
+  const pattern = ownFolderPattern(target);
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const match = pattern.exec(name);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (writerAlive(pid, match[2] ?? null)) continue;
+    const path = join(parent, name);
+    if (match[3] === 'old' && !(await lstat(target).then(() => true, () => false))) {
+      await rename(path, target).catch(() => undefined);
+      continue;
+    }
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+export interface ReplaceFolderOptions {
+  /** Whether an existing folder at the target is one this tool wrote, and so may be replaced. */
+  isOurs: (dir: string) => Promise<boolean>;
+  /** The error for a target that is not ours to replace. */
+  refuse: (target: string, why: string) => Error;
+}
+
+/**
+ * Builds a folder and puts it at `target` whole: `build` writes into a staging folder beside the target; its files
+ * and the folder are flushed; the previous folder (which must be ours) is moved aside, the new one renamed in, the
+ * old one removed. On failure the staging folder is removed and the previous folder stays. Nothing but the target,
+ * its staging folder and its set-aside copy is touched.
+ */
+export async function replaceFolder<T>(target: string, build: (staging: string) => Promise<T>, options: ReplaceFolderOptions): Promise<T> {
+  await removeStaleStaging(target);
+  const existing = await lstat(target).catch(() => null);
+  if (existing) {
+    if (!existing.isDirectory()) throw options.refuse(target, 'it is not a folder');
+    if (!(await options.isOurs(target))) throw options.refuse(target, 'it holds files this tool did not write');
+  }
+  const suffix = `${process.pid}${ownStartTime === null ? '' : `-${ownStartTime}`}.${randomBytes(4).toString('hex')}`;
+  const staging = join(dirname(target), `.${basename(target)}.${suffix}.tmp`);
+  const aside = join(dirname(target), `.${basename(target)}.${suffix}.old`);
+  await mkdir(staging, { recursive: true });
+  let result: T;
+  let movedAside = false;
+  try {
+    result = await build(staging);
+    await syncTree(staging);
+    movedAside = await rename(target, aside).then(() => true, (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    });
+    await rename(staging, target);
+  } catch (error) {
+    if (movedAside && !(await lstat(target).then(() => true, () => false))) await rename(aside, target).catch(() => undefined);
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  await syncPath(dirname(target)).catch(() => undefined);
+  if (movedAside) await rm(aside, { recursive: true, force: true });
+  return result;
 }

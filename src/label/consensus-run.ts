@@ -1,10 +1,10 @@
 // `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
 // up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
 // whole (built beside it, then renamed), so readers never see a mix of two runs.
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { readManifest, runRecord, updateManifest } from '../manifest.ts';
@@ -135,9 +135,6 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   // A damaged pairs part is found before the staging folder exists, not after half of it is written.
   const pairParts = await listParts(dir, 'pairs');
   for (const file of pairParts) await checkPart(dir, file);
-  const staging = resolveInside(dir, join('consensus', `.${name}.${process.pid}.tmp`));
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
 
   const summary: ConsensusSummary = {
     dir,
@@ -158,74 +155,77 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   let agree = 0;
   let compared = 0;
   const specs = consensusSpecs(metrics);
-  for (const file of pairParts) {
-    const part = await readPart(dir, file);
-    const n = part.numRows;
-    const col = (name: string) => part.getChild(name)!;
-    const pairIds = col('pair_id').toArray() as string[];
-    const prompts = col('prompt_id').toArray() as string[];
-    const imageA = col('image_a').toArray() as string[];
-    const imageB = col('image_b').toArray() as string[];
-    const humanColumn = col('human_pref');
-    const splits = col('split');
-    const human = new Float64Array(n);
-    for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
-    const scoreA = metrics.map(() => new Float64Array(n));
-    const scoreB = metrics.map(() => new Float64Array(n));
-    for (let m = 0; m < metrics.length; m++) {
+  await mkdir(join(dir, 'consensus'), { recursive: true });
+  await replaceFolder(resolveInside(dir, folder), async (staging) => {
+    for (const file of pairParts) {
+      const part = await readPart(dir, file);
+      const n = part.numRows;
+      const col = (name: string) => part.getChild(name)!;
+      const pairIds = col('pair_id').toArray() as string[];
+      const prompts = col('prompt_id').toArray() as string[];
+      const imageA = col('image_a').toArray() as string[];
+      const imageB = col('image_b').toArray() as string[];
+      const humanColumn = col('human_pref');
+      const splits = col('split');
+      const human = new Float64Array(n);
+      for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+      const scoreA = metrics.map(() => new Float64Array(n));
+      const scoreB = metrics.map(() => new Float64Array(n));
+      for (let m = 0; m < metrics.length; m++) {
+        for (let i = 0; i < n; i++) {
+          scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
+          scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
+        }
+      }
+      const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
+      const out = computeConsensus(plan, input, allocateConsensusColumns(metrics.length, n));
+      const columns: Record<string, ArrayLike<unknown>> = {
+        pair_id: pairIds,
+        prompt_id: prompts,
+        image_a: imageA,
+        image_b: imageB,
+        human_pref: Array.from(human, nullIfNaN),
+        split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+        votes_a: Int32Array.from(out.votesA),
+        votes_b: Int32Array.from(out.votesB),
+        label: Array.from(out.label, nullIfNaN),
+        soft: Array.from(out.soft, nullIfNaN),
+        margin: Array.from(out.margin, nullIfNaN),
+        disagreement: Array.from(out.disagreement, nullIfNaN),
+        kept: Array.from(out.kept, (k) => k === 1),
+        tie: Array.from(out.tie, (t) => t === 1),
+        reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+      };
+      metrics.forEach((m, j) => {
+        columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
+        columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
+      });
+      const name = basename(file).replace(/\.arrow$/, '.parquet');
+      await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
       for (let i = 0; i < n; i++) {
-        scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
-        scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
+        summary.pairs++;
+        summary.ties_count += out.tie[i]!;
+        summary.kept += out.kept[i]!;
+        const reason = LABEL_REASONS[out.reason[i]!]!;
+        summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
+        const label = out.label[i]!;
+        const h = human[i]!;
+        if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+          compared++;
+          if (label === h) agree++;
+        }
       }
     }
-    const out = computeConsensus(plan, { length: n, scoreA, scoreB, humanPref: human, pairIds }, allocateConsensusColumns(metrics.length, n));
-    const columns: Record<string, ArrayLike<unknown>> = {
-      pair_id: pairIds,
-      prompt_id: prompts,
-      image_a: imageA,
-      image_b: imageB,
-      human_pref: Array.from(human, nullIfNaN),
-      split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
-      votes_a: Int32Array.from(out.votesA),
-      votes_b: Int32Array.from(out.votesB),
-      label: Array.from(out.label, nullIfNaN),
-      soft: Array.from(out.soft, nullIfNaN),
-      margin: Array.from(out.margin, nullIfNaN),
-      disagreement: Array.from(out.disagreement, nullIfNaN),
-      kept: Array.from(out.kept, (k) => k === 1),
-      tie: Array.from(out.tie, (t) => t === 1),
-      reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
-    };
-    metrics.forEach((m, j) => {
-      columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
-      columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
-    });
-    const name = basename(file).replace(/\.arrow$/, '.parquet');
-    await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
-    for (let i = 0; i < n; i++) {
-      summary.pairs++;
-      summary.ties_count += out.tie[i]!;
-      summary.kept += out.kept[i]!;
-      const reason = LABEL_REASONS[out.reason[i]!]!;
-      summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
-      const label = out.label[i]!;
-      const h = human[i]!;
-      if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
-        compared++;
-        if (label === h) agree++;
-      }
-    }
-  }
-  const voted = summary.pairs - (summary.byReason.missing ?? 0);
-  summary.tieRate = voted > 0 ? summary.ties_count / voted : null;
-  summary.humanAgreement = compared > 0 ? agree / compared : null;
-  await writeFile(join(staging, 'options.json'), `${JSON.stringify({ ...consensusOptions, rule, ties: summary.ties, temperatures }, null, 2)}\n`);
-  // Swap the finished folder in: the old one moves aside first, so a crash leaves one whole version.
-  const target = resolveInside(dir, folder);
-  const old = `${target}.${process.pid}.old`;
-  await rename(target, old).catch(() => undefined);
-  await rename(staging, target);
-  await rm(old, { recursive: true, force: true });
+    const voted = summary.pairs - (summary.byReason.missing ?? 0);
+    summary.tieRate = voted > 0 ? summary.ties_count / voted : null;
+    summary.humanAgreement = compared > 0 ? agree / compared : null;
+    const written = { ...consensusOptions, rule, ties: summary.ties, temperatures };
+    await writeFile(join(staging, 'options.json'), `${JSON.stringify(written, null, 2)}\n`);
+  }, {
+    // Everything under consensus/ of the dataset directory is this stage's output.
+    isOurs: async () => true,
+    refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
+  });
   summary.seconds = (Date.now() - started.getTime()) / 1000;
   await updateManifest(dir, (m) => {
     m.runs.push(

@@ -15,11 +15,12 @@
 // first, then the pairs are read a consensus row group at a time and their images copied out of the images parts,
 // the most recently used two of which stay loaded (pairs and the images they reference come from the same ingest
 // unit, so consecutive pairs mostly need the same part).
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, realpath } from 'node:fs/promises';
+import { replaceFolder } from '../io/atomic.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
+import { openDatasetParquet, openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
 import { readManifest, runRecord, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
@@ -65,6 +66,32 @@ export interface ExportSummary {
 }
 
 const MAX_ROW_GROUP = 256;
+const EXPORT_SOURCE = 'balanced-dpo export';
+const PART_NAME = /^part-\d{5}\.parquet$/;
+
+/** The real path of `path`, or of its nearest existing ancestor with the rest appended. */
+async function realPathOf(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(await realPathOf(parent), basename(path));
+  }
+}
+
+/**
+ * An export folder holds part files only, each tagged by its metadata as written by this command: such a folder (or
+ * an empty one) may be replaced; anything else may hold the user's files.
+ */
+async function isOwnExport(folder: string): Promise<boolean> {
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    if (!entry.isFile() || !PART_NAME.test(entry.name)) return false;
+    const source = await openParquet(join(folder, entry.name)).catch(() => null);
+    const tag = source?.metadata.key_value_metadata?.find((kv) => kv.key === 'source')?.value;
+    if (tag !== EXPORT_SOURCE) return false;
+  }
+  return true;
+}
 
 
 interface PendingPair {
@@ -145,9 +172,14 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
   const consensusFiles = await listParquetParts(dir, `consensus/${options.rule}`);
   if (consensusFiles.length === 0) throw new ExportError(`${dir}: no consensus/${options.rule}/part-*.parquet (run bdpo consensus first)`);
   const out = resolve(options.out);
-  if (out.startsWith(`${resolve(dir)}/`) || out === resolve(dir)) {
+  const realOut = await realPathOf(out);
+  const realDir = await realPathOf(resolve(dir));
+  if (realOut === realDir || realOut.startsWith(`${realDir}/`)) {
     // Inside the dataset it would look like a table of it to every later stage.
     throw new ExportError(`--out must be outside the dataset directory ${dir}`);
+  }
+  if (realDir.startsWith(`${realOut}/`)) {
+    throw new ExportError(`--out ${out} holds the dataset directory ${dir}: name a new folder (or a .parquet file) for the export`);
   }
   const single = out.endsWith('.parquet');
   const splits = options.splits && options.splits.length > 0 ? new Set(options.splits) : null;
@@ -172,10 +204,7 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     seconds: 0,
   };
 
-  const staging = single ? dirname(out) : join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
-  if (!single) await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-
+  let staging = dirname(out);
   let columns = emptyColumns(metrics);
   let partBytes = 0;
   const flush = async (): Promise<void> => {
@@ -185,14 +214,14 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     const data: Record<string, ArrayLike<unknown>> = { ...columns, votes_a: Int32Array.from(columns.votes_a), votes_b: Int32Array.from(columns.votes_b) };
     await writeParquetPart(staging, name, specs, data, {
       rowGroupSize,
-      metadata: { format, rule: options.rule, source: 'balanced-dpo export' },
+      metadata: { format, rule: options.rule, source: EXPORT_SOURCE },
     });
     summary.files.push(name);
     columns = emptyColumns(metrics);
     partBytes = 0;
   };
 
-  try {
+  const build = async (): Promise<void> => {
     for (const file of consensusFiles) {
       const source = await openDatasetParquet(dir, file);
       const missing = metrics.filter((m) => !source.columns.includes(`p_${m}`));
@@ -260,16 +289,18 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     }
     await flush();
     if (summary.pairs === 0) throw new ExportError(`consensus/${options.rule} has no kept pair${splits ? ` in split ${[...splits].join(', ')}` : ''}: nothing to export`);
-    if (!single) {
-      // Swap the finished folder in: the old one moves aside first, so a crash leaves one whole version.
-      const old = `${out}.${process.pid}.old`;
-      await rename(out, old).catch(() => undefined);
-      await rename(staging, out);
-      await rm(old, { recursive: true, force: true });
-    }
-  } catch (error) {
-    if (!single) await rm(staging, { recursive: true, force: true });
-    throw error;
+  };
+  if (single) {
+    await mkdir(staging, { recursive: true });
+    await build();
+  } else {
+    await replaceFolder(out, async (folder) => {
+      staging = folder;
+      await build();
+    }, {
+      isOurs: isOwnExport,
+      refuse: (target, why) => new ExportError(`--out ${target}: ${why}, so not an export to replace: name a new or empty folder`),
+    });
   }
   summary.seconds = (Date.now() - started.getTime()) / 1000;
   await updateManifest(dir, (m) => {

@@ -2,6 +2,7 @@
 //
 // RUN/ holds config.json (the resolved config), metrics.jsonl (one JSON object per line: `phase` "pretrain", "train"
 // or "validation"), checkpoint-<step>/ folders and `latest`, a one-line pointer to the newest complete checkpoint.
+// train.lock, held while a run goes, makes a second run of the same RUN/ fail at once instead of interleaving with it.
 // A checkpoint is built in a hidden folder and renamed into place before `latest` is replaced (both atomic), so
 // `latest` always names a whole checkpoint: the trainer state (model, reference, AdamW moments, generator words; see
 // checkpoint.ts), run.json (the loader's position and the config) and, with a moving reference, anchor.safetensors.
@@ -16,9 +17,11 @@
 // Pre-training (pretrainMseSteps > 0, for a model that does not denoise yet) runs plain ε-MSE steps on both images
 // of the training pairs, with a loader and generator of its own, then writes checkpoint-0: the DPO starting point.
 // A run interrupted during pre-training starts it again.
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
-import { join } from 'node:path';
+import { acquireLock, describeHolder, LockBusyError, type Lock } from '../io/lock.ts';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
@@ -119,6 +122,7 @@ export interface TrainSummary {
 const RUN_FORMAT = 'balanced-dpo/train-run@1';
 const LATEST = 'latest';
 const METRICS = 'metrics.jsonl';
+const RUN_LOCK = 'train.lock';
 
 interface RunState {
   format: typeof RUN_FORMAT;
@@ -552,7 +556,42 @@ function resolveConfig(out: string, rule: string, given: TrainConfig | undefined
   return given;
 }
 
+/** Two runs writing one RUN/ would interleave their metrics and checkpoints: a run holds RUN/train.lock throughout. */
+async function lockRunFolder(out: string): Promise<{ lock: Lock; created: string | undefined }> {
+  const created = await mkdir(out, { recursive: true });
+  try {
+    return { lock: await acquireLock(join(out, RUN_LOCK), { wait: false, staleMs: Number.POSITIVE_INFINITY }), created };
+  } catch (error) {
+    await removeIfEmpty(out, created);
+    if (!(error instanceof LockBusyError)) throw error;
+    const { holder } = error;
+    const since = holder.since ? ` since ${holder.since}` : '';
+    const remote = holder.host !== hostname() ? `; if it no longer runs there, remove ${error.lockPath}` : '';
+    const who = `${describeHolder(holder)}${since}`;
+    throw new TrainError(`${out} is in use by another train run (${who}): wait for it or choose another --out${remote}`);
+  }
+}
+
 export async function runTrain(dir: string, options: TrainOptions): Promise<TrainSummary> {
+  const { lock, created } = await lockRunFolder(options.out);
+  try {
+    return await runLocked(dir, options);
+  } finally {
+    await lock.release();
+    // A run that could not start leaves no RUN/ behind.
+    await removeIfEmpty(options.out, created);
+  }
+}
+
+/** Removes the folders from `out` up to `first` (the first one mkdir created), as long as they are empty. */
+async function removeIfEmpty(out: string, first: string | undefined): Promise<void> {
+  if (first === undefined) return;
+  for (let folder = resolve(out); folder.length >= first.length; folder = dirname(folder)) {
+    if (!(await rmdir(folder).then(() => true, () => false))) return;
+  }
+}
+
+async function runLocked(dir: string, options: TrainOptions): Promise<TrainSummary> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   const { out, rule } = options;
