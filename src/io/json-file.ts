@@ -135,3 +135,8 @@ function firstJsonError(text: string): { offset: number; problem: string } {
     }
   }
 }
+
+/** A file that is not there (ENOENT), as opposed to one that is there and damaged. */
+export function isMissingFile(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}

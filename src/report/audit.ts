@@ -4,6 +4,7 @@
 // contested-pair heaps, the prompt → category map and the HPD ranked groups (a few pairs each), not the pairs.
 // Scores are read again only for the histograms (two passes over the score column) and, when ranked groups exist,
 // through the score table for Kendall's τ. The page and the JSON are written from one report object.
+import { isMissingFile, readJsonFile } from '../io/json-file.ts';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
@@ -403,9 +404,11 @@ const cellNumber = (x: ParquetCell): number | null => {
 
 async function readConsensusOptions(folder: string): Promise<{ rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] }> {
   try {
-    return JSON.parse(await readFile(join(folder, 'options.json'), 'utf8')) as { rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] };
-  } catch {
-    return {};
+    return (await readJsonFile(join(folder, 'options.json'))) as { rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] };
+  } catch (error) {
+    // A folder without options.json (written by hand) has no recorded options; a damaged one is an error.
+    if (isMissingFile(error)) return {};
+    throw error;
   }
 }
 
@@ -416,8 +419,9 @@ async function rankedRefs(dir: string, consensusFile: string): Promise<Map<strin
   let part;
   try {
     part = await readPart(dir, pairsFile);
-  } catch {
-    return refs;
+  } catch (error) {
+    if (isMissingFile(error)) return refs;
+    throw error;
   }
   const ids = part.getChild('pair_id');
   const sourceRefs = part.getChild('source_ref');

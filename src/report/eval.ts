@@ -2,6 +2,7 @@
 // generations (ingested with `bdpo ingest images`, scored with `bdpo label`). Images are paired by (prompt, seed);
 // both sides must cover exactly the same (prompt, seed)s — a difference is an error that names what is missing,
 // never a silent subset. Memory: one small record per generation and the two score tables.
+import { isMissingFile, readJsonFile } from '../io/json-file.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
@@ -190,8 +191,10 @@ async function metricInfos(dir: string): Promise<Map<string, MetricInfo | null>>
   const infos = new Map<string, MetricInfo | null>();
   for (const name of await listScoredMetrics(dir)) {
     try {
-      infos.set(name, JSON.parse(await readFile(join(dir, 'scores', name, 'metric.json'), 'utf8')) as MetricInfo);
-    } catch {
+      infos.set(name, (await readJsonFile(join(dir, 'scores', name, 'metric.json'))) as MetricInfo);
+    } catch (error) {
+      // No metric.json: the metric is listed as ignored, with that reason; a damaged one is an error.
+      if (!isMissingFile(error)) throw error;
       infos.set(name, null);
     }
   }

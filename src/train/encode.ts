@@ -25,7 +25,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
+import { checkPart, listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import {
   addCounts,
@@ -307,6 +307,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   const imageParts = await listParts(dir, 'images');
   const promptParts = await listParts(dir, 'prompts');
   if (imageParts.length === 0 || promptParts.length === 0) throw new EncodeError(`${dir}: no images/ or prompts/ parts (run bdpo ingest first)`);
+  // A damaged part late in the list fails the run before its first output, as in label.
+  for (const file of [...imageParts, ...promptParts]) await checkPart(dir, file);
 
   // Hashes recorded by an earlier run are reused for files of the same size and mtime (SD's text encoder is 0.5 GB).
   const [vaeInput, textInput, tokenizerInput] = (await describeInputs(dir, [
