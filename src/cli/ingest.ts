@@ -7,6 +7,7 @@ import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
 import { createProgress } from '../progress.ts';
 import { COUNT, integerOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
 import { listing } from '../format.ts';
+import { INGEST_USAGE as USAGE } from './help.ts';
 
 const COMMON: OptionSpec = {
   out: { type: 'string', short: 'o' },
@@ -16,26 +17,6 @@ const COMMON: OptionSpec = {
   'no-decode': { type: 'boolean' },
   json: { type: 'boolean' },
 };
-
-const COMMON_HELP = `  --out, -o DIR       dataset directory to write (created if needed; re-runs skip finished parts)
-  --shard i/n         ingest shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
-                      or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT
-  --max-pixels N      reject images larger than N pixels, read from the header (default 89478485, as PIL)
-  --no-decode         trust image headers instead of decoding every image (faster, misses truncated files)
-  --json              print the summary as JSON on stdout`;
-
-const USAGE = `usage: bdpo ingest <pickapic|hpd|parti|images> … --out DIR
-
-  bdpo ingest pickapic <shard.parquet|folder>… --out DIR [--split NAME]
-  bdpo ingest hpd <HPDv2 root> --out DIR
-  bdpo ingest parti <PartiPrompts.tsv> --out DIR
-  bdpo ingest images <folder> --prompts <list.tsv|list.json> [--model NAME] --out DIR
-
-Pick-a-Pic v2 Parquet shards are read row group by row group; the split comes from the file name
-(train-00000-of-00645.parquet, validation_unique-…). HPDv2: train.json pairs, test.json ranked groups, benchmark
-prompt lists. Generated images are named by 0-based prompt index, optionally _seed: 00012.jpg, 12_3.png.
-
-${COMMON_HELP}`;
 
 export async function ingestCommand(argv: string[]): Promise<number> {
   const [source, ...rest] = argv;

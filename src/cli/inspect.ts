@@ -2,11 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { formatDatasetSummary, inspectDataset } from '../inspect.ts';
 import { parseCommand, UsageError } from './args.ts';
-
-const USAGE = `usage: bdpo inspect DIR [--json]
-
-Counts by source and split, images by format, rejects by reason, the balance of human labels and the tie rate,
-and what every stage run read, took and rejected (read = taken + rejected).`;
+import { INSPECT_USAGE as USAGE } from './help.ts';
 
 export async function inspectCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, { json: { type: 'boolean' } }, USAGE);

@@ -3,15 +3,8 @@ import { runLabel, type LabelSummary } from '../label/run.ts';
 import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
 import { createProgress } from '../progress.ts';
 import { listing } from '../format.ts';
-import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
-
-const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
-
-Scores every (image, prompt) of DIR once with every metric into scores/<metric>/part-*.parquet. A metric is a JSON
-file beside its ONNX model(s) (see data/metrics/). Re-runs skip finished parts; a new metric scores only itself.
-  --metrics a.json b.json …   metric files (repeat the flag or list them after it)
-  --batch-size N              images per ONNX batch (default 16)
-${RUN_OPTIONS_HELP}`;
+import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
+import { LABEL_USAGE, CONSENSUS_USAGE, CALIBRATE_USAGE } from './help.ts';
 
 function one(parsed: Parsed, usage: string): string {
   if (parsed.positionals.length < 1) throw new UsageError(usage.split('\n')[0]!);
@@ -73,13 +66,6 @@ export async function labelCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-const CONSENSUS_USAGE = `usage: bdpo consensus DIR --rule <rule> [--ties drop|half|human|<metric>] [--margin δ] [--weights m=w,…] [--seed n] [--metrics a,b] [--uncalibrated] [--json]
-
-Rules: majority (BalancedDPO), mean-prob, vanilla (sum of raw scores), normalized (sum of z-scores), random (one
-metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*.parquet from the cached scores
-(options other than the defaults are appended to the folder name, e.g. majority.ties-half; --name NAME overrides);
-uses temperatures fitted by \`bdpo calibrate\` when DIR has them (--uncalibrated: the metric JSONs' τ).`;
-
 export async function consensusCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(
     argv,
@@ -101,6 +87,13 @@ export async function consensusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = one(parsed, CONSENSUS_USAGE);
+  const rule = stringOption(parsed, 'rule');
+  if (rule === undefined || rule.trim() === '') {
+    throw new UsageError('--rule is required: majority, mean-prob, vanilla, normalized, random, human or single:<metric>');
+  }
+  const name = stringOption(parsed, 'name');
+  // The library checks this too, but only after reading the scores, and as a plain error.
+  if (name !== undefined && !/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new UsageError(`--name must be a plain folder name, got "${name}"`);
   // Checked here for a usage error; the library parses the text again (the folder name is built from it).
   numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
   integerOption(parsed, 'seed', SEED);
@@ -110,7 +103,7 @@ export async function consensusCommand(argv: string[]): Promise<number> {
   };
   const metrics = stringOption(parsed, 'metrics');
   const summary = await runConsensus(dir, {
-    rule: stringOption(parsed, 'rule') ?? 'majority',
+    rule,
     ...pick('ties'),
     ...pick('margin'),
     ...pick('weights'),
@@ -129,16 +122,11 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
   return [
     `consensus ${s.rule}, ties ${s.ties}, margin δ=${s.margin} → ${s.dir}/${s.output}`,
     `  metrics: ${taus.join(', ')}`,
-    `  pairs ${s.pairs}: kept ${s.kept}, tie rate ${pct(s.tieRate)} (${s.ties_count} ties)`,
+    `  pairs ${s.pairs}: kept ${s.kept}, tie rate ${pct(s.tieRate)} (${s.tiesCount} ties)`,
     `  by reason: ${listing(s.byReason)}`,
     `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}`,
   ].join('\n');
 }
-
-const CALIBRATE_USAGE = `usage: bdpo calibrate DIR [--metrics a,b] [--json]
-
-Fits each metric's temperature τ of p = σ((s_a − s_b)/τ) by maximum likelihood against the human labels in DIR and
-writes calibration.json, which \`bdpo consensus\` then uses.`;
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, { metrics: { type: 'string' }, json: { type: 'boolean' } }, CALIBRATE_USAGE);

@@ -1,24 +1,27 @@
 // The `bdpo` entry point: a thin shell over the library. Each command parses its arguments and calls the API; errors
 // a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
 import { UsageError } from './args.ts';
+import * as help from './help.ts';
 import { TOOL_VERSION } from '../version.ts';
 import { setLockNoticeListener } from '../io/lock.ts';
+import { ShardError } from '../shard.ts';
+import { ConsensusFlagError } from '../label/consensus.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
-// Each command's modules load only when it runs: `bdpo --help` and `bdpo inspect` need not load ONNX Runtime or
-// TensorFlow.js.
-const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
-  ingest: { load: async () => (await import('./ingest.ts')).ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory' },
-  inspect: { load: async () => (await import('./inspect.ts')).inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset' },
-  label: { load: async () => (await import('./label.ts')).labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/' },
-  calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels" },
-  consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
-  audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
-  encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
-  train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)' },
-  export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
-  eval: { load: async () => (await import('./report.ts')).evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json' },
+// Each command's modules load only when it runs, and not for its --help: `bdpo --help`, `bdpo label --help` and
+// `bdpo inspect` need not load ONNX Runtime or TensorFlow.js.
+const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string; help: string }> = {
+  ingest: { load: async () => (await import('./ingest.ts')).ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory', help: help.INGEST_USAGE },
+  inspect: { load: async () => (await import('./inspect.ts')).inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset', help: help.INSPECT_USAGE },
+  label: { load: async () => (await import('./label.ts')).labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/', help: help.LABEL_USAGE },
+  calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels", help: help.CALIBRATE_USAGE },
+  consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores', help: help.CONSENSUS_USAGE },
+  audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json', help: help.AUDIT_USAGE },
+  encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training', help: help.ENCODE_USAGE },
+  train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)', help: help.TRAIN_USAGE },
+  export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read', help: help.EXPORT_USAGE },
+  eval: { load: async () => (await import('./report.ts')).evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json', help: help.EVAL_USAGE },
 };
 
 function usage(): string {
@@ -36,9 +39,9 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
-  if (name === '--version') {
+  if (name === '--version' || name === '-V') {
     console.log(TOOL_VERSION);
     return 0;
   }
@@ -46,6 +49,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!command) {
     console.error(`bdpo: unknown command "${name}"\n${usage()}`);
     return 2;
+  }
+  const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (options.includes('--help') || options.includes('-h')) {
+    console.log(command.help);
+    return 0;
   }
   // A wait for another process's lock, or a lock broken, is said at once: it would otherwise look like a hang.
   setLockNoticeListener((message) => console.error(`bdpo ${name}: ${message}`));
@@ -55,6 +63,11 @@ export async function main(argv: string[]): Promise<number> {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`bdpo ${name}: ${message}`);
     if (process.env.BDPO_DEBUG && error instanceof Error) console.error(error.stack);
-    return error instanceof UsageError ? 2 : 1;
+    return isUsageError(error) ? 2 : 1;
   }
+}
+
+/** A bad option value is exit 2 wherever it is caught: in the CLI, or by the library that parses the value. */
+function isUsageError(error: unknown): boolean {
+  return error instanceof UsageError || error instanceof ShardError || error instanceof ConsensusFlagError;
 }

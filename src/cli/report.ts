@@ -2,31 +2,7 @@
 import { formatAuditSummary, runAudit } from '../report/audit.ts';
 import { formatEvalSummary, runEval } from '../report/eval.ts';
 import { integerOption, parseCommand, requireOption, SEED, stringOption, UsageError, type IntegerRange } from './args.ts';
-
-const AUDIT_USAGE = `usage: bdpo audit DIR [--rule majority] --out report/ [--top 24] [--bins 30] [--json]
-
-Where the metrics disagree, with each other and with the human labels, from DIR's consensus/<rule>/ files: raw
-agreement and Cohen's κ between every two raters, Fleiss' κ across the metrics, tie-aware accuracy against humans,
-Kendall's τ within HPD's ranked groups, tie rates and vote patterns, per split and per category; score histograms,
-reliability curves, and the most contested pairs as pictures. Writes OUT/report.html (one self-contained page,
-works offline) and OUT/report.json (every number of the page).
-  --rule R     the consensus files read: a rule (default majority) or a folder under consensus/, e.g. majority.ties-half
-  --top N      contested pairs shown, and pairs where consensus and humans differ (default 24 each)
-  --bins N     histogram bins of the score distributions (default 30)
-  --json       print report.json's content instead of the text summary`;
-
-const EVAL_USAGE = `usage: bdpo eval --a DIR_A --b DIR_B --out report/ [--model-a M] [--model-b M] [--top 24] [--resamples 2000] [--seed 0] [--json]
-
-Win rate of model A over model B per metric, from two dataset directories of generations (bdpo ingest images, then
-bdpo label): images are paired by prompt and seed, equal scores count ½, 95% bootstrap intervals resample prompts;
-the average over metrics; per category and per challenge. Only metrics scored (same version) on both sides. The
-two sides must hold the same (prompt, seed)s. Writes OUT/report.html and OUT/report.json.
-  --model-a M      only model M's images of DIR_A (a dataset holding several models, e.g. HPD's benchmark);
-  --model-b M      likewise for DIR_B (DIR_A and DIR_B may then be the same directory)
-  --top N          prompts in the gallery of largest score gaps (default 24)
-  --resamples N    bootstrap resamples (default 2000)
-  --seed N         bootstrap seed (default 0)
-  --json           print report.json's content instead of the text summary`;
+import { AUDIT_USAGE, EVAL_USAGE } from './help.ts';
 
 // Galleries of more pairs than this, or finer histograms, make a page nobody can read.
 const TOP: IntegerRange = { min: 0, max: 10_000 };

@@ -1,34 +1,10 @@
 // `bdpo encode` and `bdpo export`: argument parsing over the training stage's data library.
-import { runEncode, SD_SCALING_FACTOR, type EncodeSummary } from '../train/encode.ts';
+import { runEncode, type EncodeSummary } from '../train/encode.ts';
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../train/export.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { listing } from '../format.ts';
-import { BATCH_SIZE, COUNT, integerOption, numberOption, parseCommand, requireOption, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
-
-const ENCODE_USAGE = `usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] [--tokenizer tokenizer.json] [--shard i/n] [--json]
-
-Caches what training needs, so that it never touches an image or a text model: VAE latents of the images of the
-kept pairs of consensus/<R> (of every pair without --rule) into latents/part-*.parquet, and text-encoder hidden
-states of their prompts (plus the empty prompt) into text/part-*.parquet, float16. Re-runs skip finished parts.
-  --vae FILE                  VAE encoder: pixel_values [n, 3, H, W] in [-1, 1] → latent_mean
-  --text FILE                 text encoder: input_ids [n, 77] → last_hidden_state
-  --tokenizer FILE            tokenizer.json or vocab.json (default: beside --text, or ../tokenizer/)
-  --rule R                    folder under consensus/ (default: every pair in pairs/)
-  --resolution N              short side resize + centre crop, a multiple of 8 (default 64)
-  --scaling-factor X          latent scale (default ${SD_SCALING_FACTOR}, SD 1.x/2.x)
-  --batch-size N              images per VAE batch (default 8)
-${RUN_OPTIONS_HELP}`;
-
-const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--json]
-
-Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the public Diffusion-DPO trainers read:
-caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1, 0.5: a tie kept by
---ties half), label_1, and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
-p_<metric>). --out is a folder of part files (row groups of ≤ 256 rows, bounded memory), or one file when it ends
-in .parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
-earlier export; any other folder, or one holding the dataset, is refused.
-  --split s,…                 only these splits (e.g. train)
-  --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;
+import { BATCH_SIZE, COUNT, integerOption, numberOption, parseCommand, requireOption, RUN_OPTIONS, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
+import { ENCODE_USAGE, EXPORT_USAGE } from './help.ts';
 
 function one(parsed: Parsed, usage: string): string {
   if (parsed.positionals.length !== 1) throw new UsageError(usage.split('\n')[0]!);

@@ -4,19 +4,9 @@ import { readTrainConfig, type TrainConfig } from '../train/config.ts';
 import { runTrain, type TrainSummary } from '../train/run.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { integerOption, parseCommand, requireOption, stringOption, UsageError } from './args.ts';
+import { TRAIN_USAGE } from './help.ts';
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
-
-const TRAIN_USAGE = `usage: bdpo train DIR --rule R --config train.json --out RUN/ [--resume] [--steps N] [--backend auto|wasm|cpu|tensorflow|tensorflow-gpu] [--json]
-
-Diffusion-DPO on the kept pairs of consensus/<R>, from the latents and text states cached by \`bdpo encode\`. Writes
-RUN/metrics.jsonl (a JSON line every logEvery steps, and one per validation), RUN/checkpoint-<step>/ (model,
-reference and optimizer safetensors, trainer.json, run.json) and RUN/latest, the newest complete checkpoint.
-  --config FILE       training config (see data/train/tiny.json); optional with --resume (the run's own)
-  --resume            continue RUN/ from RUN/latest (same seed → the same weights as an uninterrupted run)
-  --steps N           DPO steps to reach (overrides the config's steps)
-  --backend B         TensorFlow.js backend; auto: native GPU, native CPU, wasm, then the pure-JS cpu backend
-Exit code 1 when the MSE guard stopped the run (the denoiser degraded; see the config's mseGuard).`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand(

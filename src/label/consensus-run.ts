@@ -46,7 +46,7 @@ export interface ConsensusSummary {
   metrics: string[];
   temperatures: Record<string, { tau: number; source: 'metric' | 'calibrated' }>;
   pairs: number;
-  ties_count: number;
+  tiesCount: number;
   tieRate: number | null;
   kept: number;
   byReason: Record<string, number>;
@@ -144,7 +144,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     metrics,
     temperatures,
     pairs: 0,
-    ties_count: 0,
+    tiesCount: 0,
     tieRate: null,
     kept: 0,
     byReason: {},
@@ -204,7 +204,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
       await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
       for (let i = 0; i < n; i++) {
         summary.pairs++;
-        summary.ties_count += out.tie[i]!;
+        summary.tiesCount += out.tie[i]!;
         summary.kept += out.kept[i]!;
         const reason = LABEL_REASONS[out.reason[i]!]!;
         summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
@@ -217,7 +217,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
       }
     }
     const voted = summary.pairs - (summary.byReason.missing ?? 0);
-    summary.tieRate = voted > 0 ? summary.ties_count / voted : null;
+    summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
     summary.humanAgreement = compared > 0 ? agree / compared : null;
     const written = { ...consensusOptions, rule, ties: summary.ties, temperatures };
     await writeFile(join(staging, 'options.json'), `${JSON.stringify(written, null, 2)}\n`);

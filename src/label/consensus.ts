@@ -69,6 +69,24 @@ export class ConsensusOptionError extends Error {
   override name = 'ConsensusOptionError';
 }
 
+/** A bad value of one consensus flag (--rule, --ties, …): the message starts with the flag, and the CLI exits 2. */
+export class ConsensusFlagError extends ConsensusOptionError {
+  override name = 'ConsensusFlagError';
+  constructor(readonly flag: string, message: string) {
+    super(`--${flag}: ${message}`);
+  }
+}
+
+/** `parse()`, with its ConsensusOptionError turned into a ConsensusFlagError naming `flag`. */
+function parseFlag<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ConsensusOptionError && !(error instanceof ConsensusFlagError)) throw new ConsensusFlagError(flag, error.message);
+    throw error;
+  }
+}
+
 export const LABEL_REASONS = [
   'decided',
   'tie-dropped',
@@ -188,16 +206,20 @@ export function parseConsensusOptions(
   context: { readonly metrics: readonly string[]; readonly temperatures: Readonly<Record<string, number>> },
 ): ConsensusOptions {
   const { metrics, temperatures } = context;
-  const rule = parseRule(args.rule ?? 'majority', metrics);
+  const rule = parseFlag('rule', () => parseRule(args.rule ?? 'majority', metrics));
+  const { margin, seed, weights } = args;
   const options: ConsensusOptions = {
     metrics: [...metrics],
     rule,
-    ties: parseTiePolicy(args.ties ?? 'drop', metrics),
-    margin: args.margin === undefined ? 0 : parseMargin(args.margin),
+    ties: parseFlag('ties', () => parseTiePolicy(args.ties ?? 'drop', metrics)),
+    margin: margin === undefined ? 0 : parseFlag('margin', () => parseMargin(margin)),
     temperatures: { ...temperatures },
-    seed: args.seed === undefined ? 0 : parseSeed(args.seed),
-    ...(args.weights === undefined ? {} : { weights: parseWeights(args.weights, metrics) }),
+    seed: seed === undefined ? 0 : parseFlag('seed', () => parseSeed(seed)),
+    ...(weights === undefined ? {} : { weights: parseFlag('weights', () => parseWeights(weights, metrics)) }),
   };
+  if (options.weights !== undefined && rule.kind !== 'majority' && rule.kind !== 'mean-prob') {
+    throw new ConsensusFlagError('weights', `weights apply to majority and mean-prob only, not ${formatRule(rule)}`);
+  }
   validateOptions(options);
   return options;
 }

@@ -288,6 +288,15 @@ function emptySummary(): CacheSummary {
   return { encoded: 0, done: 0, reused: 0, partsWritten: 0, partsSkipped: 0, shape: null };
 }
 
+async function requireFile(flag: string, path: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+    throw new EncodeError(`--${flag} ${path}: ${error.message}`);
+  });
+  if (info === null) throw new EncodeError(`--${flag} ${path}: no such file`);
+  if (!info.isFile()) throw new EncodeError(`--${flag} ${path}: not a file`);
+}
+
 export async function runEncode(dir: string, options: EncodeOptions): Promise<EncodeSummary> {
   const started = new Date();
   const shard = options.shard ?? WHOLE;
@@ -310,6 +319,9 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   // A damaged part late in the list fails the run before its first output, as in label.
   for (const file of [...imageParts, ...promptParts]) await checkPart(dir, file);
 
+  // The files the user named, in order, before the default tokenizer is looked for beside --text.
+  const named: Array<[string, string | undefined]> = [['vae', options.vae], ['text', options.text], ['tokenizer', options.tokenizer]];
+  for (const [flag, path] of named) if (path !== undefined) await requireFile(flag, path);
   // Hashes recorded by an earlier run are reused for files of the same size and mtime (SD's text encoder is 0.5 GB).
   const [vaeInput, textInput, tokenizerInput] = (await describeInputs(dir, [
     options.vae,

@@ -300,7 +300,7 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
      ${from}`,
   );
   assert.equal(summary.pairs, Number(totals!.pairs));
-  assert.equal(summary.ties_count, Number(totals!.ties));
+  assert.equal(summary.tiesCount, Number(totals!.ties));
   assert.equal(summary.kept, Number(totals!.kept));
   assert.equal(summary.tieRate, Number(totals!.voted) > 0 ? Number(totals!.ties) / Number(totals!.voted) : null);
   assertNear(summary.humanAgreement, totals!.agree === null ? null : Number(totals!.agree), 'humanAgreement');

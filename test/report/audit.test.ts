@@ -60,7 +60,7 @@ describe('audit statistics against the hand-computed table', () => {
     // Ties: pairs 3, 7, 10, 11 of 12 voted pairs.
     assert.equal(o.consensusTies, 4);
     close(o.tieRate, 1 / 3);
-    assert.equal(fixture.consensus.ties_count, 4);
+    assert.equal(fixture.consensus.tiesCount, 4);
   });
 
   test("Cohen's κ and raw agreement between raters", () => {

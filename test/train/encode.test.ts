@@ -300,7 +300,7 @@ describe('runEncode of a rule', () => {
     await writeScores(dir);
     const drop = await runConsensus(dir, { rule: 'majority' });
     const half = await runConsensus(dir, { rule: 'majority', ties: 'half' });
-    assert.ok(drop.kept < half.kept && drop.ties_count > 0, `ties: ${drop.ties_count}`);
+    assert.ok(drop.kept < half.kept && drop.tiesCount > 0, `ties: ${drop.tiesCount}`);
     const keptOf = async (rule: string) =>
       (await query(`SELECT prompt_id, image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus', rule, '*.parquet'))}) WHERE kept`)) as Array<{
         prompt_id: string;

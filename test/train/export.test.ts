@@ -51,7 +51,7 @@ before(async () => {
     await writeFile(join(dir, 'scores', m, 'metric.json'), JSON.stringify(info));
   }
   const drop = await runConsensus(dir, { rule: 'majority' });
-  assert.ok(drop.ties_count > 0 && drop.kept > 0);
+  assert.ok(drop.tiesCount > 0 && drop.kept > 0);
   await runConsensus(dir, { rule: 'majority', ties: 'half' });
   duck = await DuckDBInstance.create(':memory:', { threads: '1' });
   db = await duck.connect();
