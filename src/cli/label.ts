@@ -87,6 +87,9 @@ export async function consensusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = one(parsed, CONSENSUS_USAGE);
+  // Checked here for a usage error; the library parses the text again (the folder name is built from it).
+  numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
+  integerOption(parsed, 'seed', SEED);
   const rule = stringOption(parsed, 'rule');
   if (rule === undefined || rule.trim() === '') {
     throw new UsageError('--rule is required: majority, mean-prob, vanilla, normalized, random, human or single:<metric>');
@@ -94,9 +97,6 @@ export async function consensusCommand(argv: string[]): Promise<number> {
   const name = stringOption(parsed, 'name');
   // The library checks this too, but only after reading the scores, and as a plain error.
   if (name !== undefined && !/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new UsageError(`--name must be a plain folder name, got "${name}"`);
-  // Checked here for a usage error; the library parses the text again (the folder name is built from it).
-  numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
-  integerOption(parsed, 'seed', SEED);
   const pick = (name: string): Record<string, string> => {
     const value = stringOption(parsed, name);
     return value === undefined ? {} : { [name]: value };
