@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './io/atomic.ts';
+import { writeDatasetCard } from './core/dataset-card.ts';
 import { parseJsonText } from './io/json-file.ts';
 import { withLock } from './io/lock.ts';
 import { FORMAT_VERSION } from './schema.ts';
@@ -222,6 +223,14 @@ export async function describeInputs(dir: string, paths: readonly string[]): Pro
     );
   }
   return described;
+}
+
+/** Records a finished stage run, then refreshes the dataset card: the tables on disk may have changed. */
+export async function recordRun(dir: string, run: StageRun): Promise<void> {
+  await updateManifest(dir, (m) => {
+    m.runs.push(run);
+  });
+  await writeDatasetCard(dir);
 }
 
 export function emptyCounts(): Counts {

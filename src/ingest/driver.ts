@@ -18,7 +18,7 @@ import { sha256Hex } from '../ids.ts';
 import {
   emptyCounts,
   runRecord,
-  updateManifest,
+  recordRun, updateManifest,
   verifyPartBytes,
   type Counts,
   type InputFile,
@@ -143,9 +143,7 @@ export async function runIngest(
   summary.unitsWritten = done.written;
   summary.unitsSkipped = done.skipped;
 
-  await updateManifest(dir, (m) => {
-    m.runs.push(runRecord(`${STAGE} ${source}`, runOptions, inputs, summary.counts, started, shard));
-  });
+  await recordRun(dir, runRecord(`${STAGE} ${source}`, runOptions, inputs, summary.counts, started, shard));
   return summary;
 }
 

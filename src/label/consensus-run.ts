@@ -7,7 +7,7 @@ import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { readManifest, runRecord, updateManifest } from '../manifest.ts';
+import { readManifest, runRecord, recordRun, updateManifest } from '../manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { WHOLE } from '../shard.ts';
 import {
@@ -227,12 +227,11 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
   });
   summary.seconds = (Date.now() - started.getTime()) / 1000;
-  await updateManifest(dir, (m) => {
-    m.runs.push(
-      runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: options.weights ?? null, seed: options.seed ?? null, temperatures },
+  await recordRun(
+    dir,
+    runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: options.weights ?? null, seed: options.seed ?? null, temperatures },
         [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
-    );
-  });
+  );
   return summary;
 }
 

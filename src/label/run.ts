@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { runRecord, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
+import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
 import type { RejectReason, RejectRow } from '../schema.ts';
@@ -152,9 +152,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     await hub.dispose();
   }
   const seconds = (Date.now() - started.getTime()) / 1000;
-  await updateManifest(dir, (m) => {
-    m.runs.push(runRecord(STAGE, { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 }, [], totals, started, shard));
-  });
+  await recordRun(dir, runRecord(STAGE, { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 }, [], totals, started, shard));
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
 }
 

@@ -32,7 +32,7 @@ import {
   describeInputs,
   emptyCounts,
   runRecord,
-  updateManifest,
+  recordRun, updateManifest,
   type Counts,
   type InputFile,
   type PartRecord,
@@ -510,9 +510,9 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   }
   summary.seconds = (Date.now() - started.getTime()) / 1000;
   summary.imagesPerSecond = summary.seconds > 0 ? summary.latents.encoded / summary.seconds : 0;
-  await updateManifest(dir, (m) => {
-    m.runs.push(
-      runRecord(
+  await recordRun(
+    dir,
+    runRecord(
         STAGE,
         { selection: summary.selection, rule: options.rule ?? null, resolution, scalingFactor, batchSize, textBatchSize, maxLength: tokenizer.maxLength, padId: tokenizer.padId },
         [vaeInput, textInput, tokenizerInput],
@@ -520,8 +520,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         started,
         shard,
       ),
-    );
-  });
+  );
   return summary;
 }
 

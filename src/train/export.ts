@@ -21,7 +21,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { openDatasetParquet, openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
-import { readManifest, runRecord, updateManifest } from '../manifest.ts';
+import { readManifest, runRecord, recordRun, updateManifest } from '../manifest.ts';
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
 import { exportSpecs } from '../schema.ts';
@@ -303,9 +303,9 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     });
   }
   summary.seconds = (Date.now() - started.getTime()) / 1000;
-  await updateManifest(dir, (m) => {
-    m.runs.push(
-      runRecord(
+  await recordRun(
+    dir,
+    runRecord(
         'export',
         { rule: options.rule, format, out, splits: splits ? [...splits] : null, rowGroupSize, rowsPerPart, files: summary.files.length },
         [],
@@ -313,8 +313,7 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
         started,
         WHOLE,
       ),
-    );
-  });
+  );
   return summary;
 }
 
