@@ -19,15 +19,18 @@ states of their prompts (plus the empty prompt) into text/part-*.parquet, float1
   --batch-size N              images per VAE batch (default 8)
 ${RUN_OPTIONS_HELP}`;
 
-const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--json]
+const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--keep-ties] [--json]
 
 Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the public Diffusion-DPO trainers read:
-caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1, 0.5: a tie kept by
---ties half), label_1, and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
-p_<metric>). --out is a folder of part files (row groups of ≤ 256 rows, bounded memory), or one file when it ends
-in .parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
+caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1), label_1, model_0, model_1,
+and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b, p_<metric>). --out is a
+folder in HF datasets' layout: data/<split>-<k>-of-<n>.parquet (one split per file group, row groups of ≤ 256 rows,
+bounded memory) and a dataset card README.md listing the splits; or one file of every split when it ends in
+.parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
 earlier export; any other folder, or one holding the dataset, is refused.
   --split s,…                 only these splits (e.g. train)
+  --keep-ties                 also export ties (label_0 = 0.5, from --ties half); the trainers train them as jpg_0 wins
+                              (default: tied pairs are left out and counted)
   --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;
 
 function one(parsed: Parsed, usage: string): string {
@@ -112,6 +115,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       format: { type: 'string' },
       split: { type: 'string' },
       'rows-per-part': { type: 'string' },
+      'keep-ties': { type: 'boolean' },
       json: { type: 'boolean' },
     },
     EXPORT_USAGE,
@@ -131,7 +135,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
     format: format as ExportFormat,
     ...(split === undefined ? {} : { splits: split.split(',').map((s) => s.trim()).filter((s) => s.length > 0) }),
     ...(rowsPerPart === undefined ? {} : { rowsPerPart }),
+    keepTies: parsed.values['keep-ties'] === true,
   });
+  const ties = summary.byLabel['0.5'] ?? 0;
+  if (ties > 0) console.error(`${ties} tied pairs exported with label_0 = 0.5: diffusers and DiffusionDPO train them as jpg_0 wins`);
   if (parsed.values.json) {
     console.log(JSON.stringify(summary, null, 2));
     return 0;
@@ -144,6 +151,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
     [
       `export ${summary.dir} consensus/${summary.rule} → ${summary.out} (${summary.format})`,
       `  ${summary.pairs} pairs (${labels}) in ${summary.files.length} file(s), ${(summary.imageBytes / 1e6).toFixed(1)} MB of images`,
+      ...(Object.keys(summary.bySplit).length > 0 ? [`  splits: ${listing(summary.bySplit)}`] : []),
+      ...(summary.tiesLeftOut > 0 ? [`  ${summary.tiesLeftOut} tied pairs left out (--keep-ties exports them as label_0 = 0.5)`] : []),
       `  metrics: ${summary.metrics.join(', ') || '—'}; ${summary.seconds.toFixed(1)} s`,
     ].join('\n'),
   );
