@@ -149,6 +149,13 @@ describe('export layout', () => {
     await writeFile(join(foreign, 'README.md'), '# my dataset\n');
     await assert.rejects(runExport(dir, { rule: 'majority', out: foreign }), (e: Error) => e instanceof ExportError && /not an export/.test(e.message));
     assert.equal(await readFile(join(foreign, 'README.md'), 'utf8'), '# my dataset\n');
+    // An export of ours in the earlier layout (part files at the top) is still ours to replace.
+    const legacy = join(root, 'legacy');
+    await writeParquetPart(legacy, 'part-00000.parquet', SCORE_SPECS, { image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'] }, {
+      metadata: { source: 'balanced-dpo export' },
+    });
+    const replaced = await runExport(dir, { rule: 'majority', out: legacy });
+    assert.deepEqual(await listTree(legacy), replaced.files.slice().sort());
   });
 
   test('ties never reach the export without --keep-ties; they are left out and counted', async () => {
