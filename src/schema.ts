@@ -202,6 +202,8 @@ export function exportSpecs(metrics: readonly string[]): ColumnSpec[] {
     { name: 'jpg_1', type: 'binary', nullable: false },
     { name: 'label_0', type: 'double', nullable: false },
     { name: 'label_1', type: 'double', nullable: false },
+    { name: 'model_0', type: 'string', nullable: true },
+    { name: 'model_1', type: 'string', nullable: true },
     { name: 'pair_id', type: 'string', nullable: false },
     { name: 'split', type: 'string', nullable: true },
     { name: 'soft', type: 'double', nullable: true },

@@ -100,13 +100,16 @@ states of their prompts (plus the empty prompt) into text/part-*.parquet, float1
   --batch-size N              images per VAE batch (default 8)
 ${RUN_OPTIONS_HELP}`;
 
-export const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--json]
+export const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--keep-ties] [--json]
 
 Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the public Diffusion-DPO trainers read:
-caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1, 0.5: a tie kept by
---ties half), label_1, and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
-p_<metric>). --out is a folder of part files (row groups of ≤ 256 rows, bounded memory), or one file when it ends
-in .parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
+caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1), label_1, model_0, model_1,
+and the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b, p_<metric>). --out is a
+folder in HF datasets' layout: data/<split>-<k>-of-<n>.parquet (one split per file group, row groups of ≤ 256 rows,
+bounded memory) and a dataset card README.md listing the splits; or one file of every split when it ends in
+.parquet (built in memory: for small exports). An existing --out folder is replaced only when it is empty or an
 earlier export; any other folder, or one holding the dataset, is refused.
   --split s,…                 only these splits (e.g. train)
+  --keep-ties                 also export ties (label_0 = 0.5, from --ties half); the trainers train them as jpg_0 wins
+                              (default: tied pairs are left out and counted)
   --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;

@@ -88,6 +88,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       format: { type: 'string' },
       split: { type: 'string' },
       'rows-per-part': { type: 'string' },
+      'keep-ties': { type: 'boolean' },
       json: { type: 'boolean' },
     },
     EXPORT_USAGE,
@@ -107,7 +108,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
     format: format as ExportFormat,
     ...(split === undefined ? {} : { splits: split.split(',').map((s) => s.trim()).filter((s) => s.length > 0) }),
     ...(rowsPerPart === undefined ? {} : { rowsPerPart }),
+    keepTies: parsed.values['keep-ties'] === true,
   });
+  const ties = summary.byLabel['0.5'] ?? 0;
+  if (ties > 0) console.error(`${ties} tied pairs exported with label_0 = 0.5: diffusers and DiffusionDPO train them as jpg_0 wins`);
   if (parsed.values.json) {
     console.log(JSON.stringify(summary, null, 2));
     return 0;
@@ -120,6 +124,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
     [
       `export ${summary.dir} consensus/${summary.rule} → ${summary.out} (${summary.format})`,
       `  ${summary.pairs} pairs (${labels}) in ${summary.files.length} file(s), ${(summary.imageBytes / 1e6).toFixed(1)} MB of images`,
+      ...(Object.keys(summary.bySplit).length > 0 ? [`  splits: ${listing(summary.bySplit)}`] : []),
+      ...(summary.tiesLeftOut > 0 ? [`  ${summary.tiesLeftOut} tied pairs left out (--keep-ties exports them as label_0 = 0.5)`] : []),
       `  metrics: ${summary.metrics.join(', ') || '—'}; ${summary.seconds.toFixed(1)} s`,
     ].join('\n'),
   );

@@ -1,21 +1,25 @@
 // `bdpo export --format diffusers-dpo`: the kept pairs of one consensus rule in the column layout of Pick-a-Pic v2,
 // which the public PyTorch Diffusion-DPO trainers read: caption, jpg_0, jpg_1 (the images' original bytes, never
-// re-encoded), label_0 (1: image 0 = a preferred, 0: image 1 preferred, 0.5: a tie kept by the `half` policy),
-// label_1 = 1 − label_0, then the consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b,
-// p_<metric>) for filtering by confidence.
+// re-encoded), label_0 (1: image 0 = a preferred, 0: image 1 preferred), label_1 = 1 − label_0, model_0, model_1
+// (the images' generating models, null where unknown: DiffusionDPO's --dreamlike_pairs_only reads them), then the
+// consensus columns (pair_id, split, soft, margin, disagreement, votes_a, votes_b, p_<metric>) for filtering.
 //
-// Memory stays bounded: the Parquet writer takes whole columns, so the export is a folder of part files
-// (part-00000.parquet, …), each holding at most `rowsPerPart` pairs or ≈ `maxPartBytes` of image bytes, in row
-// groups of ≤ 256 rows; HF datasets, pandas, DuckDB and Spark read such a folder as one table. The folder is built
+// Ties (label_0 = 0.5, kept by the `half` policy) are left out unless `keepTies` asks for them: both trainers flip a
+// pair only when label_0 == 0, so they would train every tie as "jpg_0 wins".
+//
+// The folder follows HF datasets' split-from-file-name convention, so held-out pairs never land in `train`:
+// data/<split>-<k:05d>-of-<n:05d>.parquet, one split per file group, and a dataset card README.md whose `configs:`
+// block lists each split's files. Memory stays bounded: the Parquet writer takes whole columns, so each file holds at
+// most `rowsPerPart` pairs or ≈ `maxPartBytes` of image bytes, in row groups of ≤ 256 rows. The folder is built
 // beside the target and renamed into place, so a reader never sees half an export. An `--out` ending in .parquet
-// asks for a single file instead: it is built whole in memory, so it is refused once the export outgrows
-// `maxPartBytes` (pass a folder then).
+// asks for a single file of every split instead: it is built whole in memory, so it is refused once the export
+// outgrows `maxPartBytes` (pass a folder then).
 //
 // Images are joined by id: an index of every images part (image_id → part, row; ≈ 16 bytes an image) is built
 // first, then the pairs are read a consensus row group at a time and their images copied out of the images parts,
 // the most recently used two of which stay loaded (pairs and the images they reference come from the same ingest
 // unit, so consecutive pairs mostly need the same part).
-import { mkdir, readdir, realpath } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import { replaceFolder } from '../io/atomic.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
@@ -25,6 +29,7 @@ import { readManifest, runRecord, recordRun, updateManifest } from '../manifest.
 import { WHOLE } from '../shard.ts';
 import { IdIndex, listParquetParts } from './loader.ts';
 import { exportSpecs } from '../schema.ts';
+import { safeName } from '../io/paths.ts';
 
 export const EXPORT_FORMATS = ['diffusers-dpo'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -47,6 +52,8 @@ export interface ExportOptions {
   rowsPerPart?: number;
   /** Image bytes per part file before it is written (default 256 MiB). */
   maxPartBytes?: number;
+  /** Export tied pairs (label_0 = 0.5) too; the trainers read them as "jpg_0 wins" (default: left out). */
+  keepTies?: boolean;
   onProgress?: (progress: { pairs: number; bytes: number }) => void;
 }
 
@@ -58,8 +65,12 @@ export interface ExportSummary {
   /** Written files, relative to `out` (or the file itself). */
   files: string[];
   pairs: number;
-  /** Pairs by label_0: "1", "0", "0.5". */
+  /** Pairs by label_0: "1", "0", "0.5" (only with keepTies). */
   byLabel: Record<string, number>;
+  /** Exported pairs by split file name (folder exports: data/<name>-*.parquet). */
+  bySplit: Record<string, number>;
+  /** Kept tied pairs not exported (keepTies off). */
+  tiesLeftOut: number;
   metrics: string[];
   imageBytes: number;
   seconds: number;
@@ -67,7 +78,15 @@ export interface ExportSummary {
 
 const MAX_ROW_GROUP = 256;
 const EXPORT_SOURCE = 'balanced-dpo export';
-const PART_NAME = /^part-\d{5}\.parquet$/;
+// Exports before the split layout: part files at the top of the folder.
+const LEGACY_PART_NAME = /^part-\d{5}\.parquet$/;
+const DATA_FOLDER = 'data';
+const DATA_NAME = /^[A-Za-z0-9._~-]+-\d{5}-of-\d{5}\.parquet$/;
+const CARD_NAME = 'README.md';
+const CARD_MARK = `<!-- source: ${EXPORT_SOURCE} -->`;
+const MAX_CARD_BYTES = 1 << 20;
+// HF needs a split name for every file: pairs whose consensus row has none go under this one.
+const NO_SPLIT = 'unsplit';
 
 /** The real path of `path`, or of its nearest existing ancestor with the rest appended. */
 async function realPathOf(path: string): Promise<string> {
@@ -79,20 +98,57 @@ async function realPathOf(path: string): Promise<string> {
   }
 }
 
+async function isTaggedPart(file: string): Promise<boolean> {
+  const source = await openParquet(file).catch(() => null);
+  return source?.metadata.key_value_metadata?.find((kv) => kv.key === 'source')?.value === EXPORT_SOURCE;
+}
+
+async function isOwnCard(file: string): Promise<boolean> {
+  const size = await stat(file).then((s) => s.size, () => Infinity);
+  return size <= MAX_CARD_BYTES && (await readFile(file, 'utf8')).includes(CARD_MARK);
+}
+
 /**
- * An export folder holds part files only, each tagged by its metadata as written by this command: such a folder (or
- * an empty one) may be replaced; anything else may hold the user's files.
+ * An export folder holds only files this command writes — data/<split>-…parquet and the card README.md, or the part
+ * files of earlier exports — each tagged (Parquet metadata, a mark in the card): such a folder (or an empty one) may
+ * be replaced; anything else may hold the user's files.
  */
 async function isOwnExport(folder: string): Promise<boolean> {
   for (const entry of await readdir(folder, { withFileTypes: true })) {
-    if (!entry.isFile() || !PART_NAME.test(entry.name)) return false;
-    const source = await openParquet(join(folder, entry.name)).catch(() => null);
-    const tag = source?.metadata.key_value_metadata?.find((kv) => kv.key === 'source')?.value;
-    if (tag !== EXPORT_SOURCE) return false;
+    const path = join(folder, entry.name);
+    if (entry.isFile() && LEGACY_PART_NAME.test(entry.name)) {
+      if (!(await isTaggedPart(path))) return false;
+    } else if (entry.isFile() && entry.name === CARD_NAME) {
+      if (!(await isOwnCard(path))) return false;
+    } else if (entry.isDirectory() && entry.name === DATA_FOLDER) {
+      for (const data of await readdir(path, { withFileTypes: true })) {
+        if (!data.isFile() || !DATA_NAME.test(data.name) || !(await isTaggedPart(join(path, data.name)))) return false;
+      }
+    } else {
+      return false;
+    }
   }
   return true;
 }
 
+/**
+ * The dataset card: its `configs:` block tells HF datasets which files make each split. A split whose name is the
+ * start of another's followed by `-` would catch that split's files with a glob, so its files are listed instead.
+ */
+function datasetCard(rule: string, files: ReadonlyMap<string, readonly string[]>): string {
+  const names = [...files.keys()];
+  const lines = ['---', 'configs:', '- config_name: default', '  data_files:'];
+  for (const [name, paths] of files) {
+    lines.push(`  - split: ${name}`);
+    if (names.some((other) => other !== name && other.startsWith(`${name}-`))) {
+      lines.push('    path:', ...paths.map((p) => `    - ${p}`));
+    } else {
+      lines.push(`    path: ${DATA_FOLDER}/${name}-*.parquet`);
+    }
+  }
+  lines.push('---', '', CARD_MARK, '', `Preference pairs of consensus rule \`${rule}\`, written by \`bdpo export\` in Pick-a-Pic v2's columns.`, '');
+  return lines.join('\n');
+}
 
 interface PendingPair {
   pairId: string;
@@ -130,11 +186,14 @@ class ImageSource {
     return new ImageSource(dir, parts, builder.build());
   }
 
-  /** A copy of the image's bytes (the part they come from may be released). */
-  async bytes(id: string): Promise<Uint8Array | null> {
+  /** A copy of the image's bytes (the part they come from may be released) and its model. */
+  async image(id: string): Promise<{ bytes: Uint8Array; model: string | null } | null> {
     for (const { file, row } of this.index.candidates(id)) {
       const part = await this.part(file);
-      if (part.getChild('image_id')!.get(row) === id) return (part.getChild('bytes')!.get(row) as Uint8Array).slice();
+      if (part.getChild('image_id')!.get(row) === id) {
+        const model: unknown = part.getChild('model')?.get(row);
+        return { bytes: (part.getChild('bytes')!.get(row) as Uint8Array).slice(), model: typeof model === 'string' ? model : null };
+      }
     }
     return null;
   }
@@ -199,27 +258,46 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     files: [],
     pairs: 0,
     byLabel: {},
+    bySplit: {},
+    tiesLeftOut: 0,
     metrics,
     imageBytes: 0,
     seconds: 0,
   };
 
   let staging = dirname(out);
-  let columns = emptyColumns(metrics);
-  let partBytes = 0;
-  const flush = async (): Promise<void> => {
-    const rows = columns.caption.length;
-    if (rows === 0) return;
-    const name = single ? basename(out) : `part-${String(summary.files.length).padStart(5, '0')}.parquet`;
+  // One buffer per split (a data file holds one split); a single .parquet file takes every split into one.
+  const buffers = new Map<string, { columns: ExportColumns; bytes: number }>();
+  const written = new Map<string, string[]>();
+  const splitOfName = new Map<string, string | null>();
+  let bufferedBytes = 0;
+  const fileGroup = (split: string | null): string => {
+    if (single) return '';
+    const name = safeName(split ?? NO_SPLIT);
+    const earlier = splitOfName.get(name);
+    if (earlier !== undefined && earlier !== split) {
+      throw new ExportError(`splits ${JSON.stringify(earlier)} and ${JSON.stringify(split)} would share the file name data/${name}-*.parquet`);
+    }
+    splitOfName.set(name, split);
+    return name;
+  };
+  const flush = async (group: string): Promise<void> => {
+    const buffer = buffers.get(group);
+    if (!buffer) return;
+    buffers.delete(group);
+    bufferedBytes -= buffer.bytes;
+    const { columns } = buffer;
+    const files = written.get(group) ?? [];
+    const name = single ? basename(out) : `${DATA_FOLDER}/${group}-${String(files.length).padStart(5, '0')}.parquet`;
     const data: Record<string, ArrayLike<unknown>> = { ...columns, votes_a: Int32Array.from(columns.votes_a), votes_b: Int32Array.from(columns.votes_b) };
     await writeParquetPart(staging, name, specs, data, {
       rowGroupSize,
       metadata: { format, rule: options.rule, source: EXPORT_SOURCE },
     });
-    summary.files.push(name);
-    columns = emptyColumns(metrics);
-    partBytes = 0;
+    files.push(name);
+    written.set(group, files);
   };
+  const largestBuffer = (): string => [...buffers].reduce((x, y) => (y[1].bytes > x[1].bytes ? y : x))[0];
 
   const build = async (): Promise<void> => {
     for (const file of consensusFiles) {
@@ -235,6 +313,10 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
           const split = c.split![i];
           if (c.kept![i] !== true || label === null) continue;
           if (splits && !(typeof split === 'string' && splits.has(split))) continue;
+          if (label === 0.5 && options.keepTies !== true) {
+            summary.tiesLeftOut++;
+            continue;
+          }
           pending.push({
             pairId: String(c.pair_id![i]),
             promptId: String(c.prompt_id![i]),
@@ -253,16 +335,25 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
         for (const pair of pending) {
           const caption = captions.get(pair.promptId);
           if (caption === undefined) throw new ExportError(`pair ${pair.pairId}: prompt ${pair.promptId} is not in prompts/`);
-          const jpg0 = await images.bytes(pair.imageA);
-          const jpg1 = await images.bytes(pair.imageB);
-          if (jpg0 === null || jpg1 === null) {
-            throw new ExportError(`pair ${pair.pairId}: image ${jpg0 === null ? pair.imageA : pair.imageB} is not in images/`);
+          const image0 = await images.image(pair.imageA);
+          const image1 = await images.image(pair.imageB);
+          if (image0 === null || image1 === null) {
+            throw new ExportError(`pair ${pair.pairId}: image ${image0 === null ? pair.imageA : pair.imageB} is not in images/`);
           }
+          const groupName = fileGroup(pair.split);
+          let buffer = buffers.get(groupName);
+          if (!buffer) {
+            buffer = { columns: emptyColumns(metrics), bytes: 0 };
+            buffers.set(groupName, buffer);
+          }
+          const { columns } = buffer;
           columns.caption.push(caption);
-          columns.jpg_0.push(jpg0);
-          columns.jpg_1.push(jpg1);
+          columns.jpg_0.push(image0.bytes);
+          columns.jpg_1.push(image1.bytes);
           columns.label_0.push(pair.label);
           columns.label_1.push(1 - pair.label);
+          columns.model_0.push(image0.model);
+          columns.model_1.push(image1.model);
           columns.pair_id.push(pair.pairId);
           columns.split.push(pair.split);
           columns.soft.push(pair.soft);
@@ -273,22 +364,50 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
           metrics.forEach((m, j) => columns[`p_${m}`]!.push(pair.p[j]!));
           summary.pairs++;
           summary.byLabel[String(pair.label)] = (summary.byLabel[String(pair.label)] ?? 0) + 1;
-          const bytes = jpg0.length + jpg1.length;
+          if (!single) summary.bySplit[groupName] = (summary.bySplit[groupName] ?? 0) + 1;
+          const bytes = image0.bytes.length + image1.bytes.length;
           summary.imageBytes += bytes;
-          partBytes += bytes;
+          buffer.bytes += bytes;
+          bufferedBytes += bytes;
           options.onProgress?.({ pairs: summary.pairs, bytes: summary.imageBytes });
           if (single) {
-            if (partBytes > maxPartBytes) {
+            if (bufferedBytes > maxPartBytes) {
               throw new ExportError(`the export outgrew ${maxPartBytes} bytes of images: a single .parquet file is built in memory; pass a folder as --out`);
             }
-          } else if (columns.caption.length >= rowsPerPart || partBytes >= maxPartBytes) {
-            await flush();
+          } else if (columns.caption.length >= rowsPerPart || buffer.bytes >= maxPartBytes) {
+            await flush(groupName);
+          } else if (bufferedBytes >= maxPartBytes) {
+            // Several splits buffered at once: memory stays bounded by closing the biggest file early.
+            await flush(largestBuffer());
           }
         }
       }
     }
-    await flush();
-    if (summary.pairs === 0) throw new ExportError(`consensus/${options.rule} has no kept pair${splits ? ` in split ${[...splits].join(', ')}` : ''}: nothing to export`);
+    for (const group of [...buffers.keys()]) await flush(group);
+    if (summary.pairs === 0) {
+      const where = splits ? ` in split ${[...splits].join(', ')}` : '';
+      const ties = summary.tiesLeftOut > 0 ? ` (${summary.tiesLeftOut} tied pairs left out: --keep-ties exports them)` : '';
+      throw new ExportError(`consensus/${options.rule} has no kept pair${where}${ties}: nothing to export`);
+    }
+    if (single) {
+      summary.files = written.get('') ?? [];
+      return;
+    }
+    // Only now is each split's file count known: HF's name pattern needs it in every name.
+    const final = new Map<string, string[]>();
+    for (const group of [...written.keys()].sort()) {
+      const files = written.get(group)!;
+      const n = String(files.length).padStart(5, '0');
+      const names: string[] = [];
+      for (const file of files) {
+        const name = file.replace(/\.parquet$/, `-of-${n}.parquet`);
+        await rename(join(staging, file), join(staging, name));
+        names.push(name);
+      }
+      final.set(group, names);
+    }
+    await writeFile(join(staging, CARD_NAME), datasetCard(options.rule, final));
+    summary.files = [...[...final.values()].flat(), CARD_NAME];
   };
   if (single) {
     await mkdir(staging, { recursive: true });
@@ -307,9 +426,14 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     dir,
     runRecord(
         'export',
-        { rule: options.rule, format, out, splits: splits ? [...splits] : null, rowGroupSize, rowsPerPart, files: summary.files.length },
+        { rule: options.rule, format, out, splits: splits ? [...splits] : null, keepTies: options.keepTies === true, rowGroupSize, rowsPerPart, files: summary.files.length },
         [],
-        { read: summary.pairs, taken: summary.pairs, rejected: 0, byReason: {} },
+        {
+          read: summary.pairs + summary.tiesLeftOut,
+          taken: summary.pairs,
+          rejected: summary.tiesLeftOut,
+          byReason: summary.tiesLeftOut > 0 ? { tie_left_out: summary.tiesLeftOut } : {},
+        },
         started,
         WHOLE,
       ),
@@ -323,6 +447,8 @@ interface ExportColumns {
   jpg_1: Uint8Array[];
   label_0: number[];
   label_1: number[];
+  model_0: Array<string | null>;
+  model_1: Array<string | null>;
   pair_id: string[];
   split: Array<string | null>;
   soft: Array<number | null>;
@@ -340,6 +466,8 @@ function emptyColumns(metrics: readonly string[]): ExportColumns {
     jpg_1: [],
     label_0: [],
     label_1: [],
+    model_0: [],
+    model_1: [],
     pair_id: [],
     split: [],
     soft: [],

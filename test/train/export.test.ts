@@ -117,19 +117,21 @@ describe('diffusers-dpo export', () => {
   test('a folder of parts: kept pairs only, original bytes, label_0 from the votes; ties dropped', async () => {
     const out = join(root, 'out-drop');
     const summary = await runExport(dir, { rule: 'majority', out, rowsPerPart: 5, rowGroupSize: 2 });
-    const rows = await checkExport(join(out, '*.parquet'), 'majority', majorityLabel);
+    const rows = await checkExport(join(out, 'data/*.parquet'), 'majority', majorityLabel);
     assert.ok(rows.every((r) => r.label_0 === 1 || r.label_0 === 0));
     assert.equal(summary.pairs, rows.length);
-    assert.equal(summary.files.length, Math.ceil(rows.length / 5));
-    assert.deepEqual(summary.files, summary.files.map((_, i) => `part-${String(i).padStart(5, '0')}.parquet`));
-    const groups = await query(`SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n FROM parquet_metadata(${sql(join(out, '*.parquet'))})`);
+    const bySplit = Object.values(summary.bySplit);
+    assert.equal(bySplit.reduce((a, b) => a + b, 0), rows.length);
+    assert.equal(summary.files.length, bySplit.reduce((n, k) => n + Math.ceil(k / 5), 0) + 1);
+    const groups = await query(`SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n FROM parquet_metadata(${sql(join(out, 'data/*.parquet'))})`);
     assert.equal(Number(groups[0]!.rows), 2);
-    assert.equal(Number(groups[0]!.n), summary.files.reduce((n, _, i) => n + Math.ceil(Math.min(5, rows.length - 5 * i) / 2), 0));
-    const types = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sql(join(out, '*.parquet'))}))`);
+    const groupsOf = (k: number): number => Array.from({ length: Math.ceil(k / 5) }, (_, i) => Math.ceil(Math.min(5, k - 5 * i) / 2)).reduce((a, b) => a + b, 0);
+    assert.equal(Number(groups[0]!.n), bySplit.reduce((n, k) => n + groupsOf(k), 0));
+    const types = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sql(join(out, 'data/*.parquet'))}))`);
     assert.deepEqual(
       Object.fromEntries(types.map((t) => [t.column_name, t.column_type])),
       {
-        caption: 'VARCHAR', jpg_0: 'BLOB', jpg_1: 'BLOB', label_0: 'DOUBLE', label_1: 'DOUBLE', pair_id: 'VARCHAR', split: 'VARCHAR',
+        caption: 'VARCHAR', jpg_0: 'BLOB', jpg_1: 'BLOB', label_0: 'DOUBLE', label_1: 'DOUBLE', model_0: 'VARCHAR', model_1: 'VARCHAR', pair_id: 'VARCHAR', split: 'VARCHAR',
         soft: 'DOUBLE', margin: 'DOUBLE', disagreement: 'DOUBLE', votes_a: 'INTEGER', votes_b: 'INTEGER',
         p_m1: 'DOUBLE', p_m2: 'DOUBLE', p_m3: 'DOUBLE', p_m4: 'DOUBLE',
       },
@@ -138,10 +140,10 @@ describe('diffusers-dpo export', () => {
     assert.equal(manifest.runs.at(-1)!.stage, 'export');
   });
 
-  test('the half tie policy exports ties as label_0 = 0.5', async () => {
+  test('the half tie policy exports ties as label_0 = 0.5 when asked to keep them', async () => {
     const out = join(root, 'out-half');
-    const summary = await runExport(dir, { rule: 'majority.ties-half', out });
-    const rows = await checkExport(join(out, '*.parquet'), 'majority.ties-half', majorityLabel);
+    const summary = await runExport(dir, { rule: 'majority.ties-half', out, keepTies: true });
+    const rows = await checkExport(join(out, 'data/*.parquet'), 'majority.ties-half', majorityLabel);
     const ties = rows.filter((r) => r.label_0 === 0.5);
     assert.ok(ties.length > 0);
     assert.ok(ties.every((r) => r.votes_a === r.votes_b));
@@ -166,10 +168,10 @@ describe('diffusers-dpo export', () => {
 
   test('an export over an earlier one replaces it whole', async () => {
     const out = join(root, 'out-replace');
-    await runExport(dir, { rule: 'majority.ties-half', out, rowsPerPart: 3 });
+    await runExport(dir, { rule: 'majority.ties-half', out, rowsPerPart: 3, keepTies: true });
     const second = await runExport(dir, { rule: 'majority', out, rowsPerPart: 100 });
-    assert.deepEqual(second.files, ['part-00000.parquet']);
-    await checkExport(join(out, '*.parquet'), 'majority', majorityLabel);
+    assert.deepEqual(second.files, ['data/train-00000-of-00001.parquet', 'data/validation_unique-00000-of-00001.parquet', 'README.md']);
+    await checkExport(join(out, 'data/*.parquet'), 'majority', majorityLabel);
   });
 
   test('bad requests are refused with one clear line', async () => {
