@@ -1,6 +1,6 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
 import { runLabel, type LabelSummary } from '../label/run.ts';
-import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
+import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../label/consensus-run.ts';
 import { createProgress } from '../progress.ts';
 import { listing } from '../format.ts';
 import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, RUN_OPTIONS_HELP, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
@@ -153,12 +153,17 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     console.log(JSON.stringify(summary, null, 2));
     return 0;
   }
-  console.log(`calibrate ${dir} → ${summary.file}`);
+  console.log(formatCalibrationSummary(summary));
+  return 0;
+}
+
+export function formatCalibrationSummary(summary: CalibrationSummary): string {
+  const lines = [`calibrate ${summary.dir} → ${summary.file}`];
   for (const [name, fit] of Object.entries(summary.metrics)) {
     const tau = fit.tau === null ? `kept τ=${fit.defaultTau}` : `τ=${Number(fit.tau.toPrecision(4))} (was ${fit.defaultTau})`;
-    console.log(
+    lines.push(
       `  ${name.padEnd(12)} ${fit.status.padEnd(15)} n=${fit.n} ${tau}; log-lik ${fit.logLikDefault.toFixed(2)} → ${fit.logLikFitted.toFixed(2)} (+${fit.gainPerPair.toFixed(4)} nats/pair)`,
     );
   }
-  return 0;
+  return lines.join('\n');
 }

@@ -441,7 +441,7 @@ function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: Readonl
 <div class="facts"><span class="tag">${pair.split ?? 'no split'}</span>${pair.category === null ? null : html`<span class="tag">${pair.category}</span>`}votes ${pair.votesA}–${pair.votesB} · disagreement ${fmt(pair.disagreement, 2)} bits · spread of p ${fmt(pair.spread, 2)}</div>
 <table><thead><tr><th>metric</th><th class="num">p(a ≻ b)</th><th>vote</th></tr></thead><tbody>${rows}
 <tr class="strong"><td>consensus</td><td class="num">${fmt(pair.soft)}</td><td>${label}</td></tr>
-<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${(human === 'a' || human === 'b') && (label === 'a' || label === 'b') && human !== label ? 'vote-b' : ''}">${human}</td></tr></tbody></table>
+<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${(human === 'a' || human === 'b') && (label === 'a' || label === 'b') && human !== label ? `vote-${human}` : ''}">${human}</td></tr></tbody></table>
 <div class="facts" style="margin-top:6px">pair ${pair.pairId.slice(0, 12)}</div></div></article>`;
 }
 
