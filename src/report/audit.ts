@@ -435,14 +435,32 @@ async function rankedRefs(dir: string, consensusFile: string): Promise<Map<strin
 
 async function scoreDistribution(dir: string, metric: string, bins: number): Promise<ScoreDistribution> {
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
+  // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
+  // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
+  const seen = new Set<string>();
+  const repeated = new Set<number>();
+  let pass = 0;
   const each = async (visit: (x: number) => void): Promise<void> => {
+    let row = 0;
     for (const file of files) {
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
-        const scores = (await readRowGroupColumns(source, group, ['score'])).score!;
-        for (let i = 0; i < scores.length; i++) visit(cellNumber(scores[i]) ?? Number.NaN);
+        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score']);
+        const scores = data.score!;
+        for (let i = 0; i < scores.length; i++, row++) {
+          if (pass === 0) {
+            const key = `${String(data.image_id![i])}\u0000${String(data.prompt_id![i])}`;
+            if (seen.has(key)) {
+              repeated.add(row);
+              continue;
+            }
+            seen.add(key);
+          } else if (repeated.has(row)) continue;
+          visit(cellNumber(scores[i]) ?? Number.NaN);
+        }
       }
     }
+    pass++;
   };
   const range = new MinMax();
   let sum = 0;
