@@ -131,7 +131,9 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
     `  metrics: ${taus.join(', ')}`,
     `  pairs ${s.pairs}: kept ${s.kept}, tie rate ${pct(s.tieRate)} (${s.ties_count} ties)`,
     `  by reason: ${listing(s.byReason)}`,
-    `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}`,
+    `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}${
+      s.humanAgreementExcluded > 0 ? ` (${s.humanAgreementExcluded} ties resolved by the human label left out)` : ''
+    }`,
   ].join('\n');
 }
 

@@ -50,8 +50,13 @@ export interface ConsensusSummary {
   tieRate: number | null;
   kept: number;
   byReason: Record<string, number>;
-  /** Among kept pairs with a decided human label and a decided consensus label: share that agree. */
+  /**
+   * Among kept pairs with a decided human label and a decided consensus label: share that agree. Ties resolved by
+   * the human label (--ties human) are left out: they agree by construction.
+   */
   humanAgreement: number | null;
+  /** Pairs left out of humanAgreement because their label is the human label (reason tie-human). */
+  humanAgreementExcluded: number;
   output: string;
   seconds: number;
 }
@@ -149,6 +154,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     kept: 0,
     byReason: {},
     humanAgreement: null,
+    humanAgreementExcluded: 0,
     output: folder,
     seconds: 0,
   };
@@ -211,6 +217,10 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
         const label = out.label[i]!;
         const h = human[i]!;
         if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+          if (reason === 'tie-human') {
+            summary.humanAgreementExcluded++;
+            continue;
+          }
           compared++;
           if (label === h) agree++;
         }

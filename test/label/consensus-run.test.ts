@@ -296,7 +296,8 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
   const [totals] = await query(
     `SELECT count(*) AS pairs, count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE kept) AS kept,
             count(*) FILTER (WHERE reason <> 'missing') AS voted,
-            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1)) AS agree
+            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason <> 'tie-human') AS agree,
+            count(*) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason = 'tie-human') AS excluded
      ${from}`,
   );
   assert.equal(summary.pairs, Number(totals!.pairs));
@@ -304,6 +305,7 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
   assert.equal(summary.kept, Number(totals!.kept));
   assert.equal(summary.tieRate, Number(totals!.voted) > 0 ? Number(totals!.ties) / Number(totals!.voted) : null);
   assertNear(summary.humanAgreement, totals!.agree === null ? null : Number(totals!.agree), 'humanAgreement');
+  assert.equal(summary.humanAgreementExcluded, Number(totals!.excluded));
   const reasons = await query(`SELECT reason, count(*) AS n ${from} GROUP BY reason`);
   assert.deepEqual(summary.byReason, Object.fromEntries(reasons.map((r) => [r.reason as string, Number(r.n)])));
 }
