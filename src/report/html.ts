@@ -426,7 +426,7 @@ function distributionsSection(report: AuditReport): SafeHtml {
     (c) => html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, c.rater)}"></span>${c.rater}</h4><div class="meta">${count(c.reliability.count)} labelled pairs · ECE ${fmt(c.reliability.ece)} · Brier ${fmt(c.reliability.brier)}</div>${reliabilityChart(c.reliability, `${c.rater} reliability`, metricColour(report, c.rater))}</div>`,
   );
   return html`${section('scores', 'Score distributions', 'Each metric’s per-image scores (every scored image, read from scores/<metric>/).', html`<div class="grid">${histograms}</div>`)}
-${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
+${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs. ' + calibrationFitText(report.calibrationFit) + '.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
 }
 
 function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: ReadonlyMap<string, string>): SafeHtml {
@@ -537,4 +537,14 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
     report.gallery.length > 0 ? html`<div class="cards">${report.gallery.map((g) => galleryCard(g, report, thumbs))}</div>` : html`<p class="lead">No comparison.</p>`,
   );
   return pageShell(`Win rate · ${report.a.label} vs ${report.b.label}`, header, html`${winrate}${categories}${gallery}`);
+}
+
+/** Whether the audit's calibration numbers (reliability, ECE, Brier) are measured on the pairs τ was fitted on. */
+export function calibrationFitText(fit: AuditReport['calibrationFit']): string {
+  if (fit.fittedOn === null) return 'no τ fitted to human labels (the metrics\' own τ): every number is out of sample';
+  const on = fit.fittedOn === 'all' ? 'every split' : `split ${fit.fittedOn.join(', ')}`;
+  const share = `${fit.inSamplePairs} of ${fit.labelledPairs} human-labelled pairs`;
+  if (fit.inSamplePairs === 0) return `τ fitted on ${on}: out of sample (${share} were fitted on)`;
+  const whole = fit.inSamplePairs === fit.labelledPairs ? 'in-sample' : 'partly in-sample';
+  return `τ fitted on ${on}: ${whole} for ${share}; see the test split's slice for out-of-sample accuracy`;
 }

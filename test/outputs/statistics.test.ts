@@ -84,7 +84,7 @@ test('calibrate fits on the train split by default, --split chooses; the audit s
 
   const onTest = await runCalibrate(dir, { splits: ['test'] });
   assert.equal(onTest.metrics.pick!.n, 4);
-  await assert.rejects(runCalibrate(dir, { splits: ['valid'] }), /split "valid".*train, test/);
+  await assert.rejects(runCalibrate(dir, { splits: ['valid'] }), /split "valid".*test, train/);
 
   await runCalibrate(dir);
   await runConsensus(dir, { rule: 'majority' });
