@@ -5,7 +5,7 @@
 import type { AuditReport, ContestedPair, SliceReport } from './audit.ts';
 import type { EvalReport, GalleryItem } from './eval.ts';
 import type { HistogramResult, ReliabilityResult } from './distribution.ts';
-import type { CategoryWinRate, Estimate } from './winrate.ts';
+import { intervalWarnings, type CategoryWinRate, type Estimate } from './winrate.ts';
 
 /** No script, no fetch: images only from data: URIs, styles only inline. */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
@@ -513,13 +513,16 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
     report.ignoredMetrics.length > 0
       ? html`<p class="lead">Not compared: ${report.ignoredMetrics.map((m, i) => html`${i > 0 ? '; ' : ''}<b>${m.metric}</b> (${m.reason})`)}.</p>`
       : null;
+  const warnings = intervalWarnings(w, w.level);
   const winrate = section(
     'winrate',
     `How often A (${report.a.label}) beats B (${report.b.label})`,
     `Per metric, the share of (prompt, seed) comparisons where A's image scores higher (equal scores count ½), averaged per prompt and then over prompts; whiskers are ${pct(w.level, 0)} percentile-bootstrap intervals resampling prompts. Above the dashed line A wins.`,
     html`${barChart(rows, { title: 'Win rate of A over B per metric', reference: 0.5, format: (x) => pct(x, 0) })}
 <div class="scroll"><table><thead><tr><th>metric</th><th class="num">win rate</th><th class="num">low</th><th class="num">high</th><th class="num">prompts</th><th class="num">A wins</th><th class="num">ties</th><th class="num">B wins</th><th class="num">skipped</th></tr></thead><tbody>${table}
-<tr class="strong"><td>average</td><td class="num">${pct(w.average.winRate)}</td><td class="num">${pct(w.average.lo)}</td><td class="num">${pct(w.average.hi)}</td><td class="num">${count(w.prompts)}</td><td></td><td></td><td></td><td></td></tr></tbody></table></div>${ignored}`,
+<tr class="strong"><td>average</td><td class="num">${pct(w.average.winRate)}</td><td class="num">${pct(w.average.lo)}</td><td class="num">${pct(w.average.hi)}</td><td class="num">${count(w.average.prompts ?? w.prompts)}</td><td></td><td></td><td></td><td></td></tr></tbody></table></div>${ignored}${
+      warnings.length === 0 ? null : html`<p class="lead">${warnings.map((x) => html`⚠ ${x}<br>`)}</p>`
+    }`,
   );
   const categories =
     w.byCategory.length + report.byChallenge.length > 0

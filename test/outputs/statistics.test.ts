@@ -10,7 +10,7 @@ import { loadScoreTable } from '../../src/label/score-table.ts';
 import { formatCalibrationSummary } from '../../src/cli/label.ts';
 import { buildAuditReport, formatAuditSummary, runAudit } from '../../src/report/audit.ts';
 import { renderAuditPage } from '../../src/report/html.ts';
-import { WinRateAccumulator } from '../../src/report/winrate.ts';
+import { intervalWarnings, WinRateAccumulator } from '../../src/report/winrate.ts';
 import { SCORE_SPECS } from '../../src/schema.ts';
 import { pairId, writeAuditFixture } from '../support/report-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -105,6 +105,7 @@ test('a degenerate bootstrap interval is flagged; the average interval uses only
   const single = one.result({ resamples: 50 });
   assert.equal(single.metrics[0]!.degenerate, 'one prompt');
   assert.equal(single.average.degenerate, 'one prompt');
+  assert.match(intervalWarnings(single).join('\n'), /clip: the 95% interval has zero width \(one prompt\)/);
 
   const always = new WinRateAccumulator(['clip']);
   for (const p of ['p1', 'p2', 'p3']) always.add(p, 'clip', 1, 0);
@@ -124,6 +125,7 @@ test('a degenerate bootstrap interval is flagged; the average interval uses only
   assert.equal(result.average.lo, 1);
   assert.equal(result.average.hi, 1);
   assert.equal(result.metrics[0]!.degenerate, undefined);
+  assert.match(intervalWarnings(result).join('\n'), /only the 2 of 4 prompts every metric has/);
 });
 
 test('an image scored twice under one prompt counts once in the z-score statistics and the histograms', async (t) => {
