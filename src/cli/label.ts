@@ -172,7 +172,11 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
 
 export function formatCalibrationSummary(summary: CalibrationSummary): string {
   const on = summary.splits.length === 0 ? 'every pair (no split)' : `split ${summary.splits.join(', ')}`;
-  const why = { given: 'as asked', train: 'the default: train only, so test pairs stay out of sample', all: 'the default: DIR has no train split' };
+  const why = {
+    given: 'as asked',
+    train: 'the default: train only, so test pairs stay out of sample',
+    all: 'the default: DIR has no train split',
+  };
   const lines = [`calibrate ${summary.dir} → ${summary.file}, fitted on ${on} (${why[summary.splitChoice]})`];
   for (const [name, fit] of Object.entries(summary.metrics)) {
     const tau = fit.tau === null ? `kept τ=${fit.defaultTau}` : `τ=${Number(fit.tau.toPrecision(4))} (was ${fit.defaultTau})`;

@@ -289,7 +289,8 @@ export async function runCalibrate(dir: string, options: { metrics?: string[]; s
   if (options.splits && options.splits.length > 0) {
     const unknown = options.splits.filter((s) => !present.has(s));
     if (unknown.length > 0) {
-      throw new ConsensusOptionError(`${join(dir, 'pairs')}: no pair has split "${unknown[0]}" (splits here: ${known.join(', ') || 'none'})`);
+      const here = known.join(', ') || 'none';
+      throw new ConsensusOptionError(`${join(dir, 'pairs')}: no pair has split "${unknown[0]}" (splits here: ${here})`);
     }
     chosen = [...new Set(options.splits)].sort();
     splitChoice = 'given';

@@ -326,7 +326,8 @@ export function intervalWarnings(summary: WinRateSummary, level = 0.95): string[
     warnings.push(`average: the ${name} interval has zero width (${summary.average.degenerate}): it measures no uncertainty`);
   }
   if (summary.average.prompts !== undefined) {
-    warnings.push(`average: some metrics lack prompts, so its interval resamples only the ${summary.average.prompts} of ${summary.prompts} prompts every metric has`);
+    const basis = `${summary.average.prompts} of ${summary.prompts} prompts`;
+    warnings.push(`average: some metrics lack prompts, so its interval resamples only the ${basis} every metric has`);
   }
   return warnings;
 }

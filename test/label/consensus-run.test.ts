@@ -429,7 +429,8 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
       assert.equal(fit.status, 'ok', m);
       // calibrate fits on the train split by default, so the test pairs stay out of sample.
       const used = pairs.filter((p) => p.human_pref !== null && p.split === 'train');
-      assert.ok(used.length > 0 && used.length < pairs.filter((p) => p.human_pref !== null).length, 'the sample has train and other splits');
+      const labelled = pairs.filter((p) => p.human_pref !== null).length;
+      assert.ok(used.length > 0 && used.length < labelled, 'the sample has train and other splits');
       assert.equal(fit.n, used.length, `${m}: labelled train pairs`);
       let equation = 0;
       let scale = 0;
@@ -442,7 +443,9 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
       assert.equal(fit.defaultTau, INFO[m].temperature);
     }
     // The aesthetic score misses one image: its pairs are not in the fit.
-    const withoutAes = pairs.filter((p) => p.human_pref !== null && p.split === 'train' && p.image_a !== unscored && p.image_b !== unscored).length;
+    const withoutAes = pairs.filter(
+      (p) => p.human_pref !== null && p.split === 'train' && p.image_a !== unscored && p.image_b !== unscored,
+    ).length;
     assert.equal(fits.aes!.n, withoutAes);
   });
 
