@@ -54,7 +54,8 @@ for (const name of ['pickapic', 'hpd', 'gen-model-a', 'gen-model-b']) {
 
 step('calibrate: temperatures fitted against the human labels of the Pick-a-Pic sample');
 for (const [name, fit] of Object.entries((await runCalibrate(join(OUT, 'pickapic'))).metrics)) {
-  console.log(`${name}: ${fit.status}, n=${fit.n}, τ ${fit.defaultTau} → ${fit.tau ?? 'kept'}, +${fit.gainPerPair.toFixed(3)} nats/pair`);
+  const gain = fit.gainPerPair === null ? fit.note : `+${fit.gainPerPair.toFixed(3)} nats/pair`;
+  console.log(`${name}: ${fit.status}, n=${fit.n}, τ ${fit.defaultTau} → ${fit.tau ?? 'kept'}, ${gain}`);
 }
 
 step('consensus: BalancedDPO majority vote, the mean-prob and vanilla baselines, and a tie-break by PickScore');

@@ -45,10 +45,12 @@ metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*
 (options other than the defaults are appended to the folder name, e.g. majority.ties-half; --name NAME overrides);
 uses temperatures fitted by \`bdpo calibrate\` when DIR has them (--uncalibrated: the metric JSONs' τ).`;
 
-export const CALIBRATE_USAGE = `usage: bdpo calibrate DIR [--metrics a,b] [--json]
+export const CALIBRATE_USAGE = `usage: bdpo calibrate DIR [--metrics a,b] [--split NAME]… [--json]
 
 Fits each metric's temperature τ of p = σ((s_a − s_b)/τ) by maximum likelihood against the human labels in DIR and
-writes calibration.json, which \`bdpo consensus\` then uses.`;
+writes calibration.json, which \`bdpo consensus\` then uses.
+  --split NAME   fit on the pairs of these splits only (repeat the flag or list them: train,validation); default
+                 the train split(s) when DIR has one, else every split`;
 
 export const AUDIT_USAGE = `usage: bdpo audit DIR [--rule majority] --out report/ [--top 24] [--bins 30] [--json]
 

@@ -1,6 +1,6 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
 import { runLabel, type LabelSummary } from '../label/run.ts';
-import { runCalibrate, runConsensus, type ConsensusSummary } from '../label/consensus-run.ts';
+import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../label/consensus-run.ts';
 import { createProgress } from '../progress.ts';
 import { listing } from '../format.ts';
 import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
@@ -124,29 +124,53 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
     `  metrics: ${taus.join(', ')}`,
     `  pairs ${s.pairs}: kept ${s.kept}, tie rate ${pct(s.tieRate)} (${s.tiesCount} ties)`,
     `  by reason: ${listing(s.byReason)}`,
-    `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}`,
+    `  agreement with decided human labels (kept pairs): ${pct(s.humanAgreement)}${
+      s.humanAgreementExcluded > 0 ? ` (${s.humanAgreementExcluded} ties resolved by the human label left out)` : ''
+    }`,
   ].join('\n');
 }
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, { metrics: { type: 'string' }, json: { type: 'boolean' } }, CALIBRATE_USAGE);
+  const parsed = parseCommand(
+    argv,
+    { metrics: { type: 'string' }, split: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    CALIBRATE_USAGE,
+  );
   if (parsed === 'help') {
     console.log(CALIBRATE_USAGE);
     return 0;
   }
   const dir = one(parsed, CALIBRATE_USAGE);
   const metrics = stringOption(parsed, 'metrics');
-  const summary = await runCalibrate(dir, metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) });
+  const splits = ((parsed.values.split as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+  if (splits.some((s) => s === '')) throw new UsageError('--split needs a split name (e.g. --split train)');
+  const summary = await runCalibrate(dir, {
+    ...(metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) }),
+    ...(splits.length === 0 ? {} : { splits }),
+  });
   if (parsed.values.json) {
     console.log(JSON.stringify(summary, null, 2));
     return 0;
   }
-  console.log(`calibrate ${dir} → ${summary.file}`);
+  console.log(formatCalibrationSummary(summary));
+  return 0;
+}
+
+export function formatCalibrationSummary(summary: CalibrationSummary): string {
+  const on = summary.splits.length === 0 ? 'every pair (no split)' : `split ${summary.splits.join(', ')}`;
+  const why = {
+    given: 'as asked',
+    train: 'the default: train only, so test pairs stay out of sample',
+    all: 'the default: DIR has no train split',
+  };
+  const lines = [`calibrate ${summary.dir} → ${summary.file}, fitted on ${on} (${why[summary.splitChoice]})`];
   for (const [name, fit] of Object.entries(summary.metrics)) {
     const tau = fit.tau === null ? `kept τ=${fit.defaultTau}` : `τ=${Number(fit.tau.toPrecision(4))} (was ${fit.defaultTau})`;
-    console.log(
-      `  ${name.padEnd(12)} ${fit.status.padEnd(15)} n=${fit.n} ${tau}; log-lik ${fit.logLikDefault.toFixed(2)} → ${fit.logLikFitted.toFixed(2)} (+${fit.gainPerPair.toFixed(4)} nats/pair)`,
-    );
+    const gain =
+      fit.gainPerPair === null
+        ? fit.note ?? 'fitted τ not used'
+        : `log-lik ${fit.logLikDefault.toFixed(2)} → ${fit.logLikFitted.toFixed(2)} (+${fit.gainPerPair.toFixed(4)} nats/pair)`;
+    lines.push(`  ${name.padEnd(12)} ${fit.status.padEnd(15)} n=${fit.n} ${tau}; ${gain}`);
   }
-  return 0;
+  return lines.join('\n');
 }

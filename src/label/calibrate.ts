@@ -252,3 +252,37 @@ function rootOfScore(d: Float64Array, y: Float64Array, n: number, sign: 1 | -1, 
   }
   return t;
 }
+
+/**
+ * The τ that consensus takes from a fit: the fitted τ when the fit is 'ok', else null (the metric keeps its own
+ * τ). The one definition of "the fitted τ is used", shared by consensus and by what calibrate records and prints.
+ */
+export function usedTau(fit: Pick<TemperatureFit, 'status' | 'tau'>): number | null {
+  return fit.status === 'ok' && fit.tau !== null ? fit.tau : null;
+}
+
+/** A fit as calibration.json records it: the likelihood gain only where the fitted τ is used, else why not. */
+export interface CalibrationRecord extends Omit<TemperatureFit, 'gainPerPair'> {
+  /** gainPerPair of the fit when its τ is used, else null: a gain of a τ nobody uses is no gain. */
+  readonly gainPerPair: number | null;
+  readonly tauUsed: boolean;
+  /** Why the fitted τ is not used (null when it is). */
+  readonly note: string | null;
+}
+
+const UNUSED_BECAUSE: Record<Exclude<CalibrationStatus, 'ok'>, string> = {
+  'anti-correlated': 'the metric prefers what humans do not (best β < 0)',
+  uncorrelated: 'the metric carries no information about the human labels (best β = 0)',
+  separable: 'the metric orders every labelled pair as humans do, so the best τ is 0 (no finite fit)',
+  'no-data': 'no labelled pair has both scores',
+};
+
+export function calibrationRecord(fit: TemperatureFit): CalibrationRecord {
+  const used = usedTau(fit) !== null;
+  return {
+    ...fit,
+    gainPerPair: used ? fit.gainPerPair : null,
+    tauUsed: used,
+    note: used || fit.status === 'ok' ? null : `fitted τ not used: ${UNUSED_BECAUSE[fit.status]}; consensus keeps τ = ${fit.defaultTau}`,
+  };
+}

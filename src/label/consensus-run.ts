@@ -13,6 +13,7 @@ import { WHOLE } from '../shard.ts';
 import {
   allocateConsensusColumns,
   compileConsensus,
+  ConsensusOptionError,
   computeConsensus,
   formatRule,
   formatTiePolicy,
@@ -20,7 +21,7 @@ import {
   parseConsensusOptions,
   type ConsensusOptions,
 } from './consensus.ts';
-import { CalibrationSample, type TemperatureFit } from './calibrate.ts';
+import { CalibrationSample, calibrationRecord, usedTau, type CalibrationRecord, type TemperatureFit } from './calibrate.ts';
 import { loadScoreTable, type ScoreTable } from './score-table.ts';
 import { consensusSpecs } from '../schema.ts';
 
@@ -50,8 +51,13 @@ export interface ConsensusSummary {
   tieRate: number | null;
   kept: number;
   byReason: Record<string, number>;
-  /** Among kept pairs with a decided human label and a decided consensus label: share that agree. */
+  /**
+   * Among kept pairs with a decided human label and a decided consensus label: share that agree. Ties resolved by
+   * the human label (--ties human) are left out: they agree by construction.
+   */
   humanAgreement: number | null;
+  /** Pairs left out of humanAgreement because their label is the human label (reason tie-human). */
+  humanAgreementExcluded: number;
   output: string;
   seconds: number;
 }
@@ -73,7 +79,9 @@ export function ruleFolder(rule: string, variant: { ties?: string; margin?: numb
 
 
 interface CalibrationFile {
-  metrics: Record<string, TemperatureFit>;
+  metrics: Record<string, Pick<TemperatureFit, 'status' | 'tau'>>;
+  /** The splits whose pairs the fit used; absent in files written before the fit chose splits (it used all). */
+  splits?: string[];
 }
 
 /** calibration.json, or null when there is none; a file that is there but unreadable is an error, not "none". */
@@ -106,8 +114,8 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   for (const info of table.metrics) {
     const fitted = calibration?.metrics[info.name];
     temperatures[info.name] =
-      fitted?.status === 'ok' && fitted.tau !== null
-        ? { tau: fitted.tau, source: 'calibrated' }
+      fitted !== undefined && usedTau(fitted) !== null
+        ? { tau: usedTau(fitted)!, source: 'calibrated' }
         : { tau: info.temperature, source: 'metric' };
   }
   const consensusOptions: ConsensusOptions = parseConsensusOptions(
@@ -149,6 +157,7 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     kept: 0,
     byReason: {},
     humanAgreement: null,
+    humanAgreementExcluded: 0,
     output: folder,
     seconds: 0,
   };
@@ -211,6 +220,10 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
         const label = out.label[i]!;
         const h = human[i]!;
         if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+          if (reason === 'tie-human') {
+            summary.humanAgreementExcluded++;
+            continue;
+          }
           compared++;
           if (label === h) agree++;
         }
@@ -219,7 +232,11 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     const voted = summary.pairs - (summary.byReason.missing ?? 0);
     summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
     summary.humanAgreement = compared > 0 ? agree / compared : null;
-    const written = { ...consensusOptions, rule, ties: summary.ties, temperatures };
+    // Which pairs the fitted τ saw, so the audit can say whether its calibration numbers are in-sample; a file
+    // from before calibrate chose splits fitted on every pair.
+    const calibrated = Object.values(temperatures).some((t) => t.source === 'calibrated');
+    const calibratedOn = calibrated ? { calibratedOn: calibration?.splits ?? 'all' } : {};
+    const written = { ...consensusOptions, rule, ties: summary.ties, temperatures, ...calibratedOn };
     await writeFile(join(staging, 'options.json'), `${JSON.stringify(written, null, 2)}\n`);
   }, {
     // Everything under consensus/ of the dataset directory is this stage's output.
@@ -237,23 +254,66 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
 
 export interface CalibrationSummary {
   dir: string;
-  metrics: Record<string, TemperatureFit>;
+  metrics: Record<string, CalibrationRecord>;
+  /** The splits whose labelled pairs were fitted on. */
+  splits: string[];
+  /** How they were chosen: named by --split, the train split by default, or every split when there is no train split. */
+  splitChoice: 'given' | 'train' | 'all';
   file: string;
 }
 
-/** Fits each metric's τ by maximum likelihood against the human labels present, into calibration.json. */
-export async function runCalibrate(dir: string, options: { metrics?: string[] } = {}): Promise<CalibrationSummary> {
+/** A split the default fit uses: `train` and its variants (train_unique, train-2023). */
+const isTrainSplit = (split: string): boolean => /^train(?:$|[^a-z])/i.test(split);
+
+/**
+ * Fits each metric's τ by maximum likelihood against the human labels of the chosen splits, into calibration.json.
+ * By default only the train split(s) when the dataset has one, so the audit's calibration of test pairs is out of
+ * sample; else every split.
+ */
+export async function runCalibrate(dir: string, options: { metrics?: string[]; splits?: string[] } = {}): Promise<CalibrationSummary> {
   const table: ScoreTable = await loadScoreTable(dir, options.metrics);
   const samples = table.metrics.map(() => new CalibrationSample());
-  for (const file of await listParts(dir, 'pairs')) {
+  const files = await listParts(dir, 'pairs');
+  const present = new Set<string>();
+  for (const file of files) {
+    const splits = (await readPart(dir, file)).getChild('split')!;
+    for (let i = 0; i < splits.length; i++) {
+      const split = splits.get(i) as string | null;
+      if (split !== null) present.add(split);
+    }
+  }
+  const known = [...present].sort();
+  let chosen: string[];
+  let splitChoice: CalibrationSummary['splitChoice'];
+  if (options.splits && options.splits.length > 0) {
+    const unknown = options.splits.filter((s) => !present.has(s));
+    if (unknown.length > 0) {
+      const here = known.join(', ') || 'none';
+      throw new ConsensusOptionError(`${join(dir, 'pairs')}: no pair has split "${unknown[0]}" (splits here: ${here})`);
+    }
+    chosen = [...new Set(options.splits)].sort();
+    splitChoice = 'given';
+  } else if (known.some(isTrainSplit)) {
+    chosen = known.filter(isTrainSplit);
+    splitChoice = 'train';
+  } else {
+    chosen = known;
+    splitChoice = 'all';
+  }
+  const wanted = new Set(chosen);
+  for (const file of files) {
     const part = await readPart(dir, file);
     const prompts = part.getChild('prompt_id')!;
     const imageA = part.getChild('image_a')!;
     const imageB = part.getChild('image_b')!;
     const human = part.getChild('human_pref')!;
+    const splits = part.getChild('split')!;
     for (let i = 0; i < part.numRows; i++) {
       const y = human.get(i) as number | null;
       if (y === null) continue;
+      const split = splits.get(i) as string | null;
+      // With no split named and none present, every pair counts (a null split is no reason to leave a pair out).
+      if (splitChoice !== 'all' && (split === null || !wanted.has(split))) continue;
       const p = prompts.get(i) as string;
       for (let m = 0; m < samples.length; m++) {
         const d = table.score(m, imageA.get(i) as string, p) - table.score(m, imageB.get(i) as string, p);
@@ -261,10 +321,11 @@ export async function runCalibrate(dir: string, options: { metrics?: string[] } 
       }
     }
   }
-  const metrics: Record<string, TemperatureFit> = {};
+  const metrics: Record<string, CalibrationRecord> = {};
   table.metrics.forEach((info, m) => {
-    metrics[info.name] = samples[m]!.fit(info.temperature);
+    metrics[info.name] = calibrationRecord(samples[m]!.fit(info.temperature));
   });
-  await writeFileAtomic(join(dir, CALIBRATION_FILE), Buffer.from(`${JSON.stringify({ metrics }, null, 2)}\n`));
-  return { dir, metrics, file: CALIBRATION_FILE };
+  const file = { splits: chosen, splitChoice, metrics };
+  await writeFileAtomic(join(dir, CALIBRATION_FILE), Buffer.from(`${JSON.stringify(file, null, 2)}\n`));
+  return { dir, metrics, splits: chosen, splitChoice, file: CALIBRATION_FILE };
 }

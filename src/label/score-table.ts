@@ -38,7 +38,6 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
   let columns: Float64Array[] = metricNames.map(() => new Float64Array(1024).fill(Number.NaN));
   const stats: Record<string, MetricStats> = {};
   for (const [m, name] of metricNames.entries()) {
-    const accumulator = new MetricStatsAccumulator();
     for (const file of await listParts(dir, `scores/${name}`, '.parquet')) {
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
@@ -49,12 +48,15 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
         for (let i = 0; i < group.numRows; i++) {
           const row = index.rowOf(imageIds[i] as string, promptIds[i] as string, true);
           if (row >= columns[0]!.length) columns = columns.map((c) => grow(c));
-          const value = Number(scores[i]);
-          columns[m]![row] = value;
-          accumulator.add(value);
+          columns[m]![row] = Number(scores[i]);
         }
       }
     }
+    // Over the table's cells, not the files' rows: an image scored twice under one prompt (it sits in two splits)
+    // is one image of the distribution, not two.
+    const accumulator = new MetricStatsAccumulator();
+    const column = columns[m]!;
+    for (let row = 0; row < index.size; row++) accumulator.add(column[row]!);
     stats[name] = accumulator.stats();
   }
   const frozen = columns;

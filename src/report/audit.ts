@@ -27,7 +27,7 @@ import {
   type Vote,
 } from './agreement.ts';
 import { Histogram, MinMax, Reliability, type HistogramResult, type ReliabilityResult } from './distribution.ts';
-import { renderAuditPage } from './html.ts';
+import { calibrationFitText, renderAuditPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
 import { boundedText } from '../format.ts';
 
@@ -149,6 +149,11 @@ export interface AuditReport {
   scores: ScoreDistribution[];
   /** Reliability of each metric's p, and of the consensus soft label, against human labels. */
   calibration: { rater: string; reliability: ReliabilityResult }[];
+  /**
+   * Whether those reliability numbers are in-sample: the splits the fitted τ were fitted on ('all' for every pair,
+   * null when no consensus τ was fitted), and how many of the human-labelled pairs audited lie in them.
+   */
+  calibrationFit: { fittedOn: string[] | 'all' | null; inSamplePairs: number; labelledPairs: number };
   contested: {
     top: number;
     byDisagreement: ContestedPair[];
@@ -220,6 +225,8 @@ interface PairVotes {
   human: Vote | null;
   missing: boolean;
   tie: boolean;
+  /** The consensus label is the human label (a tie resolved by --ties human). */
+  byHuman: boolean;
 }
 
 class SliceAccumulator {
@@ -268,7 +275,7 @@ class SliceAccumulator {
     });
     this.fleiss?.addVotes(v.metricVotes);
     v.metricVotes.forEach((vote, m) => this.accuracy[m]!.add(vote, humanPref));
-    this.accuracy[this.metrics.length]!.add(v.consensus, humanPref);
+    this.accuracy[this.metrics.length]!.add(v.byHuman ? null : v.consensus, humanPref);
     this.patterns.add(v.metricVotes);
     if (v.human !== null) {
       // The left coalition is the side of the first metric that voted (VotePatterns' folding); a when none did.
@@ -402,9 +409,18 @@ const cellNumber = (x: ParquetCell): number | null => {
   return Number.isNaN(n) ? null : n;
 };
 
-async function readConsensusOptions(folder: string): Promise<{ rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] }> {
+interface SavedConsensusOptions {
+  rule?: string;
+  ties?: string;
+  margin?: number;
+  temperatures?: AuditReport['temperatures'];
+  /** The splits calibrate fitted the calibrated τ on (written by consensus when some τ is calibrated). */
+  calibratedOn?: string[] | 'all';
+}
+
+async function readConsensusOptions(folder: string): Promise<SavedConsensusOptions> {
   try {
-    return (await readJsonFile(join(folder, 'options.json'))) as { rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] };
+    return (await readJsonFile(join(folder, 'options.json'))) as SavedConsensusOptions;
   } catch (error) {
     // A folder without options.json (written by hand) has no recorded options; a damaged one is an error.
     if (isMissingFile(error)) return {};
@@ -435,14 +451,32 @@ async function rankedRefs(dir: string, consensusFile: string): Promise<Map<strin
 
 async function scoreDistribution(dir: string, metric: string, bins: number): Promise<ScoreDistribution> {
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
+  // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
+  // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
+  const seen = new Set<string>();
+  const repeated = new Set<number>();
+  let pass = 0;
   const each = async (visit: (x: number) => void): Promise<void> => {
+    let row = 0;
     for (const file of files) {
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
-        const scores = (await readRowGroupColumns(source, group, ['score'])).score!;
-        for (let i = 0; i < scores.length; i++) visit(cellNumber(scores[i]) ?? Number.NaN);
+        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score']);
+        const scores = data.score!;
+        for (let i = 0; i < scores.length; i++, row++) {
+          if (pass === 0) {
+            const key = `${String(data.image_id![i])}\u0000${String(data.prompt_id![i])}`;
+            if (seen.has(key)) {
+              repeated.add(row);
+              continue;
+            }
+            seen.add(key);
+          } else if (repeated.has(row)) continue;
+          visit(cellNumber(scores[i]) ?? Number.NaN);
+        }
       }
     }
+    pass++;
   };
   const range = new MinMax();
   let sum = 0;
@@ -501,6 +535,13 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
     );
   }
   const saved = await readConsensusOptions(join(dir, folder));
+  // The consensus rater votes as the labels were written: a policy that resolves ties (a metric, the human label)
+  // gives the tie a side; drop and half leave it an abstention. Without recorded options a tie stays an abstention.
+  const tiesResolved = saved.ties !== undefined && saved.ties !== 'drop' && saved.ties !== 'half';
+  const calibrated = Object.values(saved.temperatures ?? {}).some((t) => t.source === 'calibrated');
+  // A calibrated folder from before consensus recorded the splits was fitted on every pair.
+  const fittedOn = calibrated ? (saved.calibratedOn ?? 'all') : null;
+  const calibrationFit: AuditReport['calibrationFit'] = { fittedOn, inSamplePairs: 0, labelledPairs: 0 };
 
   // Prompt categories (only the prompts that have one), for the per-category slices.
   const categories = new Map<string, string>();
@@ -557,9 +598,16 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         const label = cellNumber(c.label![i]);
         const p = pCols.map((col) => cellNumber(col[i]));
         const metricVotes = voteCols.map((col, m): Vote | null => (p[m] === null ? null : (Math.sign(Number(col[i])) as Vote)));
-        const consensus: Vote | null = missing ? null : tie ? 0 : label === null ? null : label > 0.5 ? 1 : label < 0.5 ? -1 : 0;
+        const consensus: Vote | null =
+          missing ? null : tie && !tiesResolved ? 0 : label === null ? (tie ? 0 : null) : label > 0.5 ? 1 : label < 0.5 ? -1 : 0;
         const human = humanVote(humanPref);
-        const votes: PairVotes = { metricVotes, consensus, human, missing, tie };
+        // A tie resolved by the human label agrees with it by construction: not evidence of the rule's accuracy.
+        const byHuman = c.reason![i] === 'tie-human';
+        const votes: PairVotes = { metricVotes, consensus, human, missing, tie, byHuman };
+        if (humanPref !== null) {
+          calibrationFit.labelledPairs++;
+          if (fittedOn === 'all' || (fittedOn !== null && split !== null && fittedOn.includes(split))) calibrationFit.inSamplePairs++;
+        }
         overall.add(votes, humanPref);
         splits.get(split).add(votes, humanPref);
         categorySlices.get(category).add(votes, humanPref);
@@ -594,7 +642,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         const disagreement = cellNumber(c.disagreement![i]);
         // A unanimous pair (entropy 0) is not contested, however few pairs there are.
         if (disagreement !== null && disagreement > 0) contested.push(candidate());
-        if ((consensus === 1 || consensus === -1) && (human === 1 || human === -1)) {
+        if ((consensus === 1 || consensus === -1) && (human === 1 || human === -1) && !byHuman) {
           mismatchCompared++;
           if (consensus !== human) {
             mismatchCount++;
@@ -676,6 +724,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
     rankedGroups,
     scores,
     calibration: [...names, 'consensus'].map((rater, r) => ({ rater, reliability: reliability[r]!.result() })),
+    calibrationFit,
     contested: {
       top,
       byDisagreement: chosen.byDisagreement.map(withPrompt),
@@ -727,6 +776,8 @@ export function formatAuditSummary(result: AuditResult): string {
   const topPattern = o.patterns[0];
   if (topPattern) lines.push(`  most common vote pattern: ${topPattern.key} (${pctText(topPattern.fraction)})`);
   lines.push(`  consensus ≠ human on ${r.contested.mismatchCount} of ${r.contested.mismatchCompared} decided pairs`);
+  lines.push(`  calibration: ${calibrationFitText(r.calibrationFit)}`);
   lines.push(`  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`);
   return lines.join('\n');
 }
+

@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../version.ts';
 import { reportJson, TopN } from './audit.ts';
 import { renderEvalPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
-import { WinRateAccumulator, type CategoryWinRate, type WinRateReport } from './winrate.ts';
+import { intervalWarnings, WinRateAccumulator, type CategoryWinRate, type WinRateReport } from './winrate.ts';
 import { boundedText } from '../format.ts';
 
 export class EvalInputError extends Error {}
@@ -374,6 +374,7 @@ export function formatEvalSummary(result: EvalResult): string {
     ),
     `  ${'average'.padEnd(width)} A wins ${pctText(w.average.winRate)} [${pctText(w.average.lo)}, ${pctText(w.average.hi)}]  (${Math.round(w.level * 100)}% bootstrap over prompts, ${w.resamples} resamples)`,
   ];
+  for (const warning of intervalWarnings(w, w.level)) lines.push(`  warning: ${warning}`);
   if (r.ignoredMetrics.length > 0) lines.push(`  not compared: ${r.ignoredMetrics.map((m) => `${m.metric} (${m.reason})`).join('; ')}`);
   lines.push(`  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`);
   return lines.join('\n');

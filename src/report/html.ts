@@ -5,7 +5,7 @@
 import type { AuditReport, ContestedPair, SliceReport } from './audit.ts';
 import type { EvalReport, GalleryItem } from './eval.ts';
 import type { HistogramResult, ReliabilityResult } from './distribution.ts';
-import type { CategoryWinRate, Estimate } from './winrate.ts';
+import { intervalWarnings, type CategoryWinRate, type Estimate } from './winrate.ts';
 
 /** No script, no fetch: images only from data: URIs, styles only inline. */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
@@ -426,7 +426,7 @@ function distributionsSection(report: AuditReport): SafeHtml {
     (c) => html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, c.rater)}"></span>${c.rater}</h4><div class="meta">${count(c.reliability.count)} labelled pairs · ECE ${fmt(c.reliability.ece)} · Brier ${fmt(c.reliability.brier)}</div>${reliabilityChart(c.reliability, `${c.rater} reliability`, metricColour(report, c.rater))}</div>`,
   );
   return html`${section('scores', 'Score distributions', 'Each metric’s per-image scores (every scored image, read from scores/<metric>/).', html`<div class="grid">${histograms}</div>`)}
-${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
+${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs. ' + calibrationFitText(report.calibrationFit) + '.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
 }
 
 function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: ReadonlyMap<string, string>): SafeHtml {
@@ -441,7 +441,7 @@ function contestedCard(pair: ContestedPair, report: AuditReport, thumbs: Readonl
 <div class="facts"><span class="tag">${pair.split ?? 'no split'}</span>${pair.category === null ? null : html`<span class="tag">${pair.category}</span>`}votes ${pair.votesA}–${pair.votesB} · disagreement ${fmt(pair.disagreement, 2)} bits · spread of p ${fmt(pair.spread, 2)}</div>
 <table><thead><tr><th>metric</th><th class="num">p(a ≻ b)</th><th>vote</th></tr></thead><tbody>${rows}
 <tr class="strong"><td>consensus</td><td class="num">${fmt(pair.soft)}</td><td>${label}</td></tr>
-<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${(human === 'a' || human === 'b') && (label === 'a' || label === 'b') && human !== label ? 'vote-b' : ''}">${human}</td></tr></tbody></table>
+<tr class="strong"><td>human</td><td class="num">${fmt(pair.human, 1)}</td><td class="${(human === 'a' || human === 'b') && (label === 'a' || label === 'b') && human !== label ? `vote-${human}` : ''}">${human}</td></tr></tbody></table>
 <div class="facts" style="margin-top:6px">pair ${pair.pairId.slice(0, 12)}</div></div></article>`;
 }
 
@@ -513,13 +513,16 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
     report.ignoredMetrics.length > 0
       ? html`<p class="lead">Not compared: ${report.ignoredMetrics.map((m, i) => html`${i > 0 ? '; ' : ''}<b>${m.metric}</b> (${m.reason})`)}.</p>`
       : null;
+  const warnings = intervalWarnings(w, w.level);
   const winrate = section(
     'winrate',
     `How often A (${report.a.label}) beats B (${report.b.label})`,
     `Per metric, the share of (prompt, seed) comparisons where A's image scores higher (equal scores count ½), averaged per prompt and then over prompts; whiskers are ${pct(w.level, 0)} percentile-bootstrap intervals resampling prompts. Above the dashed line A wins.`,
     html`${barChart(rows, { title: 'Win rate of A over B per metric', reference: 0.5, format: (x) => pct(x, 0) })}
 <div class="scroll"><table><thead><tr><th>metric</th><th class="num">win rate</th><th class="num">low</th><th class="num">high</th><th class="num">prompts</th><th class="num">A wins</th><th class="num">ties</th><th class="num">B wins</th><th class="num">skipped</th></tr></thead><tbody>${table}
-<tr class="strong"><td>average</td><td class="num">${pct(w.average.winRate)}</td><td class="num">${pct(w.average.lo)}</td><td class="num">${pct(w.average.hi)}</td><td class="num">${count(w.prompts)}</td><td></td><td></td><td></td><td></td></tr></tbody></table></div>${ignored}`,
+<tr class="strong"><td>average</td><td class="num">${pct(w.average.winRate)}</td><td class="num">${pct(w.average.lo)}</td><td class="num">${pct(w.average.hi)}</td><td class="num">${count(w.average.prompts ?? w.prompts)}</td><td></td><td></td><td></td><td></td></tr></tbody></table></div>${ignored}${
+      warnings.length === 0 ? null : html`<p class="lead">${warnings.map((x) => html`⚠ ${x}<br>`)}</p>`
+    }`,
   );
   const categories =
     w.byCategory.length + report.byChallenge.length > 0
@@ -537,4 +540,14 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
     report.gallery.length > 0 ? html`<div class="cards">${report.gallery.map((g) => galleryCard(g, report, thumbs))}</div>` : html`<p class="lead">No comparison.</p>`,
   );
   return pageShell(`Win rate · ${report.a.label} vs ${report.b.label}`, header, html`${winrate}${categories}${gallery}`);
+}
+
+/** Whether the audit's calibration numbers (reliability, ECE, Brier) are measured on the pairs τ was fitted on. */
+export function calibrationFitText(fit: AuditReport['calibrationFit']): string {
+  if (fit.fittedOn === null) return 'no τ fitted to human labels (the metrics\' own τ): every number is out of sample';
+  const on = fit.fittedOn === 'all' ? 'every split' : `split ${fit.fittedOn.join(', ')}`;
+  const share = `${fit.inSamplePairs} of ${fit.labelledPairs} human-labelled pairs`;
+  if (fit.inSamplePairs === 0) return `τ fitted on ${on}: out of sample (${share} were fitted on)`;
+  const whole = fit.inSamplePairs === fit.labelledPairs ? 'in-sample' : 'partly in-sample';
+  return `τ fitted on ${on}: ${whole} for ${share}; see the test split's slice for out-of-sample accuracy`;
 }

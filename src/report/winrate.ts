@@ -34,6 +34,13 @@ export interface Estimate {
   winRate: number;
   lo: number;
   hi: number;
+  /**
+   * Set when the interval says nothing about uncertainty: 'one prompt' (nothing to resample), 'same value on every
+   * prompt' (every resample gives the same mean), 'no prompt every metric has' (the average), 'zero width'.
+   */
+  degenerate?: string;
+  /** The average only, when some metric lacks prompts: the prompts every averaged metric has, its interval's basis. */
+  prompts?: number;
 }
 
 export interface MetricWinRate extends Estimate {
@@ -178,12 +185,25 @@ export class WinRateAccumulator {
     const rng = mulberry32(settings.seed);
     const draws: Float64Array[] = Array.from({ length: M }, () => new Float64Array(settings.resamples));
     const averageDraws = new Float64Array(settings.resamples);
+    // The average's resamples use only the prompts every averaged metric has: over the others each resample would
+    // average metrics measured on different prompts, mixing different averages.
+    const averaged = promptCounts.flatMap((n, m) => (n > 0 ? [m] : []));
+    let common = 0;
+    let commonValue = value;
+    if (averaged.some((m) => promptCounts[m]! < P)) {
+      commonValue = new Float64Array(M * P).fill(NaN);
+      for (let p = 0; p < P; p++) {
+        if (!averaged.every((m) => !Number.isNaN(value[m * P + p]!))) continue;
+        common++;
+        for (const m of averaged) commonValue[m * P + p] = value[m * P + p]!;
+      }
+    } else common = averaged.length > 0 ? P : 0;
     for (let r = 0; r < settings.resamples && P > 0; r++) {
       weights.fill(0);
       for (let k = 0; k < P; k++) weights[randomInt(rng, P)]! += 1;
       const means = meansByMetric(value, weights, M, P);
       for (let m = 0; m < M; m++) draws[m]![r] = means[m]!;
-      averageDraws[r] = meanOfFinite(means);
+      averageDraws[r] = meanOfFinite(commonValue === value ? means : meansByMetric(commonValue, weights, M, P));
     }
     if (P === 0) {
       for (const d of draws) d.fill(NaN);
@@ -192,16 +212,29 @@ export class WinRateAccumulator {
 
     const metrics: MetricWinRate[] = this.metricNames.map((metric, m) => {
       const t = totals[m]!;
+      const interval = percentileInterval(draws[m]!, settings.level);
+      const flag = degeneracy(interval, promptCounts[m]!, Array.from({ length: P }, (_, p) => value[m * P + p]!));
       return {
         metric,
         winRate: point[m]!,
-        ...percentileInterval(draws[m]!, settings.level),
+        ...interval,
+        ...(flag === null ? {} : { degenerate: flag }),
         prompts: promptCounts[m]!,
         comparisons: t.wins + t.ties + t.losses,
         ...t,
       };
     });
-    return { prompts: P, metrics, average: { winRate: meanOfFinite(point), ...percentileInterval(averageDraws, settings.level) } };
+    const averageInterval = percentileInterval(averageDraws, settings.level);
+    const perPrompt = Array.from({ length: P }, (_, p) => meanOfFinite(averaged.map((m) => commonValue[m * P + p]!)));
+    const averageFlag =
+      averaged.length > 0 && common === 0 ? 'no prompt every metric has' : degeneracy(averageInterval, common, perPrompt);
+    const average: Estimate = {
+      winRate: meanOfFinite(point),
+      ...averageInterval,
+      ...(averageFlag === null ? {} : { degenerate: averageFlag }),
+      ...(commonValue === value ? {} : { prompts: common }),
+    };
+    return { prompts: P, metrics, average };
   }
 
   private metric(name: string): number {
@@ -273,4 +306,28 @@ export function percentileInterval(draws: ArrayLike<number>, level: number): { l
   const sorted = Float64Array.from(kept).sort();
   const tail = (1 - level) / 2;
   return { lo: quantileSorted(sorted, tail), hi: quantileSorted(sorted, 1 - tail) };
+}
+
+/** Why an interval is degenerate (see Estimate.degenerate), or null when it is not. */
+function degeneracy(interval: { lo: number; hi: number }, prompts: number, perPrompt: readonly number[]): string | null {
+  if (prompts === 0 || !(interval.lo === interval.hi)) return null;
+  if (prompts === 1) return 'one prompt';
+  const values = perPrompt.filter((v) => !Number.isNaN(v));
+  return values.every((v) => v === values[0]) ? 'same value on every prompt' : 'zero width';
+}
+
+/** One warning line per interval that cannot be read as a 95% interval, and for an average over fewer prompts. */
+export function intervalWarnings(summary: WinRateSummary, level = 0.95): string[] {
+  const name = `${Math.round(level * 100)}%`;
+  const warnings = summary.metrics.flatMap((m) =>
+    m.degenerate === undefined ? [] : [`${m.metric}: the ${name} interval has zero width (${m.degenerate}): it measures no uncertainty`],
+  );
+  if (summary.average.degenerate !== undefined) {
+    warnings.push(`average: the ${name} interval has zero width (${summary.average.degenerate}): it measures no uncertainty`);
+  }
+  if (summary.average.prompts !== undefined) {
+    const basis = `${summary.average.prompts} of ${summary.prompts} prompts`;
+    warnings.push(`average: some metrics lack prompts, so its interval resamples only the ${basis} every metric has`);
+  }
+  return warnings;
 }

@@ -296,7 +296,8 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
   const [totals] = await query(
     `SELECT count(*) AS pairs, count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE kept) AS kept,
             count(*) FILTER (WHERE reason <> 'missing') AS voted,
-            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1)) AS agree
+            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason <> 'tie-human') AS agree,
+            count(*) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason = 'tie-human') AS excluded
      ${from}`,
   );
   assert.equal(summary.pairs, Number(totals!.pairs));
@@ -304,6 +305,7 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
   assert.equal(summary.kept, Number(totals!.kept));
   assert.equal(summary.tieRate, Number(totals!.voted) > 0 ? Number(totals!.ties) / Number(totals!.voted) : null);
   assertNear(summary.humanAgreement, totals!.agree === null ? null : Number(totals!.agree), 'humanAgreement');
+  assert.equal(summary.humanAgreementExcluded, Number(totals!.excluded));
   const reasons = await query(`SELECT reason, count(*) AS n ${from} GROUP BY reason`);
   assert.deepEqual(summary.byReason, Object.fromEntries(reasons.map((r) => [r.reason as string, Number(r.n)])));
 }
@@ -425,8 +427,11 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
     for (const m of ['pick', 'hps'] as const) {
       const fit = fits[m]!;
       assert.equal(fit.status, 'ok', m);
-      const used = pairs.filter((p) => p.human_pref !== null);
-      assert.equal(fit.n, used.length, `${m}: labelled pairs`);
+      // calibrate fits on the train split by default, so the test pairs stay out of sample.
+      const used = pairs.filter((p) => p.human_pref !== null && p.split === 'train');
+      const labelled = pairs.filter((p) => p.human_pref !== null).length;
+      assert.ok(used.length > 0 && used.length < labelled, 'the sample has train and other splits');
+      assert.equal(fit.n, used.length, `${m}: labelled train pairs`);
       let equation = 0;
       let scale = 0;
       for (const p of used) {
@@ -438,7 +443,9 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
       assert.equal(fit.defaultTau, INFO[m].temperature);
     }
     // The aesthetic score misses one image: its pairs are not in the fit.
-    const withoutAes = pairs.filter((p) => p.human_pref !== null && p.image_a !== unscored && p.image_b !== unscored).length;
+    const withoutAes = pairs.filter(
+      (p) => p.human_pref !== null && p.split === 'train' && p.image_a !== unscored && p.image_b !== unscored,
+    ).length;
     assert.equal(fits.aes!.n, withoutAes);
   });
 

@@ -48,7 +48,7 @@ test('ingest images --model with ../ segments writes nothing outside --out; the 
   assert.deepEqual((await readdir(root)).sort(), ['in', 'out'], 'nothing written beside --out');
   assert.deepEqual(await filesUnder(join(root, 'in')), ['gens/00000.jpg', 'prompts.json']);
   for (const file of await filesUnder(out)) {
-    assert.match(file, /^(manifest\.json|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json)$/, file);
+    assert.match(file, /^(manifest\.json|README\.md|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json)$/, file);
   }
   assert.equal(summary.counts.taken, 2);
   const { images } = await readDataset(out);
