@@ -5,6 +5,7 @@
 // Scores are read again only for the histograms (two passes over the score column) and, when ranked groups exist,
 // through the score table for Kendall's τ. The page and the JSON are written from one report object.
 import { isMissingFile, readJsonFile } from '../io/json-file.ts';
+import { consensusOptionsLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
@@ -402,11 +403,19 @@ const cellNumber = (x: ParquetCell): number | null => {
   return Number.isNaN(n) ? null : n;
 };
 
-async function readConsensusOptions(folder: string): Promise<{ rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] }> {
+async function readConsensusOptions(
+  dir: string,
+  ruleFolderName: string,
+): Promise<{ rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] }> {
   try {
-    return (await readJsonFile(join(folder, 'options.json'))) as { rule?: string; ties?: string; margin?: number; temperatures?: AuditReport['temperatures'] };
+    return (await readMetaJson(consensusOptionsLocation(dir, ruleFolderName))) as {
+      rule?: string;
+      ties?: string;
+      margin?: number;
+      temperatures?: AuditReport['temperatures'];
+    };
   } catch (error) {
-    // A folder without options.json (written by hand) has no recorded options; a damaged one is an error.
+    // A folder without its meta/consensus/<rule>.json (written by hand) has no recorded options; a damaged one is an error.
     if (isMissingFile(error)) return {};
     throw error;
   }
@@ -500,7 +509,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
       `${dir}: no ${folder}/part-*.parquet (run bdpo consensus ${dir} --rule ${ruleName} first; consensus folders here: ${known.join(', ') || 'none'})`,
     );
   }
-  const saved = await readConsensusOptions(join(dir, folder));
+  const saved = await readConsensusOptions(dir, ruleFolder(ruleName));
 
   // Prompt categories (only the prompts that have one), for the per-category slices.
   const categories = new Map<string, string>();
