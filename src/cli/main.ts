@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels" },
   consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores' },
   audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json' },
+  tables: { load: async () => (await import('./tables.ts')).tablesCommand, summary: 'Parquet copies of the Arrow tables (prompts, pairs, rejects, images) for SQL engines' },
   encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training' },
   train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)' },
   export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read' },
