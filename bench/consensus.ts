@@ -5,7 +5,7 @@
 //   node --import tsx bench/consensus.ts [--pairs 1000000] [--rules majority,mean-prob,…]
 //
 // The dataset has what runConsensus reads and nothing else: pairs/part-*.arrow (100k pairs each), and per metric
-// scores/<m>/part-*.parquet (250k images each) with metric.json. Four images per prompt, four pairs per prompt.
+// scores/<m>/part-*.parquet (250k images each) with meta/scores/<m>.json. Four images per prompt, four pairs per prompt.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -75,7 +75,8 @@ async function synthesise(): Promise<void> {
         metric_version: ids.map(() => metric.version),
       });
     }
-    await writeFile(join(dir, 'scores', metric.name, 'metric.json'), `${JSON.stringify(metric, null, 2)}\n`);
+    await mkdir(join(dir, 'meta', 'scores'), { recursive: true });
+    await writeFile(join(dir, 'meta', 'scores', `${metric.name}.json`), `${JSON.stringify(metric, null, 2)}\n`);
   }
   // Pairs (0,1), (0,2), (1,3), (2,3) of each prompt's four images; human labels cycle 1, 0, ½, null.
   const within: Array<[number, number]> = [[0, 1], [0, 2], [1, 3], [2, 3]];

@@ -194,6 +194,27 @@ export const TEXT_SPECS: readonly ColumnSpec[] = [
   { name: 'hidden', type: 'binary', nullable: false },
 ];
 
+/**
+ * tables/<table>/part-*.parquet — Parquet copies of the Arrow IPC tables (`bdpo tables`), for SQL engines that read
+ * no Arrow IPC. Same columns, types and nullability as the Arrow schemas; images leave out `bytes` unless asked.
+ */
+export function parquetTableSpecs(table: TableName, options: { imageBytes?: boolean } = {}): ColumnSpec[] {
+  const specs: ColumnSpec[] = [];
+  for (const f of TABLES[table].fields) {
+    if (table === 'images' && f.name === 'bytes' && !options.imageBytes) continue;
+    specs.push({ name: f.name, type: parquetColumnType(f.type), nullable: f.nullable });
+  }
+  return specs;
+}
+
+function parquetColumnType(type: DataType): ColumnSpec['type'] {
+  if (type instanceof Utf8) return 'string';
+  if (type instanceof Binary) return 'binary';
+  if (type instanceof Int32) return 'int32';
+  if (type instanceof Float64) return 'double';
+  throw new Error(`no Parquet type for Arrow ${String(type)}`);
+}
+
 /** The diffusers-dpo export: the four columns the PyTorch Diffusion-DPO trainers read, then ours. */
 export function exportSpecs(metrics: readonly string[]): ColumnSpec[] {
   return [

@@ -115,3 +115,12 @@ earlier export; any other folder, or one holding the dataset, is refused.
   --keep-ties                 also export ties (label_0 = 0.5, from --ties half); the trainers train them as jpg_0 wins
                               (default: tied pairs are left out and counted)
   --rows-per-part N           pairs per part file (default 4096; a part also closes at 256 MiB of images)`;
+
+export const TABLES_USAGE = `usage: bdpo tables DIR [--out DIR2] [--images-bytes] [--json]
+
+Parquet copies of the Arrow IPC tables, for SQL engines (DuckDB, Spark) that read Parquet but not Arrow IPC:
+DIR2/{prompts,pairs,rejects,images}/part-*.parquet, one per Arrow part, same columns (docs/schema.md).
+  --out DIR2        where the copies go (default DIR/tables)
+  --images-bytes    keep the image bytes in images/ (default: image_id, prompt_id, mime, width, height,
+                    source_ref, model, seed)
+A re-run rewrites only the parts whose Arrow source changed.`;

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string; 
   calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels", help: help.CALIBRATE_USAGE },
   consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores', help: help.CONSENSUS_USAGE },
   audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json', help: help.AUDIT_USAGE },
+  tables: { load: async () => (await import('./tables.ts')).tablesCommand, summary: 'Parquet copies of the Arrow tables (prompts, pairs, rejects, images) for SQL engines', help: help.TABLES_USAGE },
   encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training', help: help.ENCODE_USAGE },
   train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)', help: help.TRAIN_USAGE },
   export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read', help: help.EXPORT_USAGE },

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
+import { consensusOptionsLocation } from '../io/dataset-meta.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { readManifest, runRecord, recordRun, updateManifest } from '../manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
@@ -232,17 +233,20 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     const voted = summary.pairs - (summary.byReason.missing ?? 0);
     summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
     summary.humanAgreement = compared > 0 ? agree / compared : null;
-    // Which pairs the fitted τ saw, so the audit can say whether its calibration numbers are in-sample; a file
-    // from before calibrate chose splits fitted on every pair.
-    const calibrated = Object.values(temperatures).some((t) => t.source === 'calibrated');
-    const calibratedOn = calibrated ? { calibratedOn: calibration?.splits ?? 'all' } : {};
-    const written = { ...consensusOptions, rule, ties: summary.ties, temperatures, ...calibratedOn };
-    await writeFile(join(staging, 'options.json'), `${JSON.stringify(written, null, 2)}\n`);
   }, {
     // Everything under consensus/ of the dataset directory is this stage's output.
     isOurs: async () => true,
     refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
   });
+  // Outside the swapped folder (engines reading consensus/<rule>/* as one dataset take only Parquet), written once
+  // the parts are in place, so the options never describe a folder that is not there.
+  // Which pairs the fitted τ saw, so the audit can say whether its calibration numbers are in-sample; a file
+  // from before calibrate chose splits fitted on every pair.
+  const calibrated = Object.values(temperatures).some((t) => t.source === 'calibrated');
+  const calibratedOn = calibrated ? { calibratedOn: calibration?.splits ?? 'all' } : {};
+  const written = { ...consensusOptions, rule, ties: summary.ties, temperatures, ...calibratedOn };
+  const optionsFile = consensusOptionsLocation(dir, name);
+  await writeFileAtomic(optionsFile.path, Buffer.from(`${JSON.stringify(written, null, 2)}\n`));
   summary.seconds = (Date.now() - started.getTime()) / 1000;
   await recordRun(
     dir,

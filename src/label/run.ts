@@ -2,9 +2,11 @@
 // scores/<metric>/part-*.parquet. The unit of work is one images part × one metric, so a re-run skips what is done and
 // adding a metric later scores only that metric. Within a part, decoding and preprocessing of the next batch run
 // while the current batch is in the model.
+import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
+import { metricInfoLocation } from '../io/dataset-meta.ts';
 import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
 import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
@@ -173,7 +175,10 @@ function checkLabelOptions(options: LabelOptions): void {
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
   const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
-  await writeFileAtomic(resolveInside(dir, join('scores', spec.name, 'metric.json')), Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
+  const location = metricInfoLocation(dir, spec.name);
+  await writeFileAtomic(location.path, Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
+  // A dataset of the earlier layout: the copy inside scores/<metric>/ would keep engines from reading the folder.
+  await rm(location.legacy, { force: true });
 }
 
 function countReasons(rejects: RejectRow[]): Record<string, number> {

@@ -1,7 +1,8 @@
 // The cached scores of every metric, joined by (image, prompt): what consensus, calibration and the reports read.
 // Memory grows with the number of distinct scored images (≈ 150 bytes each plus 8 per metric), not with pairs.
 import { readdir, readFile } from 'node:fs/promises';
-import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { JsonFileError } from '../io/json-file.ts';
+import { metricInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
@@ -28,10 +29,11 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
   const metrics: MetricInfo[] = [];
   for (const name of metricNames) {
     try {
-      metrics.push((await readJsonFile(join(dir, 'scores', name, 'metric.json'))) as MetricInfo);
+      metrics.push((await readMetaJson(metricInfoLocation(dir, name))) as MetricInfo);
     } catch (error) {
       if (error instanceof JsonFileError) throw error;
-      throw new Error(`${dir}: metric "${name}" has no scores/${name}/metric.json (known: ${(await listScoredMetrics(dir)).join(', ') || 'none'})`);
+      const known = (await listScoredMetrics(dir)).join(', ') || 'none';
+      throw new Error(`${dir}: metric "${name}" has no meta/scores/${name}.json (known: ${known})`);
     }
   }
   const index = new ImagePromptIndex();

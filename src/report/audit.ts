@@ -5,6 +5,7 @@
 // Scores are read again only for the histograms (two passes over the score column) and, when ranked groups exist,
 // through the score table for Kendall's τ. The page and the JSON are written from one report object.
 import { isMissingFile, readJsonFile } from '../io/json-file.ts';
+import { consensusOptionsLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
@@ -418,11 +419,11 @@ interface SavedConsensusOptions {
   calibratedOn?: string[] | 'all';
 }
 
-async function readConsensusOptions(folder: string): Promise<SavedConsensusOptions> {
+async function readConsensusOptions(dir: string, ruleFolderName: string): Promise<SavedConsensusOptions> {
   try {
-    return (await readJsonFile(join(folder, 'options.json'))) as SavedConsensusOptions;
+    return (await readMetaJson(consensusOptionsLocation(dir, ruleFolderName))) as SavedConsensusOptions;
   } catch (error) {
-    // A folder without options.json (written by hand) has no recorded options; a damaged one is an error.
+    // A folder without its meta/consensus/<rule>.json (written by hand) has no recorded options; a damaged one is an error.
     if (isMissingFile(error)) return {};
     throw error;
   }
@@ -534,7 +535,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
       `${dir}: no ${folder}/part-*.parquet (run bdpo consensus ${dir} --rule ${ruleName} first; consensus folders here: ${known.join(', ') || 'none'})`,
     );
   }
-  const saved = await readConsensusOptions(join(dir, folder));
+  const saved = await readConsensusOptions(dir, ruleFolder(ruleName));
   // The consensus rater votes as the labels were written: a policy that resolves ties (a metric, the human label)
   // gives the tie a side; drop and half leave it an abstention. Without recorded options a tie stays an abstention.
   const tiesResolved = saved.ties !== undefined && saved.ties !== 'drop' && saved.ties !== 'half';

@@ -3,6 +3,7 @@
 // both sides must cover exactly the same (prompt, seed)s — a difference is an error that names what is missing,
 // never a silent subset. Memory: one small record per generation and the two score tables.
 import { isMissingFile, readJsonFile } from '../io/json-file.ts';
+import { metricInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
@@ -191,9 +192,9 @@ async function metricInfos(dir: string): Promise<Map<string, MetricInfo | null>>
   const infos = new Map<string, MetricInfo | null>();
   for (const name of await listScoredMetrics(dir)) {
     try {
-      infos.set(name, (await readJsonFile(join(dir, 'scores', name, 'metric.json'))) as MetricInfo);
+      infos.set(name, (await readMetaJson(metricInfoLocation(dir, name))) as MetricInfo);
     } catch (error) {
-      // No metric.json: the metric is listed as ignored, with that reason; a damaged one is an error.
+      // No meta/scores/<metric>.json: the metric is listed as ignored, with that reason; a damaged one is an error.
       if (!isMissingFile(error)) throw error;
       infos.set(name, null);
     }
@@ -242,7 +243,7 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
     const y = infosB.get(name);
     if (x === undefined) ignoredMetrics.push({ metric: name, reason: 'scored on B only' });
     else if (y === undefined) ignoredMetrics.push({ metric: name, reason: 'scored on A only' });
-    else if (x === null || y === null) ignoredMetrics.push({ metric: name, reason: 'no metric.json' });
+    else if (x === null || y === null) ignoredMetrics.push({ metric: name, reason: 'no meta/scores/<metric>.json' });
     else if (x.version !== y.version) ignoredMetrics.push({ metric: name, reason: `versions differ (A ${x.version}, B ${y.version}): not comparable` });
     else metrics.push(name);
   }

@@ -13,7 +13,7 @@
 // for SD 1.x and for a tokenizer.json without a pad token), input_ids only unless the model also declares
 // attention_mask.
 //
-// latents/encoder.json and text/encoder.json record the model (sha256), resolution, scaling factor and tokenizer
+// meta/latents.json and meta/text.json record the model (sha256), resolution, scaling factor and tokenizer
 // the cache was made with; a run with different ones is refused rather than mixed into the same cache, so every part
 // in latents/ and text/ is valid for the settings recorded there. A unit is done when the manifest records it with the
 // same input: the sha256 of its images (prompts) part and the digest of the selection. A selection that changes
@@ -21,8 +21,9 @@
 // an image already in any other part of latents/ (another rule, an earlier version of this one) is not encoded
 // again, and the parts it lives in stay. Parts of the selection being written are not a source of reuse, so a
 // resumed run writes the same files as an uninterrupted one.
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, readFile, rm, stat } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { encoderInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { checkPart, listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
@@ -198,12 +199,14 @@ function comparable(settings: CacheSettings): string {
   return JSON.stringify(Object.fromEntries(entries.sort((x, y) => x[0].localeCompare(y[0]))));
 }
 
-/** Writes <table>/encoder.json, or checks that the existing one names the same models and settings. */
+/** Writes meta/<table>.json, or checks that the existing one names the same models and settings. */
 async function checkSettings(dir: string, table: 'latents' | 'text', settings: CacheSettings): Promise<void> {
-  const path = join(dir, table, 'encoder.json');
+  const location = encoderInfoLocation(dir, table);
+  const path = location.path;
   let existing: CacheSettings | null = null;
   try {
-    existing = (await readJsonFile(path)) as CacheSettings;
+    // Settings describe the cached parts: with the table removed (to re-encode), the old settings bind nothing.
+    if ((await listParts(dir, table, '.parquet')).length > 0) existing = (await readMetaJson(location)) as CacheSettings;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new EncodeError(error instanceof JsonFileError ? error.message : `${path}: ${(error as Error).message}`);
@@ -211,6 +214,7 @@ async function checkSettings(dir: string, table: 'latents' | 'text', settings: C
   }
   if (existing === null) {
     await writeFileAtomic(path, Buffer.from(`${JSON.stringify(settings, null, 2)}\n`));
+    await rm(location.legacy, { force: true });
     return;
   }
   if (comparable(existing) !== comparable(settings)) {
@@ -221,6 +225,12 @@ async function checkSettings(dir: string, table: 'latents' | 'text', settings: C
       `${table}/ was encoded with other settings (${differ.join(', ')} differ from ${path}): ` +
         `use the same models and options, or remove ${join(dir, table)} to re-encode`,
     );
+  }
+  // A dataset of the earlier layout: its settings move to meta/, as the copy inside the table would keep engines
+  // from reading the folder as one dataset.
+  if (!(await access(path).then(() => true, () => false))) {
+    await writeFileAtomic(path, Buffer.from(`${JSON.stringify(existing, null, 2)}\n`));
+    await rm(location.legacy, { force: true });
   }
 }
 

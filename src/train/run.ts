@@ -20,6 +20,7 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { encoderInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
 import { acquireLock, describeHolder, LockBusyError, type Lock } from '../io/lock.ts';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -282,11 +283,14 @@ function sliceBatch(batch: LoaderBatch, start: number, size: number): LoaderBatc
 }
 
 async function readEncoderJson(dir: string, table: 'latents' | 'text', rule: string): Promise<Record<string, unknown>> {
-  const path = join(dir, table, 'encoder.json');
+  const location = encoderInfoLocation(dir, table);
+  const path = location.path;
   try {
-    return (await readJsonFile(path)) as Record<string, unknown>;
+    return (await readMetaJson(location)) as Record<string, unknown>;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new TrainError(`${dir}: no ${table}/encoder.json (run bdpo encode ${dir} --rule ${rule})`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new TrainError(`${dir}: no meta/${table}.json (run bdpo encode ${dir} --rule ${rule})`);
+    }
     throw new TrainError(error instanceof JsonFileError ? error.message : `${path}: ${message(error)}`);
   }
 }

@@ -347,9 +347,10 @@ test('consensus files have the documented columns, in order, with types DuckDB r
     'tie BOOLEAN',
     'reason VARCHAR',
   ]);
-  // One consensus part per pairs part, named after it, plus the options that made them.
+  // One consensus part per pairs part, named after it; the options that made them are in meta/ (only Parquet here).
   const pairsParts = (await readdir(join(dir, 'pairs'))).filter((f) => f.endsWith('.arrow')).map((f) => f.replace(/\.arrow$/, '.parquet'));
-  assert.deepEqual((await readdir(join(dir, 'consensus/majority'))).sort(), [...pairsParts, 'options.json'].sort());
+  assert.deepEqual((await readdir(join(dir, 'consensus/majority'))).sort(), pairsParts.sort());
+  assert.deepEqual(await readdir(join(dir, 'meta/consensus')), ['majority.json']);
   // Ids and splits pass through from the pairs table.
   const ids = await query(`SELECT pair_id, prompt_id, image_a, image_b, split FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`);
   const key = (r: { pair_id: unknown; prompt_id: unknown; image_a: unknown; image_b: unknown; split: unknown }) =>
@@ -460,7 +461,8 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
     }
     assert.equal(summary.temperatures.pick!.source, 'calibrated');
     assert.equal(summary.temperatures.aes!.source, 'metric');
-    const options = JSON.parse(await readFile(join(dir, summary.output, 'options.json'), 'utf8')) as { temperatures: unknown; ties: string };
+    const optionsText = await readFile(join(dir, 'meta', `${summary.output}.json`), 'utf8');
+    const options = JSON.parse(optionsText) as { temperatures: unknown; ties: string };
     assert.deepEqual(options.temperatures, summary.temperatures);
     assert.equal(options.ties, 'half');
   });

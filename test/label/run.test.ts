@@ -249,7 +249,7 @@ describe('label the bundled Pick-a-Pic sample', () => {
       assert.deepEqual(rows.map((r) => `${r.image_id}:${r.prompt_id}`), expected, name);
       const spec = await loadMetricSpec(fx.metrics[name]);
       assert.ok(rows.every((r) => r.metric_version === spec.version), `${name}: metric_version`);
-      const info = JSON.parse(await readFile(join(dir, 'scores', name, 'metric.json'), 'utf8')) as MetricInfo;
+      const info = JSON.parse(await readFile(join(dir, 'meta', 'scores', `${name}.json`), 'utf8')) as MetricInfo;
       assert.deepEqual(info, { name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature });
       assert.deepEqual(
         { scored: metricSummary(first, name).scored, written: metricSummary(first, name).partsWritten, skipped: metricSummary(first, name).partsSkipped },
@@ -365,9 +365,9 @@ test('changing a metric\'s version under the same name never leaves scores of th
   await runLabel(dir, { ...BASE_OPTIONS, metrics: [v2] }).catch((error: unknown) => {
     assert.ok(error instanceof MetricSpecError, String(error));
   });
-  const info = JSON.parse(await readFile(join(dir, 'scores/aesthetic/metric.json'), 'utf8')) as MetricInfo;
+  const info = JSON.parse(await readFile(join(dir, 'meta/scores/aesthetic.json'), 'utf8')) as MetricInfo;
   const versions = await query(`SELECT DISTINCT metric_version AS v FROM read_parquet(${sql(join(dir, 'scores/aesthetic/*.parquet'))})`);
-  // metric.json describes the scores beside it: consensus reads its version and τ for them.
+  // meta/scores/<metric>.json describes the scores: consensus reads its version and τ for them.
   assert.deepEqual(versions.map((r) => r.v), [info.version]);
 });
 

@@ -9,20 +9,20 @@ import { runEval } from '../../src/report/eval.ts';
 import { writeAuditFixture, writeGenerationsFixture } from '../support/report-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 
-test('audit: a damaged consensus options.json is an error naming it', async (t) => {
+test('audit: a damaged meta/consensus/<rule>.json is an error naming it', async (t) => {
   const root = await tempDir(t);
   const { dir } = await writeAuditFixture(join(root, 'ds'));
-  const options = join(dir, 'consensus', 'majority', 'options.json');
+  const options = join(dir, 'meta', 'consensus', 'majority.json');
   await writeFile(options, '{"rule": "majority", "ties":');
   await assert.rejects(runAudit(dir, { out: join(root, 'report'), top: 2 }), (error: Error) => error.message.includes(options));
 });
 
-test('eval: a damaged scores/<metric>/metric.json is an error naming it', async (t) => {
+test('eval: a damaged meta/scores/<metric>.json is an error naming it', async (t) => {
   const root = await tempDir(t);
   const images = [0, 1, 2].map((prompt) => ({ prompt, seed: 1, scores: { clip: prompt, pick: -prompt } }));
   await writeGenerationsFixture(join(root, 'a'), { model: 'a', images });
   await writeGenerationsFixture(join(root, 'b'), { model: 'b', images });
-  const metric = join(root, 'b', 'scores', 'clip', 'metric.json');
+  const metric = join(root, 'b', 'meta', 'scores', 'clip.json');
   await writeFile(metric, 'not json');
   await assert.rejects(runEval(join(root, 'a'), join(root, 'b'), { out: join(root, 'report'), resamples: 50, top: 1 }), (error: Error) =>
     error.message.includes(metric),

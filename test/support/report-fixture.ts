@@ -1,6 +1,6 @@
 // Small dataset directories for the report tests, written through the toolkit's own writers: prompts/images/pairs
-// Arrow parts, per-metric score Parquet parts with their metric.json, and (for the audit) the consensus files made
-// by runConsensus. Scores are chosen so that every metric's vote on every pair is known in advance (τ = 1, δ = 0:
+// Arrow parts, per-metric score Parquet parts with their meta/scores/<metric>.json, and (for the audit) the consensus
+// files made by runConsensus. Scores are chosen so that every metric's vote on every pair is known in advance (τ = 1, δ = 0:
 // vote = sign(s_a − s_b)), which is what lets the tests check the statistics against hand-computed values.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -100,7 +100,8 @@ async function imageRow(imageId: string, prompt: string, n: number, extra: Parti
 
 async function writeScores(dir: string, info: MetricInfo, rows: { image: string; prompt: string; score: number }[]): Promise<void> {
   await mkdir(join(dir, 'scores', info.name), { recursive: true });
-  await writeFile(join(dir, 'scores', info.name, 'metric.json'), `${JSON.stringify(info, null, 2)}\n`);
+  await mkdir(join(dir, 'meta', 'scores'), { recursive: true });
+  await writeFile(join(dir, 'meta', 'scores', `${info.name}.json`), `${JSON.stringify(info, null, 2)}\n`);
   await writeParquetPart(dir, `scores/${info.name}/part-test.parquet`, SCORE_SPECS, {
     image_id: rows.map((r) => r.image),
     prompt_id: rows.map((r) => r.prompt),

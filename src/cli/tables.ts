@@ -1,0 +1,23 @@
+// `bdpo tables DIR [--out DIR2] [--images-bytes]`.
+import { stat } from 'node:fs/promises';
+import { formatTablesSummary, runTables } from '../tables.ts';
+import { parseCommand, UsageError } from './args.ts';
+import { TABLES_USAGE as USAGE } from './help.ts';
+
+
+
+export async function tablesCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, { out: { type: 'string' }, 'images-bytes': { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  if (parsed === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const dir = parsed.positionals[0];
+  if (dir === undefined || parsed.positionals.length > 1) throw new UsageError(USAGE.split('\n')[0]!);
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new Error(`${dir}: not a dataset directory`);
+  const out = parsed.values.out as string | undefined;
+  const summary = await runTables(dir, { out, imageBytes: parsed.values['images-bytes'] === true });
+  console.log(parsed.values.json ? JSON.stringify(summary, null, 2) : formatTablesSummary(summary));
+  return 0;
+}
