@@ -2,8 +2,9 @@
 // part, for the engines that read Parquet but no Arrow IPC (DuckDB without its downloaded extension, Spark, most
 // SQL tools), so captions, pairs and consensus labels join in plain SQL. Each copy records the sha256 of the Arrow
 // part it was made from: a re-run skips the parts whose copy is current and redoes the others.
+import { writeDatasetCard } from './core/dataset-card.ts';
 import { readdir, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { listParts, readPart } from './io/arrow-table.ts';
 import { openParquet, writeParquetPart } from './io/parquet.ts';
 import { resolveInside } from './io/paths.ts';
@@ -90,6 +91,8 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
       }
     }
   }
+  // Copies inside the dataset directory are tables of it: the card lists them as configs.
+  if (resolve(out) === resolve(dir, 'tables')) await writeDatasetCard(dir);
   return { dir, out, imageBytes, tables };
 }
 

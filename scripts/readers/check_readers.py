@@ -76,6 +76,7 @@ def check_dataset(root):
                         rows += pa.ipc.open_file(source).read_all().num_rows
             return f"{rows} rows"
         check(f"pyarrow ipc.open_file({rel}/*.arrow, memory-mapped)", read_parts)
+        check(f"HF load_dataset('arrow', data_files={rel}/part-*.arrow)", lambda: str({k: v.num_rows for k, v in datasets.load_dataset("arrow", data_files=os.path.join(folder, "part-*.arrow")).items()}))
         check(f"polars read_ipc({rel}/*.arrow)", lambda: f"{sum(pl.read_ipc(os.path.join(folder, n)).height for n in os.listdir(folder) if n.endswith('.arrow'))} rows")
     check(f"HF load_dataset({os.path.basename(root)}) (default config)", lambda: str({k: v.num_rows for k, v in datasets.load_dataset(root).items()}))
     for name in card_configs(root):

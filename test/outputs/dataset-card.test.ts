@@ -39,16 +39,19 @@ test('every table of a dataset directory is a config of its card, whose glob mat
   await runLabel(dir, { device: 'cpu', intraOpNumThreads: 1, metrics: [models.metrics.pickscore, models.metrics.clip] });
   await runConsensus(dir, { rule: 'majority' });
   const card = await readFile(join(dir, 'README.md'), 'utf8');
-  assert.ok(card.startsWith(CARD_MARKER));
+  assert.ok(card.startsWith('---\nconfigs:\n'), 'the YAML front matter opens the file, where HF reads it');
+  assert.ok(card.includes(CARD_MARKER));
   const configs = configsOf(card);
-  assert.deepEqual([...configs.keys()], ['pairs', 'prompts', 'images', 'rejects', 'scores_clip', 'scores_pickscore', 'consensus_majority']);
+  // One builder serves every config of a folder in HF datasets: the YAML lists the Parquet tables, the text the rest.
+  assert.deepEqual([...configs.keys()], ['scores_clip', 'scores_pickscore', 'consensus_majority']);
+  for (const table of ['pairs', 'prompts', 'images', 'rejects']) assert.ok(card.includes(`\`${table}/part-*.arrow\``), table);
   for (const [name, glob] of configs) {
     const folder = join(dir, dirname(glob));
     const parts = (await readdir(folder)).filter((n) => n.startsWith('part-')).sort();
     assert.ok(parts.length > 0, name);
     assert.deepEqual(await matching(dir, glob), parts, `${name}: the glob takes every part, whatever split word its name holds`);
   }
-  assert.match(card, /default: true/);
+  assert.match(card, /- config_name: "scores_clip"\n  default: true/);
 });
 
 test('a README.md the user wrote is never replaced', async (t) => {
@@ -57,4 +60,16 @@ test('a README.md the user wrote is never replaced', async (t) => {
   await writeFile(join(dir, 'README.md'), '# my notes\n');
   await ingestHpd(new URL('../../data/hpd', import.meta.url).pathname, { out: dir });
   assert.equal(await readFile(join(dir, 'README.md'), 'utf8'), '# my notes\n');
+});
+
+test('after bdpo tables the Parquet copies are configs too, and the pairs copy is the default', async (t) => {
+  const { runTables } = await import('../../src/tables.ts');
+  const dir = join(await tempDir(t), 'ds');
+  await ingestPickapic([new URL('../../data/pickapic', import.meta.url).pathname], { out: dir });
+  await runTables(dir, {});
+  const card = await readFile(join(dir, 'README.md'), 'utf8');
+  const configs = configsOf(card);
+  assert.deepEqual([...configs.keys()].sort(), ['tables_images', 'tables_pairs', 'tables_prompts', 'tables_rejects']);
+  assert.match(card, /- config_name: "tables_pairs"\n  default: true/);
+  for (const [name, glob] of configs) assert.ok((await matching(dir, glob)).length > 0, name);
 });
