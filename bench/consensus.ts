@@ -12,14 +12,14 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { pairId, sha256Hex } from '../src/ids.ts';
+import { pairId, sha256Hex } from '../src/core/ids.ts';
 import { listParts, readPart, writeRowsPart } from '../src/io/arrow-table.ts';
 import { writeParquetPart } from '../src/io/parquet.ts';
-import { runConsensus } from '../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../src/schema.ts';
-import { loadScoreTable } from '../src/label/score-table.ts';
-import { uniformGenerator } from '../src/onnx/seeded-random.ts';
-import type { PairRow } from '../src/schema.ts';
+import { runConsensus } from '../src/consensus/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../src/core/schema.ts';
+import { loadScoreTable } from '../src/core/score-table.ts';
+import { uniformGenerator } from '../tools/onnx-builder/seeded-random.ts';
+import type { PairRow } from '../src/core/schema.ts';
 
 const { values } = parseArgs({
   options: {

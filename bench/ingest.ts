@@ -21,8 +21,8 @@ import sharp from 'sharp';
 import { DuckDBInstance, timestampValue } from '@duckdb/node-api';
 import { openParquet, readRowGroup } from '../src/io/parquet.ts';
 import { ingestPickapic, PICKAPIC_REQUIRED } from '../src/ingest/pickapic.ts';
-import { imageId } from '../src/ids.ts';
-import { readManifest } from '../src/manifest.ts';
+import { imageId } from '../src/core/ids.ts';
+import { readManifest } from '../src/core/manifest.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);

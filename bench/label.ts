@@ -16,13 +16,13 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { imageId, promptId } from '../src/ids.ts';
+import { imageId, promptId } from '../src/core/ids.ts';
 import { writeRowsPart } from '../src/io/arrow-table.ts';
-import { preprocessInto } from '../src/label/preprocess.ts';
+import { preprocessInto } from '../src/models/preprocess.ts';
 import { runLabel } from '../src/label/run.ts';
-import { createSession } from '../src/onnx/session.ts';
-import { tinyClipTextModel } from '../src/onnx/tiny-models.ts';
-import type { ImageRow, PromptRow } from '../src/schema.ts';
+import { createSession } from '../src/models/session.ts';
+import { tinyClipTextModel } from '../tools/onnx-builder/tiny-models.ts';
+import type { ImageRow, PromptRow } from '../src/core/schema.ts';
 
 const { values } = parseArgs({
   options: {
@@ -94,8 +94,8 @@ async function buildDataset(): Promise<void> {
 async function writeMetric(): Promise<string> {
   const text = join(cache, `text-tiny-${EMBED}.onnx`);
   if (!existsSync(text)) await writeFile(text, tinyClipTextModel({ embedDim: EMBED, width: 32, vocabSize: 1024 }));
-  const tokenizer = ['data/models/tokenizer.json', '../shared/data/clip/tokenizer.json'].map((p) => resolve(p)).find((p) => existsSync(p));
-  if (!tokenizer) throw new Error('no CLIP tokenizer.json (data/models/ or ../shared/data/clip/)');
+  const tokenizer = ['data/models/tokenizer.json'].map((p) => resolve(p)).find((p) => existsSync(p));
+  if (!tokenizer) throw new Error('no CLIP tokenizer.json in data/models/');
   const path = join(cache, 'vit-b32-clip.json');
   const json = { name: 'clip-b32', kind: 'clip', version: 'bench', score: 'cos', vision_model: model, text_model: text, tokenizer };
   await writeFile(path, `${JSON.stringify(json, null, 2)}\n`);

@@ -12,9 +12,9 @@ import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { clipVisionModelGraph } from '../src/onnx/clip-graph.ts';
-import { randomVisionWeights } from '../src/onnx/clip-weights.ts';
-import { createSession, float32Output } from '../src/onnx/session.ts';
+import { clipVisionModelGraph } from '../tools/onnx-builder/clip-graph.ts';
+import { randomVisionWeights } from '../tools/onnx-builder/clip-weights.ts';
+import { createSession, float32Output } from '../src/models/session.ts';
 
 const VIT_B32 = {
   imageSize: 224,

@@ -6,18 +6,18 @@ import { ingestHpd } from '../src/ingest/hpd.ts';
 import { ingestParti } from '../src/ingest/parti.ts';
 import { ingestGenerations } from '../src/ingest/generations.ts';
 import { formatIngestSummary } from '../src/cli/ingest.ts';
-import { formatDatasetSummary, inspectDataset } from '../src/inspect.ts';
+import { formatDatasetSummary, inspectDataset } from '../src/inspect/inspect.ts';
 import { runLabel } from '../src/label/run.ts';
-import { runCalibrate, runConsensus } from '../src/label/consensus-run.ts';
+import { runCalibrate, runConsensus } from '../src/consensus/run.ts';
 import { formatConsensusSummary } from '../src/cli/label.ts';
 import { formatAuditSummary, runAudit } from '../src/report/audit.ts';
 import { formatEvalSummary, runEval } from '../src/report/eval.ts';
-import { runEncode } from '../src/train/encode.ts';
+import { runEncode } from '../src/encode/encode.ts';
 import { formatEncodeSummary } from '../src/cli/train-data.ts';
 import { readTrainConfig } from '../src/train/config.ts';
 import { runTrain } from '../src/train/run.ts';
 import { formatTrainSummary } from '../src/cli/train.ts';
-import { runExport } from '../src/train/export.ts';
+import { runExport } from '../src/export/export.ts';
 
 const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'].map((name) => `data/metrics/${name}.json`);
 

@@ -14,7 +14,7 @@ import {
   tinyClipVisionModel,
   tinyVaeEncoder,
   type TinyClipOptions,
-} from '../src/onnx/tiny-models.ts';
+} from '../tools/onnx-builder/tiny-models.ts';
 
 export const DEMO_MODELS_DIR = 'data/models';
 const SHARED_CLIP = resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'clip');

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { ownerOf, owns, parseShard, resolveShard, shardLabel, ShardError, WHOLE } from '../src/shard.ts';
+import { ownerOf, owns, parseShard, resolveShard, shardLabel, ShardError, WHOLE } from '../src/core/shard.ts';
 import { ingestPickapic } from '../src/ingest/pickapic.ts';
 import { listParts, readPart } from '../src/io/arrow-table.ts';
-import { readManifest } from '../src/manifest.ts';
-import type { TableName } from '../src/schema.ts';
+import { readManifest } from '../src/core/manifest.ts';
+import type { TableName } from '../src/core/schema.ts';
 import { cleanRows, hostileScenario, noiseImages, writePickapicShard } from './support/pickapic-fixture.ts';
 import { tempDir } from './support/tmp.ts';
 

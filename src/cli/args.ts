@@ -1,8 +1,8 @@
 // Argument parsing for every command: node's parseArgs in strict mode, a --help text per command, and one error type
 // that the entry point turns into a single line and exit code 2.
 import { parseArgs } from 'node:util';
-import { resolveShard, ShardError, type Shard } from '../shard.ts';
-import type { Device } from '../onnx/session.ts';
+import { resolveShard, ShardError, type Shard } from '../core/shard.ts';
+import type { Device } from '../models/session.ts';
 
 export class UsageError extends Error {}
 

@@ -4,9 +4,9 @@ import { ingestHpd } from '../ingest/hpd.ts';
 import { ingestParti } from '../ingest/parti.ts';
 import { ingestGenerations } from '../ingest/generations.ts';
 import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
-import { createProgress } from '../progress.ts';
+import { createProgress } from './progress.ts';
 import { COUNT, integerOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
-import { listing } from '../format.ts';
+import { listing } from '../core/format.ts';
 import { INGEST_USAGE as USAGE } from './help.ts';
 
 const COMMON: OptionSpec = {

@@ -1,6 +1,6 @@
 // `bdpo inspect DIR`.
 import { stat } from 'node:fs/promises';
-import { formatDatasetSummary, inspectDataset } from '../inspect.ts';
+import { formatDatasetSummary, inspectDataset } from '../inspect/inspect.ts';
 import { parseCommand, UsageError } from './args.ts';
 import { INSPECT_USAGE as USAGE } from './help.ts';
 

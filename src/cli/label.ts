@@ -1,8 +1,8 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
 import { runLabel, type LabelSummary } from '../label/run.ts';
-import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../label/consensus-run.ts';
-import { createProgress } from '../progress.ts';
-import { listing } from '../format.ts';
+import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../consensus/run.ts';
+import { createProgress } from './progress.ts';
+import { listing } from '../core/format.ts';
 import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
 import { LABEL_USAGE, CONSENSUS_USAGE, CALIBRATE_USAGE } from './help.ts';
 

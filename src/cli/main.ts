@@ -2,10 +2,10 @@
 // a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
 import { UsageError } from './args.ts';
 import * as help from './help.ts';
-import { TOOL_VERSION } from '../version.ts';
+import { TOOL_VERSION } from '../core/version.ts';
 import { setLockNoticeListener } from '../io/lock.ts';
-import { ShardError } from '../shard.ts';
-import { ConsensusFlagError } from '../label/consensus.ts';
+import { ShardError } from '../core/shard.ts';
+import { ConsensusFlagError } from '../consensus/consensus.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 

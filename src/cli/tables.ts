@@ -1,6 +1,6 @@
 // `bdpo tables DIR [--out DIR2] [--images-bytes]`.
 import { stat } from 'node:fs/promises';
-import { formatTablesSummary, runTables } from '../tables.ts';
+import { formatTablesSummary, runTables } from '../tables/tables.ts';
 import { parseCommand, UsageError } from './args.ts';
 import { TABLES_USAGE as USAGE } from './help.ts';
 

@@ -2,7 +2,7 @@
 import type { BackendChoice } from '../train/backend.ts';
 import { readTrainConfig, type TrainConfig } from '../train/config.ts';
 import { runTrain, type TrainSummary } from '../train/run.ts';
-import { createProgress, type Progress } from '../progress.ts';
+import { createProgress, type Progress } from './progress.ts';
 import { integerOption, parseCommand, requireOption, stringOption, UsageError } from './args.ts';
 import { TRAIN_USAGE } from './help.ts';
 

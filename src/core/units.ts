@@ -7,7 +7,7 @@
 // so a directory never holds the same rows twice, whichever layouts were mixed in it.
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex } from '../ids.ts';
+import { sha256Hex } from './ids.ts';
 import { resolveInside } from '../io/paths.ts';
 import {
   addCounts,
@@ -21,8 +21,8 @@ import {
   type Manifest,
   type PartRecord,
   type UnitRecord,
-} from '../manifest.ts';
-import { shardLabel, type Shard } from '../shard.ts';
+} from './manifest.ts';
+import { shardLabel, type Shard } from './shard.ts';
 
 export interface UnitSpec {
   /** Stable across runs and shard layouts, e.g. "label:pickscore:pickapic-train-rg0000-s0of1". */

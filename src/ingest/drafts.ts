@@ -1,6 +1,6 @@
 // What a source reader hands the ingest driver: one draft per input row, in source order. Readers parse their
 // format; the driver owns ids, image checks, de-duplication, sharding, parts and counts.
-import type { RejectReason } from '../schema.ts';
+import type { RejectReason } from '../core/schema.ts';
 
 export interface PromptDraft {
   text: string | null | undefined;

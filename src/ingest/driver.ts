@@ -7,14 +7,14 @@
 import { readFile } from 'node:fs/promises';
 import { parseJsonText } from '../io/json-file.ts';
 import { join } from 'node:path';
-import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../schema.ts';
-import { imageId, normalisePrompt, pairId, promptId } from '../ids.ts';
-import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
+import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../core/schema.ts';
+import { imageId, normalisePrompt, pairId, promptId } from '../core/ids.ts';
+import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
 import { writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
-import { sha256Hex } from '../ids.ts';
+import { sha256Hex } from '../core/ids.ts';
 import {
   emptyCounts,
   runRecord,
@@ -23,10 +23,10 @@ import {
   type Counts,
   type InputFile,
   type PartRecord,
-} from '../manifest.ts';
+} from '../core/manifest.ts';
 import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
-import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from './image-check.ts';
-import { Limiter } from '../limiter.ts';
+import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
+import { Limiter } from '../core/limiter.ts';
 import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
 
 export interface IngestOptions {

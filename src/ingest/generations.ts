@@ -3,8 +3,8 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import { basename, join, sep } from 'node:path';
-import { describeInputs } from '../manifest.ts';
-import type { RejectReason } from '../schema.ts';
+import { describeInputs } from '../core/manifest.ts';
+import type { RejectReason } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';

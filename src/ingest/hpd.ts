@@ -7,14 +7,14 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, posix, sep, win32 } from 'node:path';
-import type { RejectReason } from '../schema.ts';
+import type { RejectReason } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
 import { decodeUtf8, InvalidText, jsonEntrySpans } from '../io/text.ts';
-import { describeInputs } from '../manifest.ts';
+import { describeInputs } from '../core/manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from './pickapic.ts';
-import { Limiter } from '../limiter.ts';
+import { Limiter } from '../core/limiter.ts';
 
 export const TRAIN_CHUNK = 512;
 export const TEST_CHUNK = 64;

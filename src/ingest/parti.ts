@@ -1,6 +1,6 @@
 // PartiPrompts: the evaluation prompt set (1632 prompts, 12 categories, 11 challenges); prompts only.
 import { basename } from 'node:path';
-import { describeInputs } from '../manifest.ts';
+import { describeInputs } from '../core/manifest.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';

@@ -3,7 +3,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
-import { describeInputs } from '../manifest.ts';
+import { describeInputs } from '../core/manifest.ts';
 import { safeName } from '../io/paths.ts';
 import { decodeUtf8 } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';

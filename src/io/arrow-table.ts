@@ -14,11 +14,11 @@ import {
   vectorFromArray,
   type Schema,
 } from 'apache-arrow';
-import { TABLES, type TableName, type TableRows } from '../schema.ts';
+import { TABLES, type TableName, type TableRows } from '../core/schema.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { resolveInside } from './paths.ts';
-import { sha256Hex } from '../ids.ts';
-import { verifyPartBytes } from '../manifest.ts';
+import { sha256Hex } from '../core/ids.ts';
+import { verifyPartBytes } from '../core/manifest.ts';
 
 export interface WrittenPart {
   /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000-s0of1.arrow". */

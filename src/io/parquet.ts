@@ -8,7 +8,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ParquetWriter, fileWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { tempPathFor } from './atomic.ts';
-import { verifyPartFile } from '../manifest.ts';
+import { verifyPartFile } from '../core/manifest.ts';
 import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';

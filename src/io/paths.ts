@@ -3,7 +3,7 @@
 // is made safe deterministically, with a hash of the original so that two names never share a segment. Writers and
 // removers then check, as a last line, that what they touch lies under the directory the user named.
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { sha256Hex } from '../ids.ts';
+import { sha256Hex } from '../core/ids.ts';
 
 const PLAIN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

@@ -6,17 +6,17 @@ import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
-import { metricInfoLocation } from '../io/dataset-meta.ts';
+import { metricInfoLocation } from '../core/dataset-meta.ts';
 import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../manifest.ts';
+import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../core/manifest.ts';
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
-import { owns, shardLabel, WHOLE, type Shard } from '../shard.ts';
-import type { RejectReason, RejectRow } from '../schema.ts';
-import { loadMetricSpec, MetricSpecError, type MetricSpec } from './metric-spec.ts';
-import { ModelHub, checkSameWidth, cosine, groupByVision, type Embeddings, type TowerOptions } from './towers.ts';
-import { ImageDecodeError, preprocessInto, type Rgb } from './preprocess.ts';
-import { SCORE_SPECS, type MetricInfo } from '../schema.ts';
+import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
+import type { RejectReason, RejectRow } from '../core/schema.ts';
+import { loadMetricSpec, MetricSpecError, type MetricSpec } from '../models/metric-spec.ts';
+import { ModelHub, checkSameWidth, cosine, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
+import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
+import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
 
 export interface LabelOptions extends TowerOptions {
   /** Paths of metric JSON files. */

@@ -5,15 +5,15 @@
 // Scores are read again only for the histograms (two passes over the score column) and, when ranked groups exist,
 // through the score table for Kendall's τ. The page and the JSON are written from one report object.
 import { isMissingFile, readJsonFile } from '../io/json-file.ts';
-import { consensusOptionsLocation, readMetaJson } from '../io/dataset-meta.ts';
+import { consensusOptionsLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { openDatasetParquet, readRowGroupColumns, type ParquetCell } from '../io/parquet.ts';
-import { ruleFolder } from '../label/consensus-run.ts';
-import { loadScoreTable } from '../label/score-table.ts';
-import { TOOL_VERSION } from '../version.ts';
+import { ruleFolder } from '../core/dataset-meta.ts';
+import { loadScoreTable } from '../core/score-table.ts';
+import { TOOL_VERSION } from '../core/version.ts';
 import {
   AgreementMatrix,
   FleissKappa,
@@ -30,7 +30,7 @@ import {
 import { Histogram, MinMax, Reliability, type HistogramResult, type ReliabilityResult } from './distribution.ts';
 import { calibrationFitText, renderAuditPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
-import { boundedText } from '../format.ts';
+import { boundedText } from '../core/format.ts';
 
 export class AuditInputError extends Error {}
 

@@ -3,19 +3,19 @@
 // both sides must cover exactly the same (prompt, seed)s — a difference is an error that names what is missing,
 // never a silent subset. Memory: one small record per generation and the two score tables.
 import { isMissingFile, readJsonFile } from '../io/json-file.ts';
-import { metricInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
+import { metricInfoLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { listScoredMetrics, loadScoreTable, type ScoreTable } from '../label/score-table.ts';
-import type { MetricInfo } from '../schema.ts';
-import { TOOL_VERSION } from '../version.ts';
+import { listScoredMetrics, loadScoreTable, type ScoreTable } from '../core/score-table.ts';
+import type { MetricInfo } from '../core/schema.ts';
+import { TOOL_VERSION } from '../core/version.ts';
 import { reportJson, TopN } from './audit.ts';
 import { renderEvalPage } from './html.ts';
 import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
 import { intervalWarnings, WinRateAccumulator, type CategoryWinRate, type WinRateReport } from './winrate.ts';
-import { boundedText } from '../format.ts';
+import { boundedText } from '../core/format.ts';
 
 export class EvalInputError extends Error {}
 

@@ -14,7 +14,7 @@
  * Pure: no I/O. Memory is one small tally per (prompt, metric), independent of the number of seeds.
  */
 import { quantileSorted } from './distribution.ts';
-import { mulberry32, randomInt } from '../random.ts';
+import { mulberry32, randomInt } from '../core/random.ts';
 
 /** 1 if A scored higher, ½ if equal, 0 if lower. */
 export function comparisonCredit(scoreA: number, scoreB: number): number {

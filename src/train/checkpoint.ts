@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readJsonFile } from '../io/json-file.ts';
 import type { DenoiserConfig } from './denoiser.ts';
 import type { RngState } from './rng.ts';
-import { readSafetensors, writeSafetensors } from './safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { TrainerOptions, TrainerState } from './trainer-step.ts';
 
 export const CHECKPOINT_FORMAT = 'balanced-dpo/train-checkpoint@1';

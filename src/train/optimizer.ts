@@ -1,7 +1,7 @@
 // AdamW (decoupled weight decay, as torch.optim.AdamW) whose whole state is named tensors plus a step count, so a
 // checkpoint holds it exactly. tfjs' own optimisers have no decoupled decay.
 import * as tf from '@tensorflow/tfjs';
-import type { TensorDict } from './safetensors.ts';
+import type { TensorDict } from '../io/safetensors.ts';
 import { assignVariables, readVariables } from './weights.ts';
 
 export interface AdamWOptions {

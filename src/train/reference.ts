@@ -7,7 +7,7 @@
 // way the trained model computes the same function before and after the update; only the reference moves.
 import * as tf from '@tensorflow/tfjs';
 import type { Denoiser } from './denoiser.ts';
-import type { TensorDict } from './safetensors.ts';
+import type { TensorDict } from '../io/safetensors.ts';
 import { assignVariables, readVariables } from './weights.ts';
 
 export type ReferenceMode = 'none' | 'hard' | 'soft';

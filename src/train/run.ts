@@ -20,7 +20,7 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
-import { encoderInfoLocation, readMetaJson } from '../io/dataset-meta.ts';
+import { encoderInfoLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { acquireLock, describeHolder, LockBusyError, type Lock } from '../io/lock.ts';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -31,11 +31,13 @@ import { ConfigError, parseTrainConfig, RESUMABLE_KEYS, trainerOptions, weightKe
 import type { Denoiser } from './denoiser.ts';
 import { createDit } from './dit.ts';
 import type { DpoMetrics } from './dpo.ts';
-import { formatShape } from './float16.ts';
-import { MissingDataError, PairLoader, type LoaderBatch, type LoaderState } from './loader.ts';
+import { formatShape } from '../io/float16-bytes.ts';
+import { PairLoader, type LoaderBatch } from './loader.ts';
+import { MissingDataError } from '../io/tensor-store.ts';
+import type { LoaderState } from './pair-order.ts';
 import type { ReferenceModel, ReferenceOptions } from './reference.ts';
 import { createRng } from './rng.ts';
-import { readSafetensors, writeSafetensors, type TensorDict } from './safetensors.ts';
+import { readSafetensors, writeSafetensors, type TensorDict } from '../io/safetensors.ts';
 import { evaluateDpo, Trainer, type PairBatch } from './trainer-step.ts';
 import { assignVariables, readVariables } from './weights.ts';
 

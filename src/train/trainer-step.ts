@@ -8,7 +8,7 @@ import { DEFAULT_BETA, diffusionDpoLoss, dpoMetrics, type DpoMetrics } from './d
 import { AdamW, type AdamWOptions, type AdamWState } from './optimizer.ts';
 import { createReference, type ReferenceModel, type ReferenceOptions } from './reference.ts';
 import { createRng, type Rng, type RngState } from './rng.ts';
-import type { TensorDict } from './safetensors.ts';
+import type { TensorDict } from '../io/safetensors.ts';
 import { addNoise, scaledLinearSchedule, type NoiseSchedule } from './schedule.ts';
 import { assignVariables, readVariables } from './weights.ts';
 

@@ -1,6 +1,6 @@
 // Moving parameters between tfjs variables and plain named arrays (what safetensors files and checkpoints hold).
 import * as tf from '@tensorflow/tfjs';
-import type { TensorDict } from './safetensors.ts';
+import type { TensorDict } from '../io/safetensors.ts';
 
 export function readVariables(variables: ReadonlyMap<string, tf.Variable>, names?: readonly string[]): TensorDict {
   const out: TensorDict = new Map();

@@ -132,6 +132,6 @@ export async function resolve(specifier, context, next) {
 });
 
 test("encode --help states the library's default --scaling-factor", async () => {
-  const [{ ENCODE_USAGE }, { SD_SCALING_FACTOR }] = await Promise.all([import('../../src/cli/help.ts'), import('../../src/train/encode.ts')]);
+  const [{ ENCODE_USAGE }, { SD_SCALING_FACTOR }] = await Promise.all([import('../../src/cli/help.ts'), import('../../src/encode/encode.ts')]);
   assert.ok(ENCODE_USAGE.includes(`(default ${SD_SCALING_FACTOR}, SD 1.x/2.x)`));
 });

@@ -5,10 +5,10 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkEntryPath, indexJsonArray, ingestHpd, readChunk, type HpdOptions } from '../../src/ingest/hpd.ts';
 import { InputError } from '../../src/ingest/pickapic.ts';
-import { checkImage } from '../../src/ingest/image-check.ts';
+import { checkImage } from '../../src/models/image-check.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
-import { readManifest } from '../../src/manifest.ts';
-import type { TableName, TableRows } from '../../src/schema.ts';
+import { readManifest } from '../../src/core/manifest.ts';
+import type { TableName, TableRows } from '../../src/core/schema.ts';
 import {
   noiseJpeg,
   pngHeaderOnly,

@@ -5,12 +5,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ingestParti } from '../../src/ingest/parti.ts';
 import { InputError } from '../../src/ingest/pickapic.ts';
-import { readManifest } from '../../src/manifest.ts';
+import { readManifest } from '../../src/core/manifest.ts';
 import { normalise, promptIdOf, tableRows } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const PARTI = resolve(REPO, '../shared/data/PartiPrompts.tsv');
+const PARTI = resolve(REPO, 'data/parti/PartiPrompts.tsv');
 
 test('the real PartiPrompts.tsv: 1632 prompts, 12 categories, 11 challenges, prompt_index 0..1631 in file order', async (t) => {
   const out = await tempDir(t);

@@ -4,7 +4,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ingestPickapic, InputError, splitFromFileName } from '../../src/ingest/pickapic.ts';
 import { ParquetFileError } from '../../src/io/parquet.ts';
-import { readManifest } from '../../src/manifest.ts';
+import { readManifest } from '../../src/core/manifest.ts';
 import {
   cleanOutcomes,
   cleanRows,

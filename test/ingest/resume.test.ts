@@ -5,7 +5,7 @@ import { access, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
-import { readManifest, type Manifest } from '../../src/manifest.ts';
+import { readManifest, type Manifest } from '../../src/core/manifest.ts';
 import {
   cleanOutcomes,
   cleanRows,

@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { encodeRows, listParts, partFile, readPart, readRows, writeRowsPart } from '../../src/io/arrow-table.ts';
-import type { ImageRow, PairRow, PromptRow, RejectRow } from '../../src/schema.ts';
+import type { ImageRow, PairRow, PromptRow, RejectRow } from '../../src/core/schema.ts';
 import { tempDir } from '../support/tmp.ts';
 
 const prompts: PromptRow[] = [

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { CARD_MARKER } from '../../src/core/dataset-card.ts';
 import { ingestHpd } from '../../src/ingest/hpd.ts';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
-import { runConsensus } from '../../src/label/consensus-run.ts';
+import { runConsensus } from '../../src/consensus/run.ts';
 import { runLabel } from '../../src/label/run.ts';
 import { writeMetricsFixture } from '../support/metrics-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -63,7 +63,7 @@ test('a README.md the user wrote is never replaced', async (t) => {
 });
 
 test('after bdpo tables the Parquet copies are configs too, and the pairs copy is the default', async (t) => {
-  const { runTables } = await import('../../src/tables.ts');
+  const { runTables } = await import('../../src/tables/tables.ts');
   const dir = join(await tempDir(t), 'ds');
   await ingestPickapic([new URL('../../data/pickapic', import.meta.url).pathname], { out: dir });
   await runTables(dir, {});

@@ -11,9 +11,9 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
-import { runConsensus } from '../../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
-import { ExportError, runExport } from '../../src/train/export.ts';
+import { runConsensus } from '../../src/consensus/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/core/schema.ts';
+import { ExportError, runExport } from '../../src/export/export.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 

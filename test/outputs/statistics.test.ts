@@ -5,13 +5,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { writeParquetPart } from '../../src/io/parquet.ts';
-import { CALIBRATION_FILE, runCalibrate, runConsensus } from '../../src/label/consensus-run.ts';
-import { loadScoreTable } from '../../src/label/score-table.ts';
+import { CALIBRATION_FILE, runCalibrate, runConsensus } from '../../src/consensus/run.ts';
+import { loadScoreTable } from '../../src/core/score-table.ts';
 import { formatCalibrationSummary } from '../../src/cli/label.ts';
 import { buildAuditReport, formatAuditSummary, runAudit } from '../../src/report/audit.ts';
 import { renderAuditPage } from '../../src/report/html.ts';
 import { intervalWarnings, WinRateAccumulator } from '../../src/report/winrate.ts';
-import { SCORE_SPECS } from '../../src/schema.ts';
+import { SCORE_SPECS } from '../../src/core/schema.ts';
 import { pairId, writeAuditFixture } from '../support/report-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 

@@ -10,12 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { listParts, readRows } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
-import { runConsensus } from '../../src/label/consensus-run.ts';
-import { readManifest } from '../../src/manifest.ts';
-import { consensusSpecs, LATENT_SPECS, SCORE_SPECS, TEXT_SPECS, type MetricInfo } from '../../src/schema.ts';
-import { ExportError, runExport } from '../../src/train/export.ts';
-import { encodeFloat16 } from '../../src/train/float16.ts';
-import { sha256Hex } from '../../src/ids.ts';
+import { runConsensus } from '../../src/consensus/run.ts';
+import { readManifest } from '../../src/core/manifest.ts';
+import { consensusSpecs, LATENT_SPECS, SCORE_SPECS, TEXT_SPECS, type MetricInfo } from '../../src/core/schema.ts';
+import { ExportError, runExport } from '../../src/export/export.ts';
+import { encodeFloat16 } from '../../src/io/float16-bytes.ts';
+import { sha256Hex } from '../../src/core/ids.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 

@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { listParts, readRows } from '../../src/io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns } from '../../src/io/parquet.ts';
-import { runConsensus } from '../../src/label/consensus-run.ts';
+import { runConsensus } from '../../src/consensus/run.ts';
 import { runLabel } from '../../src/label/run.ts';
 import { cleanRows, noiseImages, readDataset, writePickapicShard, type PickapicRow } from '../support/pickapic-fixture.ts';
 import { writeMetricsFixture, type MetricsFixture } from '../support/metrics-fixture.ts';

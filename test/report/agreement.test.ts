@@ -13,7 +13,7 @@ import {
   VotePatterns,
   type Vote,
 } from '../../src/report/agreement.ts';
-import { mulberry32, randomInt } from '../../src/random.ts';
+import { mulberry32, randomInt } from '../../src/core/random.ts';
 
 const close = (actual: number, expected: number, tol = 1e-12) =>
   assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);

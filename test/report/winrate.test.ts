@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { comparisonCredit, WinRateAccumulator, type WinRateReport } from '../../src/report/winrate.ts';
-import { mulberry32, randomInt } from '../../src/random.ts';
+import { mulberry32, randomInt } from '../../src/core/random.ts';
 
 const close = (actual: number, expected: number, tol = 1e-12) =>
   assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);

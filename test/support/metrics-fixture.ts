@@ -15,13 +15,13 @@ import {
   tinyClipVisionModelWithoutProjection,
   type TinyAestheticOptions,
   type TinyClipOptions,
-} from '../../src/onnx/tiny-models.ts';
+} from '../../tools/onnx-builder/tiny-models.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
-/** The real CLIP tokenizer.json: the repo's copy when present, else the shared data folder beside the repo. */
+/** The real CLIP tokenizer.json, as the repository ships it. */
 export function clipTokenizerPath(): string {
-  const candidates = [join(REPO, 'data/models/tokenizer.json'), join(REPO, '../shared/data/clip/tokenizer.json')];
+  const candidates = [join(REPO, 'data/models/tokenizer.json')];
   const found = candidates.find((path) => existsSync(path));
   if (!found) throw new Error(`no CLIP tokenizer.json at ${candidates.join(' or ')}`);
   return found;

@@ -10,7 +10,7 @@ import { Binary, Bool, Float64, Int64, Table, TimestampMillisecond, Utf8, tableT
 import * as arrowRs from 'parquet-wasm/node';
 import { writeParquetPart, type ColumnSpec } from '../../src/io/parquet.ts';
 import { listParts, readRows } from '../../src/io/arrow-table.ts';
-import type { RejectReason, TableName, TableRows } from '../../src/schema.ts';
+import type { RejectReason, TableName, TableRows } from '../../src/core/schema.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Images

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeRowsPart } from '../../src/io/arrow-table.ts';
 import { writeParquetPart } from '../../src/io/parquet.ts';
-import { runConsensus, type ConsensusSummary } from '../../src/label/consensus-run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../../src/schema.ts';
-import type { ImageRow, PairRow, PromptRow } from '../../src/schema.ts';
+import { runConsensus, type ConsensusSummary } from '../../src/consensus/run.ts';
+import { SCORE_SPECS, type MetricInfo } from '../../src/core/schema.ts';
+import type { ImageRow, PairRow, PromptRow } from '../../src/core/schema.ts';
 
 /** A prompt that would run script if it were rendered as markup (it must show as text). */
 export const HOSTILE_PROMPT = 'a red car <img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script> & "quotes"';

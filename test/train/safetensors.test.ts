@@ -9,7 +9,7 @@ import {
   readSafetensors,
   writeSafetensors,
   type TensorDict,
-} from '../../src/train/safetensors.ts';
+} from '../../src/io/safetensors.ts';
 
 test('a tiny file is byte for byte what the format specifies', () => {
   const tensors: TensorDict = new Map([

@@ -1,0 +1,325 @@
+// `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
+// up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
+// whole (built beside it, then renamed), so readers never see a mix of two runs.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
+import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
+import { resolveInside } from '../io/paths.ts';
+import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
+import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
+import { readManifest, runRecord, recordRun, updateManifest } from '../core/manifest.ts';
+import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { WHOLE } from '../core/shard.ts';
+import {
+  allocateConsensusColumns,
+  compileConsensus,
+  ConsensusOptionError,
+  computeConsensus,
+  formatRule,
+  formatTiePolicy,
+  LABEL_REASONS,
+  parseConsensusOptions,
+  type ConsensusOptions,
+} from './consensus.ts';
+import { CalibrationSample, calibrationRecord, usedTau, type CalibrationRecord, type TemperatureFit } from './calibrate.ts';
+import { loadScoreTable, type ScoreTable } from '../core/score-table.ts';
+import { consensusSpecs } from '../core/schema.ts';
+
+export interface ConsensusRunOptions {
+  rule: string;
+  ties?: string;
+  margin?: string;
+  weights?: string;
+  seed?: string;
+  /** Metric names to use; default every scored metric. */
+  metrics?: string[];
+  /** Use temperatures fitted by `calibrate` when present (default true). */
+  calibrated?: boolean;
+  /** Output folder under consensus/ (default: derived from the rule and its options). */
+  name?: string;
+}
+
+export interface ConsensusSummary {
+  dir: string;
+  rule: string;
+  ties: string;
+  margin: number;
+  metrics: string[];
+  temperatures: Record<string, { tau: number; source: 'metric' | 'calibrated' }>;
+  pairs: number;
+  tiesCount: number;
+  tieRate: number | null;
+  kept: number;
+  byReason: Record<string, number>;
+  /**
+   * Among kept pairs with a decided human label and a decided consensus label: share that agree. Ties resolved by
+   * the human label (--ties human) are left out: they agree by construction.
+   */
+  humanAgreement: number | null;
+  /** Pairs left out of humanAgreement because their label is the human label (reason tie-human). */
+  humanAgreementExcluded: number;
+  output: string;
+  seconds: number;
+}
+
+export const CALIBRATION_FILE = 'calibration.json';
+
+
+
+interface CalibrationFile {
+  metrics: Record<string, Pick<TemperatureFit, 'status' | 'tau'>>;
+  /** The splits whose pairs the fit used; absent in files written before the fit chose splits (it used all). */
+  splits?: string[];
+}
+
+/** calibration.json, or null when there is none; a file that is there but unreadable is an error, not "none". */
+async function readCalibration(dir: string): Promise<CalibrationFile | null> {
+  const path = join(dir, CALIBRATION_FILE);
+  let parsed: unknown;
+  try {
+    parsed = await readJsonFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  const metrics = (parsed as { metrics?: unknown } | null)?.metrics;
+  if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) {
+    throw new JsonFileError(`${path}: "metrics" is not an object (rerun bdpo calibrate, or delete the file)`);
+  }
+  return parsed as CalibrationFile;
+}
+
+const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
+
+export async function runConsensus(dir: string, options: ConsensusRunOptions): Promise<ConsensusSummary> {
+  const started = new Date();
+  // The manifest is updated at the end: a bad one must fail the run before the output folder is replaced.
+  await readManifest(dir);
+  const table = await loadScoreTable(dir, options.metrics);
+  const metrics = table.metrics.map((m) => m.name);
+  const calibration = options.calibrated === false ? null : await readCalibration(dir);
+  const temperatures: ConsensusSummary['temperatures'] = {};
+  for (const info of table.metrics) {
+    const fitted = calibration?.metrics[info.name];
+    temperatures[info.name] =
+      fitted !== undefined && usedTau(fitted) !== null
+        ? { tau: usedTau(fitted)!, source: 'calibrated' }
+        : { tau: info.temperature, source: 'metric' };
+  }
+  const consensusOptions: ConsensusOptions = parseConsensusOptions(
+    {
+      rule: options.rule,
+      ...(options.ties === undefined ? {} : { ties: options.ties }),
+      ...(options.margin === undefined ? {} : { margin: options.margin }),
+      ...(options.weights === undefined ? {} : { weights: options.weights }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+    },
+    { metrics, temperatures: Object.fromEntries(Object.entries(temperatures).map(([name, t]) => [name, t.tau])) },
+  );
+  const plan = compileConsensus(consensusOptions, table.stats);
+  const rule = formatRule(consensusOptions.rule);
+  const name =
+    options.name ??
+    ruleFolder(rule, {
+      ties: formatTiePolicy(consensusOptions.ties),
+      margin: consensusOptions.margin,
+      ...(options.weights ? { weights: options.weights } : {}),
+      ...(consensusOptions.rule.kind === 'random' ? { seed: consensusOptions.seed ?? 0 } : {}),
+    });
+  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
+  const folder = join('consensus', name);
+  // A damaged pairs part is found before the staging folder exists, not after half of it is written.
+  const pairParts = await listParts(dir, 'pairs');
+  for (const file of pairParts) await checkPart(dir, file);
+
+  const summary: ConsensusSummary = {
+    dir,
+    rule,
+    ties: formatTiePolicy(consensusOptions.ties),
+    margin: consensusOptions.margin,
+    metrics,
+    temperatures,
+    pairs: 0,
+    tiesCount: 0,
+    tieRate: null,
+    kept: 0,
+    byReason: {},
+    humanAgreement: null,
+    humanAgreementExcluded: 0,
+    output: folder,
+    seconds: 0,
+  };
+  let agree = 0;
+  let compared = 0;
+  const specs = consensusSpecs(metrics);
+  await mkdir(join(dir, 'consensus'), { recursive: true });
+  await replaceFolder(resolveInside(dir, folder), async (staging) => {
+    for (const file of pairParts) {
+      const part = await readPart(dir, file);
+      const n = part.numRows;
+      const col = (name: string) => part.getChild(name)!;
+      const pairIds = col('pair_id').toArray() as string[];
+      const prompts = col('prompt_id').toArray() as string[];
+      const imageA = col('image_a').toArray() as string[];
+      const imageB = col('image_b').toArray() as string[];
+      const humanColumn = col('human_pref');
+      const splits = col('split');
+      const human = new Float64Array(n);
+      for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+      const scoreA = metrics.map(() => new Float64Array(n));
+      const scoreB = metrics.map(() => new Float64Array(n));
+      for (let m = 0; m < metrics.length; m++) {
+        for (let i = 0; i < n; i++) {
+          scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
+          scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
+        }
+      }
+      const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
+      const out = computeConsensus(plan, input, allocateConsensusColumns(metrics.length, n));
+      const columns: Record<string, ArrayLike<unknown>> = {
+        pair_id: pairIds,
+        prompt_id: prompts,
+        image_a: imageA,
+        image_b: imageB,
+        human_pref: Array.from(human, nullIfNaN),
+        split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+        votes_a: Int32Array.from(out.votesA),
+        votes_b: Int32Array.from(out.votesB),
+        label: Array.from(out.label, nullIfNaN),
+        soft: Array.from(out.soft, nullIfNaN),
+        margin: Array.from(out.margin, nullIfNaN),
+        disagreement: Array.from(out.disagreement, nullIfNaN),
+        kept: Array.from(out.kept, (k) => k === 1),
+        tie: Array.from(out.tie, (t) => t === 1),
+        reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+      };
+      metrics.forEach((m, j) => {
+        columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
+        columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
+      });
+      const name = basename(file).replace(/\.arrow$/, '.parquet');
+      await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
+      for (let i = 0; i < n; i++) {
+        summary.pairs++;
+        summary.tiesCount += out.tie[i]!;
+        summary.kept += out.kept[i]!;
+        const reason = LABEL_REASONS[out.reason[i]!]!;
+        summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
+        const label = out.label[i]!;
+        const h = human[i]!;
+        if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+          if (reason === 'tie-human') {
+            summary.humanAgreementExcluded++;
+            continue;
+          }
+          compared++;
+          if (label === h) agree++;
+        }
+      }
+    }
+    const voted = summary.pairs - (summary.byReason.missing ?? 0);
+    summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
+    summary.humanAgreement = compared > 0 ? agree / compared : null;
+  }, {
+    // Everything under consensus/ of the dataset directory is this stage's output.
+    isOurs: async () => true,
+    refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
+  });
+  // Outside the swapped folder (engines reading consensus/<rule>/* as one dataset take only Parquet), written once
+  // the parts are in place, so the options never describe a folder that is not there.
+  // Which pairs the fitted τ saw, so the audit can say whether its calibration numbers are in-sample; a file
+  // from before calibrate chose splits fitted on every pair.
+  const calibrated = Object.values(temperatures).some((t) => t.source === 'calibrated');
+  const calibratedOn = calibrated ? { calibratedOn: calibration?.splits ?? 'all' } : {};
+  const written = { ...consensusOptions, rule, ties: summary.ties, temperatures, ...calibratedOn };
+  const optionsFile = consensusOptionsLocation(dir, name);
+  await writeFileAtomic(optionsFile.path, Buffer.from(`${JSON.stringify(written, null, 2)}\n`));
+  summary.seconds = (Date.now() - started.getTime()) / 1000;
+  await recordRun(
+    dir,
+    runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: options.weights ?? null, seed: options.seed ?? null, temperatures },
+        [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
+  );
+  return summary;
+}
+
+export interface CalibrationSummary {
+  dir: string;
+  metrics: Record<string, CalibrationRecord>;
+  /** The splits whose labelled pairs were fitted on. */
+  splits: string[];
+  /** How they were chosen: named by --split, the train split by default, or every split when there is no train split. */
+  splitChoice: 'given' | 'train' | 'all';
+  file: string;
+}
+
+/** A split the default fit uses: `train` and its variants (train_unique, train-2023). */
+const isTrainSplit = (split: string): boolean => /^train(?:$|[^a-z])/i.test(split);
+
+/**
+ * Fits each metric's τ by maximum likelihood against the human labels of the chosen splits, into calibration.json.
+ * By default only the train split(s) when the dataset has one, so the audit's calibration of test pairs is out of
+ * sample; else every split.
+ */
+export async function runCalibrate(dir: string, options: { metrics?: string[]; splits?: string[] } = {}): Promise<CalibrationSummary> {
+  const table: ScoreTable = await loadScoreTable(dir, options.metrics);
+  const samples = table.metrics.map(() => new CalibrationSample());
+  const files = await listParts(dir, 'pairs');
+  const present = new Set<string>();
+  for (const file of files) {
+    const splits = (await readPart(dir, file)).getChild('split')!;
+    for (let i = 0; i < splits.length; i++) {
+      const split = splits.get(i) as string | null;
+      if (split !== null) present.add(split);
+    }
+  }
+  const known = [...present].sort();
+  let chosen: string[];
+  let splitChoice: CalibrationSummary['splitChoice'];
+  if (options.splits && options.splits.length > 0) {
+    const unknown = options.splits.filter((s) => !present.has(s));
+    if (unknown.length > 0) {
+      const here = known.join(', ') || 'none';
+      throw new ConsensusOptionError(`${join(dir, 'pairs')}: no pair has split "${unknown[0]}" (splits here: ${here})`);
+    }
+    chosen = [...new Set(options.splits)].sort();
+    splitChoice = 'given';
+  } else if (known.some(isTrainSplit)) {
+    chosen = known.filter(isTrainSplit);
+    splitChoice = 'train';
+  } else {
+    chosen = known;
+    splitChoice = 'all';
+  }
+  const wanted = new Set(chosen);
+  for (const file of files) {
+    const part = await readPart(dir, file);
+    const prompts = part.getChild('prompt_id')!;
+    const imageA = part.getChild('image_a')!;
+    const imageB = part.getChild('image_b')!;
+    const human = part.getChild('human_pref')!;
+    const splits = part.getChild('split')!;
+    for (let i = 0; i < part.numRows; i++) {
+      const y = human.get(i) as number | null;
+      if (y === null) continue;
+      const split = splits.get(i) as string | null;
+      // With no split named and none present, every pair counts (a null split is no reason to leave a pair out).
+      if (splitChoice !== 'all' && (split === null || !wanted.has(split))) continue;
+      const p = prompts.get(i) as string;
+      for (let m = 0; m < samples.length; m++) {
+        const d = table.score(m, imageA.get(i) as string, p) - table.score(m, imageB.get(i) as string, p);
+        samples[m]!.add([d], [y]);
+      }
+    }
+  }
+  const metrics: Record<string, CalibrationRecord> = {};
+  table.metrics.forEach((info, m) => {
+    metrics[info.name] = calibrationRecord(samples[m]!.fit(info.temperature));
+  });
+  const file = { splits: chosen, splitChoice, metrics };
+  await writeFileAtomic(join(dir, CALIBRATION_FILE), Buffer.from(`${JSON.stringify(file, null, 2)}\n`));
+  return { dir, metrics, splits: chosen, splitChoice, file: CALIBRATION_FILE };
+}
+
+export { ruleFolder } from '../core/dataset-meta.ts';
