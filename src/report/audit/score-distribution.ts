@@ -1,0 +1,65 @@
+// Each metric's per-image score distribution for the audit: two streaming passes over scores/<metric>/ (the range,
+// then the histogram), each (image, prompt) counted once.
+import { listParts } from '../../io/arrow-table.ts';
+import { openDatasetParquet, readRowGroupColumns } from '../../io/parquet.ts';
+import { Histogram, MinMax } from '../distribution.ts';
+import type { ScoreDistribution } from '../model.ts';
+import { cellNumber } from './input.ts';
+
+export async function scoreDistribution(dir: string, metric: string, bins: number): Promise<ScoreDistribution> {
+  const files = await listParts(dir, `scores/${metric}`, '.parquet');
+  // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
+  // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
+  const seen = new Set<string>();
+  const repeated = new Set<number>();
+  let pass = 0;
+  const each = async (visit: (x: number) => void): Promise<void> => {
+    let row = 0;
+    for (const file of files) {
+      const source = await openDatasetParquet(dir, file);
+      for (const group of source.rowGroups) {
+        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score']);
+        const scores = data.score!;
+        for (let i = 0; i < scores.length; i++, row++) {
+          if (pass === 0) {
+            const key = `${String(data.image_id![i])}\u0000${String(data.prompt_id![i])}`;
+            if (seen.has(key)) {
+              repeated.add(row);
+              continue;
+            }
+            seen.add(key);
+          } else if (repeated.has(row)) continue;
+          visit(cellNumber(scores[i]) ?? Number.NaN);
+        }
+      }
+    }
+    pass++;
+  };
+  const range = new MinMax();
+  let sum = 0;
+  await each((x) => {
+    range.add(x);
+    if (Number.isFinite(x)) sum += x;
+  });
+  const mean = range.count > 0 ? sum / range.count : Number.NaN;
+  let lo = range.min;
+  let hi = range.max;
+  if (range.count === 0) [lo, hi] = [0, 1];
+  else if (lo === hi) [lo, hi] = [lo - 0.5, hi + 0.5];
+  const histogram = new Histogram(lo, hi, bins);
+  let squares = 0;
+  await each((x) => {
+    histogram.add(x);
+    if (Number.isFinite(x)) squares += (x - mean) ** 2;
+  });
+  return {
+    metric,
+    count: range.count,
+    nonFinite: range.nonFinite,
+    mean,
+    std: range.count > 0 ? Math.sqrt(squares / range.count) : Number.NaN,
+    min: range.count > 0 ? range.min : Number.NaN,
+    max: range.count > 0 ? range.max : Number.NaN,
+    histogram: histogram.result(),
+  };
+}
