@@ -123,7 +123,13 @@ export async function consensusCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-const CONSENSUS_FLAGS: Record<ConsensusOptionName, string> = { rule: 'rule', ties: 'ties', margin: 'margin', weights: 'weights', seed: 'seed' };
+const CONSENSUS_FLAGS: Record<ConsensusOptionName, string> = {
+  rule: 'rule',
+  ties: 'ties',
+  margin: 'margin',
+  weights: 'weights',
+  seed: 'seed',
+};
 
 function weightsError(message: string): UsageError {
   return new UsageError(`--weights: weights: ${message}`);

@@ -243,9 +243,10 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   // Weights and seed are recorded as text, as they were when they came in as flag text: readers of older manifests
   // compare the two.
   const seedText = options.seed === undefined ? null : String(options.seed);
+  const recorded = { rule, ties: summary.ties, margin: summary.margin, weights: weightsText ?? null, seed: seedText, temperatures };
   await recordRun(
     dir,
-    runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: weightsText ?? null, seed: seedText, temperatures },
+    runRecord('consensus', recorded,
         [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
   );
   return summary;
