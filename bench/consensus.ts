@@ -131,7 +131,7 @@ console.log(`(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s (sc
 const results: Array<{ rule: string; seconds: number; kept: number; tieRate: number | null; rss: number }> = [];
 for (const rule of values.rules!.split(',')) {
   const start = performance.now();
-  const summary = await runConsensus(dir, { rule, ...(rule === 'random' ? { seed: '1' } : {}), calibrated: false });
+  const summary = await runConsensus(dir, { rule, ...(rule === 'random' ? { seed: 1 } : {}), calibrated: false });
   const seconds = (performance.now() - start) / 1000;
   if (summary.pairs !== PAIRS) throw new Error(`${rule}: ${summary.pairs} pairs`);
   results.push({ rule, seconds, kept: summary.kept / PAIRS, tieRate: summary.tieRate, rss: process.resourceUsage().maxRSS / 1024 });

@@ -1,6 +1,7 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
 import { runLabel, type LabelSummary } from '../label/run.ts';
 import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../consensus/run.ts';
+import { ConsensusOptionError, type ConsensusOptionName } from '../consensus/consensus.ts';
 import { createProgress } from './progress.ts';
 import { listing } from '../core/format.ts';
 import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
@@ -87,9 +88,8 @@ export async function consensusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const dir = one(parsed, CONSENSUS_USAGE);
-  // Checked here for a usage error; the library parses the text again (the folder name is built from it).
-  numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
-  integerOption(parsed, 'seed', SEED);
+  const margin = numberOption(parsed, 'margin', { min: 0, max: 0.5, below: true });
+  const seed = integerOption(parsed, 'seed', SEED);
   const rule = stringOption(parsed, 'rule');
   if (rule === undefined || rule.trim() === '') {
     throw new UsageError('--rule is required: majority, mean-prob, vanilla, normalized, random, human or single:<metric>');
@@ -97,24 +97,69 @@ export async function consensusCommand(argv: string[]): Promise<number> {
   const name = stringOption(parsed, 'name');
   // The library checks this too, but only after reading the scores, and as a plain error.
   if (name !== undefined && !/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new UsageError(`--name must be a plain folder name, got "${name}"`);
-  const pick = (name: string): Record<string, string> => {
-    const value = stringOption(parsed, name);
-    return value === undefined ? {} : { [name]: value };
-  };
+  const weightsText = stringOption(parsed, 'weights');
+  const ties = stringOption(parsed, 'ties');
   const metrics = stringOption(parsed, 'metrics');
-  const summary = await runConsensus(dir, {
-    rule,
-    ...pick('ties'),
-    ...pick('margin'),
-    ...pick('weights'),
-    ...pick('seed'),
-    ...pick('name'),
-    ...(metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) }),
-    calibrated: !parsed.values.uncalibrated,
-  });
+  let summary: ConsensusSummary;
+  try {
+    summary = await runConsensus(dir, {
+      rule,
+      ...(ties === undefined ? {} : { ties }),
+      ...(margin === undefined ? {} : { margin }),
+      ...(weightsText === undefined ? {} : { weights: parseWeights(weightsText) }),
+      ...(seed === undefined ? {} : { seed }),
+      ...(name === undefined ? {} : { name }),
+      ...(metrics === undefined ? {} : { metrics: metrics.split(',').map((m) => m.trim()) }),
+      calibrated: !parsed.values.uncalibrated,
+    });
+  } catch (error) {
+    // Which metric names exist is known only once the scores are read, so the library checks names; the flag is ours.
+    if (error instanceof ConsensusOptionError && error.option !== undefined) {
+      throw new UsageError(`--${CONSENSUS_FLAGS[error.option]}: ${error.message}`);
+    }
+    throw error;
+  }
   console.log(parsed.values.json ? JSON.stringify(summary, null, 2) : formatConsensusSummary(summary));
   return 0;
 }
+
+const CONSENSUS_FLAGS: Record<ConsensusOptionName, string> = {
+  rule: 'rule',
+  ties: 'ties',
+  margin: 'margin',
+  weights: 'weights',
+  seed: 'seed',
+};
+
+function weightsError(message: string): UsageError {
+  return new UsageError(`--weights: weights: ${message}`);
+}
+
+/**
+ * `--weights pickscore=2,hps=1` → { pickscore: 2, hps: 1 }: finite weights ≥ 0, each metric once. Whether the
+ * metrics exist is the library's check (it knows the scored metrics).
+ */
+export function parseWeights(text: string): Record<string, number> {
+  const weights: Record<string, number> = {};
+  for (const item of text.split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw weightsError(`'${entry}' is not metric=weight`);
+    const name = entry.slice(0, eq).trim();
+    if (Object.hasOwn(weights, name)) throw weightsError(`metric '${name}' given twice`);
+    const given = entry.slice(eq + 1);
+    const weight = DECIMAL_TEXT.test(given.trim()) ? Number(given.trim()) : Number.NaN;
+    if (!Number.isFinite(weight)) throw new UsageError(`--weights: weight of '${name}': '${given}' is not a number`);
+    if (weight < 0) throw weightsError(`weight of '${name}' must be ≥ 0, got ${weight}`);
+    weights[name] = weight;
+  }
+  if (Object.keys(weights).length === 0) throw weightsError(`'${text}' names no metric`);
+  return weights;
+}
+
+// Plain decimal only: Number() would also take "", " ", "0x10" and "Infinity".
+const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 export function formatConsensusSummary(s: ConsensusSummary): string {
   const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);

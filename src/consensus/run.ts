@@ -18,20 +18,23 @@ import {
   computeConsensus,
   formatRule,
   formatTiePolicy,
+  formatWeights,
   LABEL_REASONS,
   parseConsensusOptions,
   type ConsensusOptions,
+  type TieChoice,
 } from './consensus.ts';
 import { CalibrationSample, calibrationRecord, usedTau, type CalibrationRecord, type TemperatureFit } from './calibrate.ts';
 import { loadScoreTable, type ScoreTable } from '../core/score-table.ts';
 import { consensusSpecs } from '../core/schema.ts';
 
 export interface ConsensusRunOptions {
+  /** `majority` | `mean-prob` | `vanilla` | `normalized` | `random` | `human` | `single:<metric>`. */
   rule: string;
-  ties?: string;
-  margin?: string;
-  weights?: string;
-  seed?: string;
+  ties?: TieChoice;
+  margin?: number;
+  weights?: Record<string, number>;
+  seed?: number;
   /** Metric names to use; default every scored metric. */
   metrics?: string[];
   /** Use temperatures fitted by `calibrate` when present (default true). */
@@ -119,15 +122,16 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   );
   const plan = compileConsensus(consensusOptions, table.stats);
   const rule = formatRule(consensusOptions.rule);
+  const weightsText = options.weights === undefined ? undefined : formatWeights(options.weights);
   const name =
     options.name ??
     ruleFolder(rule, {
       ties: formatTiePolicy(consensusOptions.ties),
       margin: consensusOptions.margin,
-      ...(options.weights ? { weights: options.weights } : {}),
+      ...(weightsText ? { weights: weightsText } : {}),
       ...(consensusOptions.rule.kind === 'random' ? { seed: consensusOptions.seed ?? 0 } : {}),
     });
-  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new Error(`--name must be a plain folder name, got "${name}"`);
+  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new ConsensusOptionError(`output name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
   // A damaged pairs part is found before the staging folder exists, not after half of it is written.
   const pairParts = await listParts(dir, 'pairs');
@@ -236,9 +240,13 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   const optionsFile = consensusOptionsLocation(dir, name);
   await writeFileAtomic(optionsFile.path, Buffer.from(`${JSON.stringify(written, null, 2)}\n`));
   summary.seconds = (Date.now() - started.getTime()) / 1000;
+  // Weights and seed are recorded as text, as they were when they came in as flag text: readers of older manifests
+  // compare the two.
+  const seedText = options.seed === undefined ? null : String(options.seed);
+  const recorded = { rule, ties: summary.ties, margin: summary.margin, weights: weightsText ?? null, seed: seedText, temperatures };
   await recordRun(
     dir,
-    runRecord('consensus', { rule, ties: summary.ties, margin: summary.margin, weights: options.weights ?? null, seed: options.seed ?? null, temperatures },
+    runRecord('consensus', recorded,
         [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
   );
   return summary;

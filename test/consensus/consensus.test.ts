@@ -4,9 +4,6 @@ import {
   parseConsensusOptions,
   parseRule,
   parseTiePolicy,
-  parseWeights,
-  parseMargin,
-  parseSeed,
   formatRule,
   formatTiePolicy,
   compileConsensus,
@@ -24,6 +21,7 @@ import {
   type PairScoreBatch,
   type ConsensusColumns,
 } from '../../src/consensus/consensus.ts';
+import { parseWeights } from '../../src/cli/label.ts';
 
 const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'];
 const TAUS = { pickscore: 1, hps: 0.01, clip: 0.01, aesthetic: 1 };
@@ -112,7 +110,7 @@ test('2–2 tie under each tie policy', () => {
 
 test('abstentions with margin δ', () => {
   // |p − ½|: pickscore 0.2311, hps 0.2311, clip 0.2311 (for b), aesthetic 0.1225 → δ = 0.2 silences aesthetic.
-  const r = consensusOfPair(plan({ margin: '0.2' }), THREE_ONE);
+  const r = consensusOfPair(plan({ margin: 0.2 }), THREE_ONE);
   assert.deepEqual(r.vote, [1, 1, -1, 0]);
   assert.equal(r.votesA, 2);
   assert.equal(r.votesB, 1);
@@ -122,44 +120,44 @@ test('abstentions with margin δ', () => {
   close(r.disagreement, Math.log2(3) - 2 / 3, 1e-15); // H(⅔) = 0.9183
 
   // δ = 0.24 silences everyone: a tie with no votes cast.
-  const silent = consensusOfPair(plan({ margin: '0.24' }), THREE_ONE);
+  const silent = consensusOfPair(plan({ margin: 0.24 }), THREE_ONE);
   assert.deepEqual(silent.vote, [0, 0, 0, 0]);
   assert.equal(silent.tie, true);
   assert.equal(silent.soft, null);
   assert.equal(silent.margin, 0);
   assert.equal(silent.disagreement, null);
   assert.equal(silent.reason, 'tie-dropped');
-  const silentHalf = consensusOfPair(plan({ margin: '0.24', ties: 'half' }), THREE_ONE);
+  const silentHalf = consensusOfPair(plan({ margin: 0.24, ties: 'half' }), THREE_ONE);
   assert.equal(silentHalf.label, 0.5);
   assert.equal(silentHalf.soft, null);
 
   // A 1–1 tie where the tie-break metric abstains too: pickscore a, hps exactly ½, clip b, aesthetic σ(0.1) < ½ + δ.
   const oneOne = { scoreA: [21, 0.27, 0.3, 5.1], scoreB: [20, 0.27, 0.31, 5.0] };
-  const byAesthetic = consensusOfPair(plan({ margin: '0.2', ties: 'aesthetic' }), oneOne);
+  const byAesthetic = consensusOfPair(plan({ margin: 0.2, ties: 'aesthetic' }), oneOne);
   assert.deepEqual(byAesthetic.vote, [1, 0, -1, 0]);
   assert.equal(byAesthetic.tie, true);
   assert.equal(byAesthetic.label, null);
   assert.equal(byAesthetic.kept, false);
   assert.equal(byAesthetic.reason, 'tie-unresolved');
-  assert.equal(consensusOfPair(plan({ margin: '0.2', ties: 'pickscore' }), oneOne).label, 1);
-  assert.equal(consensusOfPair(plan({ margin: '0.2', ties: 'clip' }), oneOne).label, 0);
+  assert.equal(consensusOfPair(plan({ margin: 0.2, ties: 'pickscore' }), oneOne).label, 1);
+  assert.equal(consensusOfPair(plan({ margin: 0.2, ties: 'clip' }), oneOne).label, 0);
 });
 
 test('weights flip a majority, tie it, and tie despite float rounding', () => {
-  const flipped = consensusOfPair(plan({ weights: 'clip=4' }), THREE_ONE);
+  const flipped = consensusOfPair(plan({ weights: { clip: 4 } }), THREE_ONE);
   assert.equal(flipped.label, 0); // 3 against 4
   close(flipped.soft, 3 / 7, 1e-15);
   close(flipped.margin, 1 / 7, 1e-15); // |3 − 4| / (1 + 1 + 4 + 1)
   assert.equal(flipped.votesA, 3); // counts stay unweighted
   assert.equal(flipped.votesB, 1);
 
-  const tied = consensusOfPair(plan({ weights: 'clip=3' }), THREE_ONE);
+  const tied = consensusOfPair(plan({ weights: { clip: 3 } }), THREE_ONE);
   assert.equal(tied.tie, true);
   assert.equal(tied.margin, 0);
   assert.equal(tied.label, null);
 
   // pickscore and hps for a (0.1 + 0.2 = 0.30000000000000004), clip for b (0.3), aesthetic exactly ½.
-  const rounding = consensusOfPair(plan({ weights: 'pickscore=0.1,hps=0.2,clip=0.3' }), {
+  const rounding = consensusOfPair(plan({ weights: { pickscore: 0.1, hps: 0.2, clip: 0.3 } }), {
     scoreA: [21, 0.28, 0.3, 5],
     scoreB: [20, 0.27, 0.31, 5],
   });
@@ -168,7 +166,7 @@ test('weights flip a majority, tie it, and tie despite float rounding', () => {
   assert.equal(rounding.margin, 0);
 
   // Zero weight: the metric still reports its vote but no longer decides.
-  const muted = consensusOfPair(plan({ weights: 'pickscore=0,hps=0' }), THREE_ONE);
+  const muted = consensusOfPair(plan({ weights: { pickscore: 0, hps: 0 } }), THREE_ONE);
   assert.equal(muted.tie, true); // clip (b) against aesthetic (a)
 });
 
@@ -182,7 +180,7 @@ test('mean-prob: weighted mean, exact ½ is a tie, δ applies to the mean', () =
   assert.equal(meanProb.votesA, 3);
 
   // Weight 4 on clip: (2·0.23106 − 4·0.23106 + 0.12246) / 7 = −0.0485225 → b.
-  const weighted = consensusOfPair(plan({ rule: 'mean-prob', weights: 'clip=4' }), THREE_ONE);
+  const weighted = consensusOfPair(plan({ rule: 'mean-prob', weights: { clip: 4 } }), THREE_ONE);
   assert.equal(weighted.label, 0);
   close(weighted.soft, 0.5 - 0.04852254658, 1e-9);
 
@@ -201,8 +199,8 @@ test('mean-prob: weighted mean, exact ½ is a tie, δ applies to the mean', () =
   assert.equal(exact.reason, 'tie-half');
 
   // δ = 0.1 > 0.0884: mean-prob abstains although majority (every |p − ½| > 0.1) still votes 3–1.
-  assert.equal(consensusOfPair(plan({ rule: 'mean-prob', margin: '0.1' }), THREE_ONE).tie, true);
-  assert.equal(consensusOfPair(plan({ margin: '0.1' }), THREE_ONE).label, 1);
+  assert.equal(consensusOfPair(plan({ rule: 'mean-prob', margin: 0.1 }), THREE_ONE).tie, true);
+  assert.equal(consensusOfPair(plan({ margin: 0.1 }), THREE_ONE).label, 1);
 });
 
 test('vanilla sums raw scores: the large-scale metric wins', () => {
@@ -383,7 +381,7 @@ test('swapping a and b mirrors every rule exactly', () => {
   const stats = Object.fromEntries(METRICS.map((name, m) => [name, acc[m]!.stats()]));
   let ties = 0;
   for (const rule of ['majority', 'mean-prob', 'vanilla', 'normalized', 'random', 'single:hps', 'human']) {
-    const p = plan({ rule, margin: '0.05', ties: 'half' }, stats);
+    const p = plan({ rule, margin: 0.05, ties: 'half' }, stats);
     const x = computeConsensus(p, batch);
     const y = computeConsensus(p, swapped);
     for (let i = 0; i < batch.length; i++) {
@@ -449,7 +447,7 @@ function labelsById(columns: ConsensusColumns, ids: readonly string[]): Map<stri
 
 test('random: uses the drawn metric, reproducible, independent of order and sharding', () => {
   const batch = randomBatch(2000, 5);
-  const p = plan({ rule: 'random', seed: '42' });
+  const p = plan({ rule: 'random', seed: 42 });
   const cols = computeConsensus(p, batch);
   for (let i = 0; i < batch.length; i++) {
     const k = randomMetricIndex(42, batch.pairIds[i]!, 4);
@@ -502,18 +500,20 @@ test('parsing rules, tie policies, weights, margin and seed', () => {
   assert.deepEqual(parseTiePolicy('clip', METRICS), { kind: 'metric', metric: 'clip' });
   assert.deepEqual(parseTiePolicy('human', METRICS), { kind: 'human' });
   assert.throws(() => parseTiePolicy('coin', METRICS), /unknown tie policy 'coin'/);
-  assert.deepEqual(parseWeights('pickscore=2,hps=1', METRICS), { pickscore: 2, hps: 1 });
-  assert.deepEqual(parseWeights(' clip = 0.5 , ', METRICS), { clip: 0.5 });
-  assert.throws(() => parseWeights('foo=1', METRICS), /unknown metric 'foo' in weights/);
-  assert.throws(() => parseWeights('pickscore=-1', METRICS), /must be ≥ 0/);
-  assert.throws(() => parseWeights('pickscore=two', METRICS), /'two' is not a number/);
-  assert.throws(() => parseWeights('pickscore', METRICS), /not metric=weight/);
-  assert.throws(() => parseWeights('hps=1,hps=2', METRICS), /given twice/);
-  assert.equal(parseMargin('0.1'), 0.1);
-  assert.throws(() => parseMargin('0.5'), /margin must be in \[0, 0.5\)/);
-  assert.throws(() => parseMargin('1e'), ConsensusOptionError);
-  assert.equal(parseSeed('42'), 42);
-  for (const bad of ['-1', '1.5', '4294967296', 'x']) assert.throws(() => parseSeed(bad), /seed must be an integer/);
+  // Weights, margin and seed are typed options; the CLI parses their text (weights here, the numbers by its options).
+  assert.deepEqual(parseWeights('pickscore=2,hps=1'), { pickscore: 2, hps: 1 });
+  assert.deepEqual(parseWeights(' clip = 0.5 , '), { clip: 0.5 });
+  const options = (args: ConsensusArgs) => () => parseConsensusOptions(args, { metrics: METRICS, temperatures: TAUS });
+  assert.throws(options({ weights: { foo: 1 } }), /unknown metric 'foo' in weights/);
+  assert.throws(() => parseWeights('pickscore=-1'), /must be ≥ 0/);
+  assert.throws(() => parseWeights('pickscore=two'), /'two' is not a number/);
+  assert.throws(() => parseWeights('pickscore'), /not metric=weight/);
+  assert.throws(() => parseWeights('hps=1,hps=2'), /given twice/);
+  assert.equal(parseConsensusOptions({ margin: 0.1 }, { metrics: METRICS, temperatures: TAUS }).margin, 0.1);
+  assert.throws(options({ margin: 0.5 }), /margin must be in \[0, 0.5\)/);
+  assert.throws(options({ margin: Number.NaN }), ConsensusOptionError);
+  assert.equal(parseConsensusOptions({ seed: 42 }, { metrics: METRICS, temperatures: TAUS }).seed, 42);
+  for (const bad of [-1, 1.5, 4294967296, Number.NaN]) assert.throws(options({ seed: bad }), /seed must be an integer/);
   for (const text of ['majority', 'random', 'single:hps']) assert.equal(formatRule(parseRule(text, METRICS)), text);
   for (const text of ['drop', 'half', 'human', 'clip']) assert.equal(formatTiePolicy(parseTiePolicy(text, METRICS)), text);
 });
@@ -529,11 +529,11 @@ test('parseConsensusOptions: defaults and cross-checks', () => {
     seed: 0,
   });
   assert.throws(
-    () => parseConsensusOptions({ rule: 'vanilla', weights: 'hps=2' }, { metrics: METRICS, temperatures: TAUS }),
+    () => parseConsensusOptions({ rule: 'vanilla', weights: { hps: 2 } }, { metrics: METRICS, temperatures: TAUS }),
     /weights apply to majority and mean-prob only, not vanilla/,
   );
   assert.throws(
-    () => parseConsensusOptions({ weights: 'hps=0,clip=0,pickscore=0,aesthetic=0' }, { metrics: METRICS, temperatures: TAUS }),
+    () => parseConsensusOptions({ weights: { hps: 0, clip: 0, pickscore: 0, aesthetic: 0 } }, { metrics: METRICS, temperatures: TAUS }),
     /every metric has weight 0/,
   );
   assert.throws(

@@ -388,12 +388,12 @@ describe('every rule and tie policy matches the recomputation from the score fil
   });
 
   test('random: seeded, the same seed gives the same file, another seed draws other metrics', async () => {
-    const seven = await checkRule({ rule: 'random', seed: '7', calibrated: false }, { taus: defaultTaus(), seed: 7 });
+    const seven = await checkRule({ rule: 'random', seed: 7, calibrated: false }, { taus: defaultTaus(), seed: 7 });
     assert.equal(seven.summary.output, 'consensus/random.seed-7');
-    await runConsensus(dir, { rule: 'random', seed: '7', calibrated: false });
+    await runConsensus(dir, { rule: 'random', seed: 7, calibrated: false });
     const again = await consensusRows('random.seed-7');
     assert.deepEqual(again, seven.rows);
-    const eight = await checkRule({ rule: 'random', seed: '8', calibrated: false }, { taus: defaultTaus(), seed: 8 });
+    const eight = await checkRule({ rule: 'random', seed: 8, calibrated: false }, { taus: defaultTaus(), seed: 8 });
     const drawn = (seed: number) => pairs.map((p) => randomMetricIndex(seed, p.pair_id, METRICS.length));
     assert.notDeepEqual(drawn(7), drawn(8));
     assert.ok(new Set(drawn(7)).size >= 3, 'the draw spreads over the metrics');
