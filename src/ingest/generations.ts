@@ -8,7 +8,7 @@ import type { RejectReason } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
 import { promptDraft } from './parti.ts';
 import { readPromptList } from './prompt-list.ts';
 

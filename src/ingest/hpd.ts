@@ -13,7 +13,7 @@ import { decodeUtf8, InvalidText, jsonEntrySpans } from '../io/text.ts';
 import { describeInputs } from '../core/manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
 import { Limiter } from '../core/limiter.ts';
 
 export const TRAIN_CHUNK = 512;

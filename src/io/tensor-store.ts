@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { openDatasetParquet, readRowGroupColumns, type ParquetSource, type RowGroupInfo } from './parquet.ts';
 import { decodeFloat16, formatShape, parseShape } from './float16-bytes.ts';
 import { IdIndex } from '../core/id-index.ts';
+import { BdpoError } from '../core/errors.ts';
 
 /** Parquet part files of a folder of the dataset, sorted, relative to it ("latents/part-….parquet"). */
 export async function listParquetParts(dir: string, folder: string): Promise<string[]> {
@@ -21,7 +22,7 @@ export async function listParquetParts(dir: string, folder: string): Promise<str
     .map((name) => `${folder}/${name}`);
 }
 
-export class MissingDataError extends Error {
+export class MissingDataError extends BdpoError {
   override name = 'MissingDataError';
 }
 

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
+import { MetricSpecError } from '../core/errors.ts';
 
 export const METRIC_KINDS = ['pickscore', 'hps', 'clip', 'aesthetic'] as const;
 export type MetricKind = (typeof METRIC_KINDS)[number];
@@ -33,8 +34,6 @@ export interface MetricSpec {
   /** Where the spec came from, for messages. */
   path: string;
 }
-
-export class MetricSpecError extends Error {}
 
 /** Largest `image_size`: CLIP-family towers read 224 or 336; 2048 leaves room for any real export. */
 export const MAX_IMAGE_SIZE = 2048;

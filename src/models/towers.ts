@@ -3,7 +3,8 @@
 // both read ViT-L/14). Embeddings of split exports are not normalised (…WithProjection): we normalise all of them.
 import { createSession, type Device, type OnnxSession } from './session.ts';
 import { ClipTokenizer } from './tokenizer.ts';
-import { MetricSpecError, visionKey, type MetricSpec } from './metric-spec.ts';
+import { MetricSpecError } from '../core/errors.ts';
+import { visionKey, type MetricSpec } from './metric-spec.ts';
 
 export interface TowerOptions {
   device?: Device;
