@@ -15,7 +15,8 @@ import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
 import { loadMetricSpec, type MetricSpec } from '../models/metric-spec.ts';
 import { BdpoError, InputError, MetricSpecError } from '../core/errors.ts';
-import { ModelHub, checkSameWidth, cosine, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
+import { ModelHub, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
+import { metricKind } from '../models/metrics/registry.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
 import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
 
@@ -280,20 +281,8 @@ async function scorePart(
       const embeddings = await hub.imageEmbeddings(group[0]!, batch.pixels.get(key)!, goodRows.length);
       for (const spec of group) {
         const out = scores.get(spec.name)!;
-        let values: ArrayLike<number>;
-        let texts: Float32Array[] | undefined;
-        if (spec.kind === 'aesthetic') {
-          values = await hub.headScores(spec, embeddings);
-        } else {
-          texts = await hub.textEmbeddings(spec, goodRows.map((r) => ({ id: r.promptId, text: r.text })));
-          checkSameWidth(spec, embeddings, texts);
-          values = goodRows.map((_, i) => {
-            const cos = cosine(embeddings.data, i * embeddings.dim, texts![i]!, embeddings.dim);
-            if (spec.score === 'logit-scale-cos') return spec.logitScale * cos;
-            if (spec.score === 'clip-100') return 100 * Math.max(cos, 0);
-            return cos;
-          });
-        }
+        const prompts = goodRows.map((r) => ({ id: r.promptId, text: r.text }));
+        const { values, texts } = await metricKind(spec.kind).score(hub, spec, embeddings, prompts);
         goodRows.forEach((row, i) => {
           const problem = nonFinite(spec, embeddings, i, texts?.[i], values[i]!);
           if (problem !== null) {
