@@ -14,13 +14,12 @@ import { describeInputs } from '../core/manifest.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from '../core/errors.ts';
+import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 import { Limiter } from '../core/limiter.ts';
 
 export const TRAIN_CHUNK = 512;
 export const TEST_CHUNK = 64;
 export const BENCHMARK_CHUNK = 512;
-/** An image file larger than this is a reject and is never read: no real HPD image comes near it. */
-export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 /** HPD's test groups hold a handful of images; a group this large would make k·(k−1)/2 pairs without bound. */
 export const MAX_GROUP_IMAGES = 64;
 const READS_IN_FLIGHT = 8;

@@ -4,13 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
 import { MetricSpecError } from '../core/errors.ts';
+import { CLIP_MEAN, CLIP_STD } from './preprocess.ts';
 
 import { METRIC_KINDS, metricKind, type MetricKind, type ScoreFormula } from './metrics/registry.ts';
 
 export { METRIC_KINDS, type MetricKind, type ScoreFormula };
 
-export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
-export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 
 export interface MetricSpec {
   name: string;

@@ -6,7 +6,9 @@ import type { KindScores, PromptText } from './kind.ts';
 
 /** A text–image metric needs both towers, as one export or two. */
 export function requireTextAndImageTowers(models: MetricSpec['models'], fail: (message: string) => never): void {
-  if (!models.full && !(models.text && models.vision)) fail('needs "clip_model" (one full CLIP export) or both "text_model" and "vision_model"');
+  if (!models.full && !(models.text && models.vision)) {
+    fail('needs "clip_model" (one full CLIP export) or both "text_model" and "vision_model"');
+  }
 }
 
 /** Every model the spec names, checked before any image is read; the provider reported is the image tower's. */
