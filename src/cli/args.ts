@@ -1,10 +1,12 @@
 // Argument parsing for every command: node's parseArgs in strict mode, a --help text per command, and one error type
 // that the entry point turns into a single line and exit code 2.
 import { parseArgs } from 'node:util';
+import { UsageError } from '../core/errors.ts';
 import { resolveShard, ShardError, type Shard } from '../core/shard.ts';
 import type { Device } from '../models/session.ts';
 
-export class UsageError extends Error {}
+// Re-exported: every command module reads its option helpers and this error from here.
+export { UsageError } from '../core/errors.ts';
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 

@@ -1,10 +1,9 @@
 // The `bdpo` entry point: a thin shell over the library. Each command parses its arguments and calls the API; errors
 // a user can fix are one line and a non-zero exit (2: bad arguments, 1: unreadable or invalid input).
-import { UsageError } from './args.ts';
+import { BdpoError } from '../core/errors.ts';
 import * as help from './help.ts';
 import { TOOL_VERSION } from '../core/version.ts';
 import { setLockNoticeListener } from '../io/lock.ts';
-import { ShardError } from '../core/shard.ts';
 import { ConsensusFlagError } from '../consensus/consensus.ts';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -63,12 +62,36 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`bdpo ${name}: ${message}`);
-    if (process.env.BDPO_DEBUG && error instanceof Error) console.error(error.stack);
-    return isUsageError(error) ? 2 : 1;
+    const userError = isUserError(error);
+    if (error instanceof Error && (!userError || process.env.BDPO_DEBUG)) console.error(error.stack);
+    return exitCode(error);
   }
 }
 
+// Errors a user can fix that are still declared outside core/errors.ts, in modules main.ts must not load (TensorFlow.js
+// behind train/): matched by class name until they extend BdpoError. A plain Error still carries user messages there.
+const USER_ERRORS_OUTSIDE_HIERARCHY = new Set([
+  'ConsensusOptionError',
+  'ConsensusFlagError',
+  'AuditInputError',
+  'EvalInputError',
+  'EvalCoverageError',
+  'ExportError',
+  'EncodeError',
+  'TrainError',
+  'ConfigError',
+  'CheckpointError',
+  'Error',
+]);
+
+/** A fault of the input or the command line: one line on stderr; anything else is a defect and shows its stack. */
+function isUserError(error: unknown): boolean {
+  if (error instanceof BdpoError) return true;
+  return error instanceof Error && USER_ERRORS_OUTSIDE_HIERARCHY.has(error.constructor.name);
+}
+
 /** A bad option value is exit 2 wherever it is caught: in the CLI, or by the library that parses the value. */
-function isUsageError(error: unknown): boolean {
-  return error instanceof UsageError || error instanceof ShardError || error instanceof ConsensusFlagError;
+function exitCode(error: unknown): number {
+  if (error instanceof BdpoError) return error.exitCode;
+  return error instanceof ConsensusFlagError ? 2 : 1;
 }

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { writeDatasetCard } from './dataset-card.ts';
 import { parseJsonText } from '../io/json-file.ts';
 import { withLock } from '../io/lock.ts';
+import { BdpoError, ManifestError } from './errors.ts';
 import { FORMAT_VERSION } from './schema.ts';
 import type { Shard } from './shard.ts';
 import { TOOL_VERSION } from './version.ts';
@@ -72,8 +73,6 @@ function emptyManifest(): Manifest {
   return { format: FORMAT_VERSION, tool: 'balanced-dpo', runs: [], units: {} };
 }
 
-export class ManifestError extends Error {}
-
 export async function readManifest(dir: string): Promise<Manifest> {
   const path = join(dir, MANIFEST);
   let text: string;
@@ -132,7 +131,7 @@ export async function updateManifest(dir: string, mutate: (manifest: Manifest) =
 }
 
 /** A part's bytes differ from the sha256 the stage that wrote it recorded. */
-export class CorruptPartError extends Error {}
+export class CorruptPartError extends BdpoError {}
 
 /**
  * A recorded part is intact when it has the recorded size and either the recorded mtime (nobody wrote to it since) or

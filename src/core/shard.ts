@@ -1,5 +1,6 @@
 // Sharding without a coordinator (DESIGN §7): shard i of n takes the ids whose stable hash falls in its class.
 import { sha256Hex } from './ids.ts';
+import { UsageError } from './errors.ts';
 
 export interface Shard {
   index: number;
@@ -8,7 +9,7 @@ export interface Shard {
 
 export const WHOLE: Shard = { index: 0, count: 1 };
 
-export class ShardError extends Error {}
+export class ShardError extends UsageError {}
 
 /** Parses "i/n" (0-based i). */
 export function parseShard(text: string): Shard {

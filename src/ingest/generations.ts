@@ -8,14 +8,13 @@ import type { RejectReason } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
+import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 import { promptDraft } from './parti.ts';
 import { readPromptList } from './prompt-list.ts';
 
 const NAME = /^(\d+)(?:_(\d+))?\.(jpe?g|png|webp)$/i;
 const FILES_PER_UNIT = 256;
-/** A generated image larger than this is not read: it is a reject, not a memory spike. */
-export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface GenerationsOptions extends IngestOptions {
   prompts: string;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { safeName } from '../io/paths.ts';
 import { InvalidText } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
 import { UnitReads, type ImageFiles } from './hpd-files.ts';
 import { optionalJsonArray, pad5, readChunk, type JsonArrayFile, type JsonChunk } from './hpd-json-array.ts';
 

@@ -5,9 +5,8 @@ import { lstat, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../core/schema.ts';
 import { Limiter } from '../core/limiter.ts';
+import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 
-/** An image file larger than this is a reject and is never read: no real HPD image comes near it. */
-export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 const READS_IN_FLIGHT = 8;
 
 export type PathCheck =

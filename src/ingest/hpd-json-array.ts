@@ -4,7 +4,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeUtf8, InvalidText, jsonEntrySpans } from '../io/text.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
 import { errorCode } from './hpd-files.ts';
 
 export interface JsonChunk {

@@ -8,13 +8,15 @@ import { stat } from 'node:fs/promises';
 import { describeInputs } from '../core/manifest.ts';
 import type { IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
-import { InputError } from './pickapic.ts';
-import { ImageFiles, MAX_IMAGE_FILE_BYTES } from './hpd-files.ts';
+import { InputError } from '../core/errors.ts';
+import { ImageFiles } from './hpd-files.ts';
+import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 import { optionalJsonArray, readChunk } from './hpd-json-array.ts';
 import { TEST_CHUNK, testUnit, TRAIN_CHUNK, trainUnit } from './hpd-pairs.ts';
 import { benchmarkFolders, benchmarkImageUnits, benchmarkLists, benchmarkPromptUnit } from './hpd-benchmark.ts';
 
-export { checkEntryPath, MAX_IMAGE_FILE_BYTES, type PathCheck } from './hpd-files.ts';
+export { checkEntryPath, type PathCheck } from './hpd-files.ts';
+export { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 export { indexJsonArray, readChunk, type JsonArrayFile, type JsonChunk } from './hpd-json-array.ts';
 export { MAX_GROUP_IMAGES, parseTestGroup, parseTrainEntry, preferenceFromRanks, TEST_CHUNK, TRAIN_CHUNK } from './hpd-pairs.ts';
 export { BENCHMARK_CHUNK } from './hpd-benchmark.ts';

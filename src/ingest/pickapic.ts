@@ -4,6 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
 import { describeInputs } from '../core/manifest.ts';
+import { InputError } from '../core/errors.ts';
 import { safeName } from '../io/paths.ts';
 import { decodeUtf8 } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
@@ -24,8 +25,6 @@ const COLUMN_TYPES: Record<(typeof PICKAPIC_REQUIRED)[number] | (typeof PICKAPIC
   model_1: { what: 'text', types: ['string'] },
 };
 const SPLITS = ['validation_unique', 'test_unique', 'validation', 'train', 'test'] as const;
-
-export class InputError extends Error {}
 
 /** The split in a published shard's name: `train-00000-of-00645.parquet`, `validation_unique-….parquet`. */
 export function splitFromFileName(path: string): string | null {

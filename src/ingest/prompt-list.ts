@@ -2,7 +2,7 @@
 // with a `prompt` field). The position in the list is the index generation folders are named by.
 import { readFile } from 'node:fs/promises';
 import { describeJsonSyntaxError } from '../io/json-file.ts';
-import { InputError } from './pickapic.ts';
+import { InputError } from '../core/errors.ts';
 import { decodeUtf8, jsonEntrySpans } from '../io/text.ts';
 
 export interface ListedPrompt {

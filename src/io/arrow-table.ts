@@ -19,6 +19,7 @@ import { writeFileAtomic } from './atomic.ts';
 import { resolveInside } from './paths.ts';
 import { sha256Hex } from '../core/ids.ts';
 import { verifyPartBytes } from '../core/manifest.ts';
+import { BdpoError } from '../core/errors.ts';
 
 export interface WrittenPart {
   /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000-s0of1.arrow". */
@@ -73,7 +74,7 @@ export async function listParts(dir: string, table: string, extension = '.arrow'
     .map((name) => `${table}/${name}`);
 }
 
-export class ArrowPartError extends Error {}
+export class ArrowPartError extends BdpoError {}
 
 const MAGIC = Buffer.from('ARROW1', 'latin1');
 // "ARROW1", 2 bytes of padding, at least a schema message, the footer, its int32 length and "ARROW1" again.

@@ -1,8 +1,9 @@
 // JSON files a user gives or a stage left behind: a parse error names the file and the line and column where the
 // text stops being JSON, and never quotes the text (V8's messages do, and a tokenizer.json is megabytes of it).
 import { readFile } from 'node:fs/promises';
+import { BdpoError } from '../core/errors.ts';
 
-export class JsonFileError extends Error {}
+export class JsonFileError extends BdpoError {}
 
 /** The parsed value of a JSON file; a missing file keeps its ENOENT error (callers decide whether that is fine). */
 export async function readJsonFile(path: string): Promise<unknown> {

@@ -5,8 +5,9 @@ import { link, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/pro
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { BdpoError } from '../core/errors.ts';
 
-export class LockBusyError extends Error {
+export class LockBusyError extends BdpoError {
   override name = 'LockBusyError';
   constructor(
     readonly lockPath: string,

@@ -13,8 +13,9 @@ import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { BdpoError } from '../core/errors.ts';
 
-export class ParquetFileError extends Error {}
+export class ParquetFileError extends BdpoError {}
 
 export interface RowGroupInfo {
   index: number;

@@ -4,10 +4,11 @@
 // removers then check, as a last line, that what they touch lies under the directory the user named.
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { sha256Hex } from '../core/ids.ts';
+import { BdpoError } from '../core/errors.ts';
 
 const PLAIN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export class UnsafePathError extends Error {}
+export class UnsafePathError extends BdpoError {}
 
 /**
  * One path segment for a user-given name: the name itself when it is plain (a letter or digit, then up to 63 of

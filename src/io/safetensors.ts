@@ -3,6 +3,7 @@
 // a multiple of 8 bytes, then the raw little-endian tensor bytes back to back. Only F32 is written and read.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { describeJsonSyntaxError } from './json-file.ts';
+import { BdpoError } from '../core/errors.ts';
 
 export interface FloatArray {
   shape: number[];
@@ -89,7 +90,7 @@ function isHeaderEntry(value: unknown): value is HeaderEntry {
   );
 }
 
-export class SafetensorsError extends Error {}
+export class SafetensorsError extends BdpoError {}
 
 /** `source` names the bytes in errors: the file's path, or "safetensors" for bytes from elsewhere. */
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Safetensors {

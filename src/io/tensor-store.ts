@@ -1,27 +1,17 @@
 // Cached tensors (latents/, text/): id → float16 bytes, read row group by row group with a bounded cache, so that
 // encode can reuse what an earlier selection cached and train can stream a cache larger than memory.
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { listParts } from './arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns, type ParquetSource, type RowGroupInfo } from './parquet.ts';
 import { decodeFloat16, formatShape, parseShape } from './float16-bytes.ts';
 import { IdIndex } from '../core/id-index.ts';
+import { BdpoError } from '../core/errors.ts';
 
 /** Parquet part files of a folder of the dataset, sorted, relative to it ("latents/part-….parquet"). */
-export async function listParquetParts(dir: string, folder: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(join(dir, folder));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return names
-    .filter((name) => name.startsWith('part-') && name.endsWith('.parquet'))
-    .sort()
-    .map((name) => `${folder}/${name}`);
+export function listParquetParts(dir: string, folder: string): Promise<string[]> {
+  return listParts(dir, folder, '.parquet');
 }
 
-export class MissingDataError extends Error {
+export class MissingDataError extends BdpoError {
   override name = 'MissingDataError';
 }
 

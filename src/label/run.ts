@@ -13,8 +13,10 @@ import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Coun
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
-import { loadMetricSpec, MetricSpecError, type MetricSpec } from '../models/metric-spec.ts';
-import { ModelHub, checkSameWidth, cosine, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
+import { loadMetricSpec, type MetricSpec } from '../models/metric-spec.ts';
+import { BdpoError, InputError, MetricSpecError } from '../core/errors.ts';
+import { ModelHub, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
+import { metricKind } from '../models/metrics/registry.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
 import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
 
@@ -74,7 +76,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     names.add(spec.name);
   }
   const parts = await listParts(dir, 'images');
-  if (parts.length === 0) throw new Error(`${dir}: no images/part-*.arrow (run bdpo ingest first)`);
+  if (parts.length === 0) throw new InputError(`${dir}: no images/part-*.arrow (run bdpo ingest first)`);
   // Every input is checked before the first output: a bad manifest or a damaged part late in the list must not
   // leave the scores of the parts before it behind.
   const ledger = await UnitLedger.open(dir, STAGE, shard);
@@ -160,7 +162,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
 
 
 /** Options of the library call that are not metric files: a batch size of 0 would loop forever, so none passes. */
-export class LabelOptionError extends Error {}
+export class LabelOptionError extends BdpoError {}
 
 function checkLabelOptions(options: LabelOptions): void {
   const counts: Array<[string, number | undefined]> = [
@@ -279,20 +281,8 @@ async function scorePart(
       const embeddings = await hub.imageEmbeddings(group[0]!, batch.pixels.get(key)!, goodRows.length);
       for (const spec of group) {
         const out = scores.get(spec.name)!;
-        let values: ArrayLike<number>;
-        let texts: Float32Array[] | undefined;
-        if (spec.kind === 'aesthetic') {
-          values = await hub.headScores(spec, embeddings);
-        } else {
-          texts = await hub.textEmbeddings(spec, goodRows.map((r) => ({ id: r.promptId, text: r.text })));
-          checkSameWidth(spec, embeddings, texts);
-          values = goodRows.map((_, i) => {
-            const cos = cosine(embeddings.data, i * embeddings.dim, texts![i]!, embeddings.dim);
-            if (spec.score === 'logit-scale-cos') return spec.logitScale * cos;
-            if (spec.score === 'clip-100') return 100 * Math.max(cos, 0);
-            return cos;
-          });
-        }
+        const prompts = goodRows.map((r) => ({ id: r.promptId, text: r.text }));
+        const { values, texts } = await metricKind(spec.kind).score(hub, spec, embeddings, prompts);
         goodRows.forEach((row, i) => {
           const problem = nonFinite(spec, embeddings, i, texts?.[i], values[i]!);
           if (problem !== null) {

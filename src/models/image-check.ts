@@ -6,6 +6,8 @@ import type { RejectReason } from '../core/schema.ts';
 
 /** PIL's default decompression-bomb limit, so what the Python tools open, we take. */
 export const DEFAULT_MAX_PIXELS = 89_478_485;
+/** An image file larger than this is a reject and is never read (no real image comes near it): not a memory spike. */
+export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 
 const MIME_BY_FORMAT: Record<string, string> = {
   jpeg: 'image/jpeg',

@@ -3,19 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
+import { MetricSpecError } from '../core/errors.ts';
+import { CLIP_MEAN, CLIP_STD } from './preprocess.ts';
 
-export const METRIC_KINDS = ['pickscore', 'hps', 'clip', 'aesthetic'] as const;
-export type MetricKind = (typeof METRIC_KINDS)[number];
+import { METRIC_KINDS, metricKind, type MetricKind, type ScoreFormula } from './metrics/registry.ts';
 
-/** How a metric turns its embeddings into a score. */
-export type ScoreFormula =
-  | 'logit-scale-cos' // PickScore: logit_scale · cos(text, image)
-  | 'cos' // HPS v2, CLIP score: cos(text, image)
-  | 'clip-100' // CLIP score as torchmetrics reports it: 100 · max(cos, 0)
-  | 'mlp'; // aesthetic: MLP over the L2-normalised image embedding
+export { METRIC_KINDS, type MetricKind, type ScoreFormula };
 
-export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
-export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 
 export interface MetricSpec {
   name: string;
@@ -34,22 +28,8 @@ export interface MetricSpec {
   path: string;
 }
 
-export class MetricSpecError extends Error {}
-
 /** Largest `image_size`: CLIP-family towers read 224 or 336; 2048 leaves room for any real export. */
 export const MAX_IMAGE_SIZE = 2048;
-
-const DEFAULT_SCORE: Record<MetricKind, ScoreFormula> = {
-  pickscore: 'logit-scale-cos',
-  hps: 'cos',
-  clip: 'cos',
-  aesthetic: 'mlp',
-};
-
-/** DESIGN §5: PickScore 1 (its score carries logit_scale), cosine metrics 0.01, aesthetic (≈1–10 scale) 1. */
-export function defaultTemperature(score: ScoreFormula): number {
-  return score === 'cos' ? 0.01 : 1;
-}
 
 export async function loadMetricSpec(path: string): Promise<MetricSpec> {
   let raw: unknown;
@@ -85,31 +65,19 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
   if (!/^[a-z0-9][a-z0-9_.-]*$/i.test(name)) fail(`"name" must be a plain identifier (letters, digits, _ . -), got "${name}"`);
   const kind = str('kind') ?? fail('"kind" is required');
   if (!(METRIC_KINDS as readonly string[]).includes(kind)) fail(`"kind" must be one of ${METRIC_KINDS.join(', ')}`);
-  const metricKind = kind as MetricKind;
+  const kindName = kind as MetricKind;
   const base = dirname(path);
   const at = (key: string): string | undefined => {
     const value = str(key);
     return value === undefined ? undefined : resolve(base, value);
   };
   const models = { full: at('clip_model'), text: at('text_model'), vision: at('vision_model'), head: at('head_model') };
-  if (metricKind === 'aesthetic') {
-    if (!models.vision && !models.full) fail('an aesthetic metric needs "vision_model" (or "clip_model")');
-    if (!models.head) fail('an aesthetic metric needs "head_model" (the MLP)');
-  } else if (!models.full && !(models.text && models.vision)) {
-    fail('needs "clip_model" (one full CLIP export) or both "text_model" and "vision_model"');
-  }
+  const definition = metricKind(kindName);
+  definition.checkModels(models, fail);
   const tokenizer = at('tokenizer');
-  if ((metricKind !== 'aesthetic' || models.full) && !tokenizer) {
-    fail('needs "tokenizer" (tokenizer.json, or vocab.json beside merges.txt)');
-  }
-  const score = (str('score') ?? DEFAULT_SCORE[metricKind]) as ScoreFormula;
-  const allowed: Record<MetricKind, ScoreFormula[]> = {
-    pickscore: ['logit-scale-cos'],
-    hps: ['cos'],
-    clip: ['cos', 'clip-100'],
-    aesthetic: ['mlp'],
-  };
-  if (!allowed[metricKind].includes(score)) fail(`"score" for kind ${metricKind} must be ${allowed[metricKind].join(' or ')}`);
+  if (definition.needsTokenizer(models) && !tokenizer) fail('needs "tokenizer" (tokenizer.json, or vocab.json beside merges.txt)');
+  const score = str('score') ?? definition.scores[0]!;
+  if (!definition.scores.includes(score)) fail(`"score" for kind ${kindName} must be ${definition.scores.join(' or ')}`);
   const triple = (key: string, fallback: readonly number[], positive = false): readonly number[] => {
     const value = json[key];
     if (value === undefined) return fallback;
@@ -121,19 +89,19 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
   const size = num('image_size') ?? 224;
   // Each batch allocates batch × 3 × size² floats: the bound turns a typo into this message, not an allocation failure.
   if (!Number.isInteger(size) || size < 8 || size > MAX_IMAGE_SIZE) fail(`"image_size" must be an integer in 8..${MAX_IMAGE_SIZE}, got ${size}`);
-  const temperature = num('temperature') ?? defaultTemperature(score);
+  const temperature = num('temperature') ?? definition.defaultTemperature(score);
   if (!(temperature > 0)) fail('"temperature" must be > 0');
   const padTokenId = num('pad_token_id');
   if (padTokenId !== undefined && !(Number.isSafeInteger(padTokenId) && padTokenId >= 0)) fail(`"pad_token_id" must be an integer ≥ 0, got ${padTokenId}`);
   return {
     name,
-    kind: metricKind,
+    kind: kindName,
     version: str('version') ?? name,
     models,
     ...(tokenizer === undefined ? {} : { tokenizer }),
     ...(padTokenId === undefined ? {} : { padTokenId }),
     image: { size, mean: triple('image_mean', CLIP_MEAN), std: triple('image_std', CLIP_STD, true) },
-    score,
+    score: score as ScoreFormula,
     logitScale: num('logit_scale') ?? 100,
     temperature,
     path,

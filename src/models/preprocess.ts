@@ -21,6 +21,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 import type { RejectReason } from '../core/schema.ts';
 import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from './image-check.ts';
+import { BdpoError } from '../core/errors.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
 sharp.concurrency(1);
@@ -45,7 +46,7 @@ export interface PreprocessOptions {
 export type ImageDecodeReason = Extract<RejectReason, 'bad_image' | 'empty_image' | 'too_many_pixels'>;
 
 /** An image that cannot be preprocessed; `reason` is the reject code to record. */
-export class ImageDecodeError extends Error {
+export class ImageDecodeError extends BdpoError {
   readonly reason: ImageDecodeReason;
 
   constructor(reason: ImageDecodeReason, message: string, options?: { cause?: unknown }) {

@@ -3,7 +3,9 @@
 // both read ViT-L/14). Embeddings of split exports are not normalised (…WithProjection): we normalise all of them.
 import { createSession, type Device, type OnnxSession } from './session.ts';
 import { ClipTokenizer } from './tokenizer.ts';
-import { MetricSpecError, visionKey, type MetricSpec } from './metric-spec.ts';
+import { MetricSpecError } from '../core/errors.ts';
+import { visionKey, type MetricSpec } from './metric-spec.ts';
+import { metricKind } from './metrics/registry.ts';
 
 export interface TowerOptions {
   device?: Device;
@@ -63,25 +65,9 @@ export class ModelHub {
     return tokenizer;
   }
 
-  /** Checks every model of a metric against the contract before any image is read. */
-  async validate(spec: MetricSpec): Promise<string> {
-    const providers: string[] = [];
-    if (spec.models.full) {
-      const s = await this.session(spec.models.full);
-      requireOutputs(s, spec.models.full, ['image_embeds', 'text_embeds']);
-      providers.push(`${s.provider} (${s.providerReason})`);
-    } else {
-      const vision = await this.session(spec.models.vision!);
-      requireOutputs(vision, spec.models.vision!, ['image_embeds']);
-      providers.push(`${vision.provider} (${vision.providerReason})`);
-      if (spec.models.text) requireOutputs(await this.session(spec.models.text), spec.models.text, ['text_embeds']);
-    }
-    if (spec.models.head) {
-      const head = await this.session(spec.models.head);
-      if (head.inputNames.length !== 1) throw new MetricSpecError(`${spec.models.head}: the head must take one input`);
-    }
-    if (spec.tokenizer) await this.tokenizer(spec);
-    return providers[0]!;
+  /** Checks every model of a metric against its kind's contract before any image is read; the image tower's provider. */
+  validate(spec: MetricSpec): Promise<string> {
+    return metricKind(spec.kind).validate(this, spec);
   }
 
   /** Normalised image embeddings of a batch of preprocessed images ([n, 3, S, S]) through the metric's tower. */
@@ -161,7 +147,7 @@ export class ModelHub {
   }
 }
 
-function requireOutputs(session: OnnxSession, path: string, names: string[]): void {
+export function requireOutputs(session: OnnxSession, path: string, names: string[]): void {
   for (const name of names) {
     if (session.outputNames.includes(name)) continue;
     if (name === 'image_embeds' && session.outputNames.includes('pooler_output')) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ingestGenerations, parseGenerationName } from '../../src/ingest/generations.ts';
-import { InputError } from '../../src/ingest/pickapic.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { noiseImage, promptIdOf, readDataset, sha256, truncatedJpeg } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkEntryPath, indexJsonArray, ingestHpd, readChunk, type HpdOptions } from '../../src/ingest/hpd.ts';
-import { InputError } from '../../src/ingest/pickapic.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { checkImage } from '../../src/models/image-check.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
 import { readManifest } from '../../src/core/manifest.ts';

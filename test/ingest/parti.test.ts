@@ -4,7 +4,7 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ingestParti } from '../../src/ingest/parti.ts';
-import { InputError } from '../../src/ingest/pickapic.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { readManifest } from '../../src/core/manifest.ts';
 import { normalise, promptIdOf, tableRows } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';

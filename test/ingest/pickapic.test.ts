@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ingestPickapic, InputError, splitFromFileName } from '../../src/ingest/pickapic.ts';
+import { ingestPickapic, splitFromFileName } from '../../src/ingest/pickapic.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { ParquetFileError } from '../../src/io/parquet.ts';
 import { readManifest } from '../../src/core/manifest.ts';
 import {
