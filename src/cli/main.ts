@@ -4,7 +4,6 @@ import { BdpoError } from '../core/errors.ts';
 import * as help from './help.ts';
 import { TOOL_VERSION } from '../core/version.ts';
 import { setLockNoticeListener } from '../io/lock.ts';
-import { ConsensusFlagError } from '../consensus/consensus.ts';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -71,13 +70,6 @@ export async function main(argv: string[]): Promise<number> {
 // Errors a user can fix that are still declared outside core/errors.ts, in modules main.ts must not load (TensorFlow.js
 // behind train/): matched by class name until they extend BdpoError. A plain Error still carries user messages there.
 const USER_ERRORS_OUTSIDE_HIERARCHY = new Set([
-  'ConsensusOptionError',
-  'ConsensusFlagError',
-  'AuditInputError',
-  'EvalInputError',
-  'EvalCoverageError',
-  'ExportError',
-  'EncodeError',
   'TrainError',
   'ConfigError',
   'CheckpointError',
@@ -90,8 +82,7 @@ function isUserError(error: unknown): boolean {
   return error instanceof Error && USER_ERRORS_OUTSIDE_HIERARCHY.has(error.constructor.name);
 }
 
-/** A bad option value is exit 2 wherever it is caught: in the CLI, or by the library that parses the value. */
+/** Exit 2 for the command line, 1 for an input; the CLI turns a library's option error into its usage error. */
 function exitCode(error: unknown): number {
-  if (error instanceof BdpoError) return error.exitCode;
-  return error instanceof ConsensusFlagError ? 2 : 1;
+  return error instanceof BdpoError ? error.exitCode : 1;
 }

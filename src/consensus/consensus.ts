@@ -2,7 +2,6 @@
 // import from here; each concept lives in its own module beside this one.
 
 export {
-  ConsensusFlagError,
   ConsensusOptionError,
   formatRule,
   formatTiePolicy,

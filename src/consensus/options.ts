@@ -3,6 +3,7 @@
 // CLI) can say which flag was wrong; nothing here knows of flags or of the text a user typed for a number.
 
 import { assertMargin, assertTemperature } from './preference.ts';
+import { BdpoError } from '../core/errors.ts';
 
 export type ConsensusRule =
   | { readonly kind: 'majority' }
@@ -45,19 +46,11 @@ export type ConsensusOptionName = 'rule' | 'ties' | 'margin' | 'weights' | 'seed
  * A bad rule, tie policy, weight, margin or seed, or a bad combination: the message is one line and names the option
  * in words; `option` says which chosen option was wrong (absent when no single choice is to blame).
  */
-export class ConsensusOptionError extends Error {
+export class ConsensusOptionError extends BdpoError {
   override name = 'ConsensusOptionError';
   constructor(message: string, readonly option?: ConsensusOptionName) {
     super(message);
   }
-}
-
-/**
- * Nothing throws this any more (the CLI turns a ConsensusOptionError naming an option into its usage error); it stays
- * exported only while cli/main.ts still tests for it.
- */
-export class ConsensusFlagError extends ConsensusOptionError {
-  override name = 'ConsensusFlagError';
 }
 
 /** `check()`, with its ConsensusOptionError attributed to `option` when it names none yet. */

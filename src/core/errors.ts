@@ -18,3 +18,8 @@ export class MetricSpecError extends BdpoError {}
 
 /** A dataset's manifest.json that cannot be read or belongs to another format (exit 1). */
 export class ManifestError extends BdpoError {}
+
+/** The errno code of a failed file operation (ENOENT, EACCES, …), or its message when it has none. */
+export function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error);
+}

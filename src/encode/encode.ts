@@ -50,6 +50,7 @@ import { encodeFloat16, formatShape } from '../io/float16-bytes.ts';
 import { IdIndex } from '../core/id-index.ts';
 import { LATENT_TABLE, listParquetParts, rowSpans, TEXT_TABLE, TensorStore } from '../io/tensor-store.ts';
 import { LATENT_SPECS, TEXT_SPECS } from '../core/schema.ts';
+import { BdpoError } from '../core/errors.ts';
 
 /** Stable Diffusion 1.x/2.x VAE scaling factor (SDXL's is 0.13025). */
 export const SD_SCALING_FACTOR = 0.18215;
@@ -69,7 +70,7 @@ const MAX_RESOLUTION = 4096;
 const HALF: Rgb = [0.5, 0.5, 0.5];
 const STAGE = 'encode';
 
-export class EncodeError extends Error {
+export class EncodeError extends BdpoError {
   override name = 'EncodeError';
 }
 

@@ -31,11 +31,12 @@ import { IdIndex } from '../core/id-index.ts';
 import { listParquetParts } from '../io/tensor-store.ts';
 import { exportSpecs } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
+import { BdpoError } from '../core/errors.ts';
 
 export const EXPORT_FORMATS = ['diffusers-dpo'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export class ExportError extends Error {
+export class ExportError extends BdpoError {
   override name = 'ExportError';
 }
 

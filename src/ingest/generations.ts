@@ -8,7 +8,7 @@ import type { RejectReason } from '../core/schema.ts';
 import { safeName } from '../io/paths.ts';
 import { reject, type Draft, type IngestUnit } from './drafts.ts';
 import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
-import { InputError } from '../core/errors.ts';
+import { InputError, errorCode } from '../core/errors.ts';
 import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 import { promptDraft } from './parti.ts';
 import { readPromptList } from './prompt-list.ts';
@@ -143,8 +143,4 @@ function entryKind(info: Stats): string {
   if (info.isCharacterDevice() || info.isBlockDevice()) return 'device';
   if (info.isDirectory()) return 'folder';
   return 'special file';
-}
-
-function errorCode(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }

@@ -7,7 +7,7 @@ import { InvalidText } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { InputError } from '../core/errors.ts';
 import { UnitReads, type ImageFiles } from './hpd-files.ts';
-import { optionalJsonArray, pad5, readChunk, type JsonArrayFile, type JsonChunk } from './hpd-json-array.ts';
+import { optionalJsonArray, pad5, readChunk, type JsonArrayFile, type JsonChunk } from '../io/json-array.ts';
 
 export const BENCHMARK_CHUNK = 512;
 

@@ -5,6 +5,7 @@ import { lstat, open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../core/schema.ts';
 import { Limiter } from '../core/limiter.ts';
+import { errorCode } from '../core/errors.ts';
 import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 
 const READS_IN_FLIGHT = 8;
@@ -131,9 +132,6 @@ function isInside(path: string, folder: string): boolean {
   return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }
 
-export function errorCode(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error);
-}
 
 /** One unit's file reads: each distinct file read once, a few at a time, started as soon as they are asked for. */
 export class UnitReads {

@@ -4,7 +4,7 @@ import type { RejectReason } from '../core/schema.ts';
 import { InvalidText } from '../io/text.ts';
 import { reject, type Draft, type IngestUnit, type PromptDraft } from './drafts.ts';
 import { checkEntryPath, UnitReads, type FileRead, type ImageFiles } from './hpd-files.ts';
-import { pad5, readChunk, type JsonArrayFile, type JsonChunk } from './hpd-json-array.ts';
+import { pad5, readChunk, type JsonArrayFile, type JsonChunk } from '../io/json-array.ts';
 
 export const TRAIN_CHUNK = 512;
 export const TEST_CHUNK = 64;

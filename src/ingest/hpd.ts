@@ -11,13 +11,13 @@ import { runIngest, type IngestOptions, type IngestSummary } from './driver.ts';
 import { InputError } from '../core/errors.ts';
 import { ImageFiles } from './hpd-files.ts';
 import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
-import { optionalJsonArray, readChunk } from './hpd-json-array.ts';
+import { optionalJsonArray, readChunk } from '../io/json-array.ts';
 import { TEST_CHUNK, testUnit, TRAIN_CHUNK, trainUnit } from './hpd-pairs.ts';
 import { benchmarkFolders, benchmarkImageUnits, benchmarkLists, benchmarkPromptUnit } from './hpd-benchmark.ts';
 
 export { checkEntryPath, type PathCheck } from './hpd-files.ts';
 export { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
-export { indexJsonArray, readChunk, type JsonArrayFile, type JsonChunk } from './hpd-json-array.ts';
+export { indexJsonArray, readChunk, type JsonArrayFile, type JsonChunk } from '../io/json-array.ts';
 export { MAX_GROUP_IMAGES, parseTestGroup, parseTrainEntry, preferenceFromRanks, TEST_CHUNK, TRAIN_CHUNK } from './hpd-pairs.ts';
 export { BENCHMARK_CHUNK } from './hpd-benchmark.ts';
 

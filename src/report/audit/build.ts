@@ -20,8 +20,9 @@ import { cellNumber, cellString, rankedRefs, readConsensusOptions } from './inpu
 import { RANKED_PAIR, ranksFromPairs, type RankedGroup } from './ranked-groups.ts';
 import { scoreDistribution } from './score-distribution.ts';
 import { SliceAccumulator, SliceSet, type PairVotes } from './slices.ts';
+import { BdpoError } from '../../core/errors.ts';
 
-export class AuditInputError extends Error {}
+export class AuditInputError extends BdpoError {}
 
 export interface AuditOptions {
   /**

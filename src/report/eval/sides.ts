@@ -1,8 +1,9 @@
 // Reading the two sides of an eval: each dataset directory's generations keyed by (prompt, seed), and its prompts.
 // A side must hold one model and one image per (prompt, seed); anything else is an error naming what is wrong.
 import { listParts, readPart, readRows } from '../../io/arrow-table.ts';
+import { BdpoError } from '../../core/errors.ts';
 
-export class EvalInputError extends Error {}
+export class EvalInputError extends BdpoError {}
 
 /** The two sides do not hold the same (prompt, seed)s. */
 export class EvalCoverageError extends EvalInputError {

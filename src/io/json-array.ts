@@ -1,11 +1,10 @@
 // The HPD JSON lists (train.json, test.json, benchmark/*.json) read a chunk of entries at a time: one streaming pass
 // finds each entry's byte range, and a chunk is parsed only when its unit runs, so train.json (~800k entries) is
-// never held whole. The scanner knows nothing of HPD, but its errors are the ingest's InputError, so it lives here.
+// never held whole. The scanner knows nothing of HPD; its errors are InputErrors naming the file.
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeUtf8, InvalidText, jsonEntrySpans } from '../io/text.ts';
-import { InputError } from '../core/errors.ts';
-import { errorCode } from './hpd-files.ts';
+import { decodeUtf8, InvalidText, jsonEntrySpans } from './text.ts';
+import { errorCode, InputError } from '../core/errors.ts';
 
 export interface JsonChunk {
   /** Index of the chunk's first entry. */
