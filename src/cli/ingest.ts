@@ -1,9 +1,5 @@
 // `bdpo ingest pickapic|hpd|parti|images`: parses arguments and calls the ingest library.
-import { ingestPickapic } from '../ingest/pickapic.ts';
-import { ingestHpd } from '../ingest/hpd.ts';
-import { ingestParti } from '../ingest/parti.ts';
-import { ingestGenerations } from '../ingest/generations.ts';
-import type { IngestOptions, IngestSummary } from '../ingest/driver.ts';
+import { ingestGenerations, ingestHpd, ingestParti, ingestPickapic, type IngestOptions, type IngestSummary } from '../ingest/index.ts';
 import { createProgress } from './progress.ts';
 import { COUNT, integerOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
 import { listing } from '../core/format.ts';

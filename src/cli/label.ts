@@ -1,7 +1,13 @@
 // `bdpo label`, `bdpo consensus`, `bdpo calibrate`: argument parsing over the label library.
-import { runLabel, type LabelSummary } from '../label/run.ts';
-import { runCalibrate, runConsensus, type CalibrationSummary, type ConsensusSummary } from '../consensus/run.ts';
-import { ConsensusOptionError, type ConsensusOptionName } from '../consensus/consensus.ts';
+import { runLabel, type LabelSummary } from '../label/index.ts';
+import {
+  ConsensusOptionError,
+  runCalibrate,
+  runConsensus,
+  type CalibrationSummary,
+  type ConsensusOptionName,
+  type ConsensusSummary,
+} from '../consensus/index.ts';
 import { createProgress } from './progress.ts';
 import { listing } from '../core/format.ts';
 import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';

@@ -1,6 +1,6 @@
 // `bdpo audit` and `bdpo eval`: argument parsing over the report library.
-import { formatAuditSummary, runAudit } from '../report/audit.ts';
-import { formatEvalSummary, runEval } from '../report/eval.ts';
+import { runAudit, runEval } from '../report/index.ts';
+import { formatAuditSummary, formatEvalSummary } from './report-summary.ts';
 import { integerOption, parseCommand, requireOption, SEED, stringOption, UsageError, type IntegerRange } from './args.ts';
 import { AUDIT_USAGE, EVAL_USAGE } from './help.ts';
 

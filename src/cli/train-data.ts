@@ -1,6 +1,6 @@
 // `bdpo encode` and `bdpo export`: argument parsing over the training stage's data library.
-import { runEncode, type EncodeSummary } from '../encode/encode.ts';
-import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../export/export.ts';
+import { runEncode, type EncodeSummary } from '../encode/index.ts';
+import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../export/index.ts';
 import { createProgress, type Progress } from './progress.ts';
 import { listing } from '../core/format.ts';
 import { BATCH_SIZE, COUNT, integerOption, numberOption, parseCommand, requireOption, RUN_OPTIONS, runOptions, stringOption, UsageError, type Parsed } from './args.ts';

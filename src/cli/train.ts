@@ -1,7 +1,5 @@
 // `bdpo train`: argument parsing over the training run (src/train/run.ts).
-import type { BackendChoice } from '../train/backend.ts';
-import { readTrainConfig, type TrainConfig } from '../train/config.ts';
-import { runTrain, type TrainSummary } from '../train/run.ts';
+import { readTrainConfig, runTrain, type BackendChoice, type TrainConfig, type TrainSummary } from '../train/index.ts';
 import { createProgress, type Progress } from './progress.ts';
 import { integerOption, parseCommand, requireOption, stringOption, UsageError } from './args.ts';
 import { TRAIN_USAGE } from './help.ts';

@@ -12,7 +12,6 @@ import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
 export { AuditInputError, buildAuditReport, type AuditOptions } from './audit/build.ts';
 export { ranksFromPairs } from './audit/ranked-groups.ts';
 export type { AuditReport, AuditResult, ContestedPair, PatternRow, RaterTies, ScoreDistribution, SliceReport } from './model.ts';
-export { formatAuditSummary } from './summary.ts';
 
 export interface RunAuditOptions extends AuditOptions {
   /** Folder that receives report.html and report.json (created if needed). */

@@ -12,7 +12,6 @@ import { collectThumbnails, type ThumbnailOptions } from './thumbnails.ts';
 export { buildEvalReport, type EvalOptions } from './eval/build.ts';
 export { EvalCoverageError, EvalInputError, type GenerationKey } from './eval/sides.ts';
 export type { EvalReport, EvalResult, GalleryItem, SideInfo } from './model.ts';
-export { formatEvalSummary } from './summary.ts';
 
 export interface RunEvalOptions extends EvalOptions {
   out: string;

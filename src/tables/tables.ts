@@ -95,11 +95,3 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
   if (resolve(out) === resolve(dir, 'tables')) await writeDatasetCard(dir);
   return { dir, out, imageBytes, tables };
 }
-
-export function formatTablesSummary(summary: TablesSummary): string {
-  const lines = [`Parquet copies of ${summary.dir} in ${summary.out}${summary.imageBytes ? ' (images with bytes)' : ''}`];
-  for (const [table, s] of Object.entries(summary.tables)) {
-    lines.push(`  ${table.padEnd(8)} ${s.parts} parts: ${s.written} written (${s.rowsWritten} rows), ${s.skipped} current, ${s.removed} removed`);
-  }
-  return lines.join('\n');
-}

@@ -1,7 +1,6 @@
 // The short text summaries the CLI prints after an audit or an eval, from the report model.
 import { fixedOrNa as num, percentOrNa as pctText } from '../core/format.ts';
-import { calibrationFitText, type AuditResult, type EvalResult } from './model.ts';
-import { intervalWarnings } from './winrate.ts';
+import { calibrationFitText, intervalWarnings, type AuditResult, type EvalResult } from '../report/index.ts';
 
 /** The short text summary the CLI prints. */
 export function formatAuditSummary(result: AuditResult): string {
