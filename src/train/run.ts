@@ -17,14 +17,14 @@
 // Pre-training (pretrainMseSteps > 0, for a model that does not denoise yet) runs plain ε-MSE steps on both images
 // of the training pairs, with a loader and generator of its own, then writes checkpoint-0: the DPO starting point.
 // A run interrupted during pre-training starts it again.
-import { appendFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { encoderInfoLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { acquireLock, describeHolder, LockBusyError, type Lock } from '../io/lock.ts';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { removeStaleStaging, replaceFolder, writeFileAtomic, type ReplaceFolderOptions } from '../io/atomic.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
 import { isCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { ConfigError, parseTrainConfig, RESUMABLE_KEYS, trainerOptions, weightKeysThatDiffer, type TrainConfig } from './config.ts';
@@ -204,9 +204,18 @@ async function pruneCheckpoints(out: string, keep: number | null, latest: string
   }
 }
 
+/** checkpoint-<step> folders in a RUN/ this run holds the lock of are the run's own, whatever state they are in. */
+const CHECKPOINT_FOLDER: ReplaceFolderOptions = {
+  isOurs: async () => true,
+  refuse: (target, why) => new TrainError(`cannot write the checkpoint ${target}: ${why}`),
+};
+
+/** Checkpoint folders an interrupted run did not finish building or swapping in (`.checkpoint-<step>.tmp-<pid>`: earlier versions). */
 async function removeStaleTemporaries(out: string): Promise<void> {
   for (const name of await readdir(out)) {
     if (/^\.checkpoint-\d+\.tmp-/.test(name)) await rm(join(out, name), { recursive: true, force: true });
+    const staging = /^\.(checkpoint-\d+)\.\d+(?:-\d+)?(?:\.[0-9a-f]+)?\.(?:tmp|old)$/.exec(name);
+    if (staging) await removeStaleStaging(join(out, staging[1]!));
   }
 }
 
@@ -683,16 +692,13 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
 
     const checkpoint = async (step: number): Promise<void> => {
       const name = checkpointName(step);
-      const temporary = join(out, `.${name}.tmp-${process.pid}`);
-      await rm(temporary, { recursive: true, force: true });
-      await mkdir(temporary, { recursive: true });
-      if (anchor) await writeSafetensors(join(temporary, 'anchor.safetensors'), anchor.weights(), { format: 'pt', step: '0' });
-      const state: RunState = { format: RUN_FORMAT, step, rule, config, loader: loader!.state(), hasAnchor: anchor !== null };
-      await writeFile(join(temporary, 'run.json'), `${JSON.stringify(state, null, 2)}\n`);
-      // trainer.json, written last by saveCheckpoint, marks the folder complete.
-      await saveCheckpoint(temporary, { config: config.model, options: trainerOptions(config), state: trainer!.state() });
-      await rm(join(out, name), { recursive: true, force: true });
-      await rename(temporary, join(out, name));
+      await replaceFolder(join(out, name), async (staging) => {
+        if (anchor) await writeSafetensors(join(staging, 'anchor.safetensors'), anchor.weights(), { format: 'pt', step: '0' });
+        const state: RunState = { format: RUN_FORMAT, step, rule, config, loader: loader!.state(), hasAnchor: anchor !== null };
+        await writeFile(join(staging, 'run.json'), `${JSON.stringify(state, null, 2)}\n`);
+        // trainer.json, written last by saveCheckpoint, marks the folder complete.
+        await saveCheckpoint(staging, { config: config.model, options: trainerOptions(config), state: trainer!.state() });
+      }, CHECKPOINT_FOLDER);
       await writeFileAtomic(join(out, LATEST), Buffer.from(`${name}\n`));
       await pruneCheckpoints(out, config.keepCheckpoints, name);
       summary.checkpoint = join(out, name);
