@@ -15,7 +15,7 @@ import { encodeFloat16 } from '../src/io/float16-bytes.ts';
 import { PairLoader, type LoaderBatch } from '../src/train/loader.ts';
 import { createRng } from '../src/train/rng.ts';
 import { Trainer, type ImageBatch, type PairBatch } from '../src/train/trainer-step.ts';
-import { disposePairs, pairTensors } from '../src/train/run.ts';
+import { disposePairs, pairTensors } from '../src/train/run-data.ts';
 
 const backend = await selectBackend((process.argv[2] ?? 'auto') as BackendChoice);
 const steps = Number(process.argv[3] ?? 21);

@@ -1,5 +1,5 @@
 // Every file and folder a stage writes appears whole or not at all: write beside the target, fsync, rename.
-import { lstat, open, readdir, rename, rm, mkdir } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { processStartTime, writerAlive } from './lock.ts';
@@ -10,20 +10,33 @@ export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-/** Writes the chunks to a temporary file in the target's folder, then renames it over the target. */
-export async function writeFileAtomic(target: string, chunks: Uint8Array | Iterable<Uint8Array>): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
+/** Whether `name` is a temporary file `tempPathFor` made (a write that has not been renamed into place yet). */
+export function isTempName(name: string): boolean {
+  return /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/.test(name);
+}
+
+/** Writes every byte of the chunks at the handle's position (a write may take fewer bytes than offered). */
+export async function writeChunks(handle: FileHandle, chunks: Uint8Array | Iterable<Uint8Array>): Promise<void> {
+  const list = chunks instanceof Uint8Array ? [chunks] : chunks;
+  for (const chunk of list) {
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+      offset += bytesWritten;
+    }
+  }
+}
+
+/**
+ * The one way a file is put in place: `write` fills a temporary file beside `target` through its handle; the file is
+ * flushed, renamed over the target, and the folder flushed so the rename itself survives a crash. On failure the
+ * temporary file is removed and the target is untouched. The target's folder must exist.
+ */
+export async function writeStreamAtomic(target: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const temp = tempPathFor(target);
   const handle = await open(temp, 'w');
   try {
-    const list = chunks instanceof Uint8Array ? [chunks] : chunks;
-    for (const chunk of list) {
-      let offset = 0;
-      while (offset < chunk.byteLength) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
-        offset += bytesWritten;
-      }
-    }
+    await write(handle);
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -31,7 +44,19 @@ export async function writeFileAtomic(target: string, chunks: Uint8Array | Itera
     throw error;
   }
   await handle.close();
-  await rename(temp, target);
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncFolder(dirname(target));
+}
+
+/** Writes the chunks to a temporary file in the target's folder (made if missing), then renames it over the target. */
+export async function writeFileAtomic(target: string, chunks: Uint8Array | Iterable<Uint8Array>): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  await writeStreamAtomic(target, (handle) => writeChunks(handle, chunks));
 }
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -51,6 +76,11 @@ async function syncPath(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Some file systems refuse to fsync a folder; the rename has happened then and is as durable as they allow. */
+async function syncFolder(dir: string): Promise<void> {
+  await syncPath(dir).catch(() => undefined);
 }
 
 /** Flushes every file under `dir`, then the folders themselves, so a rename publishes data that is on disk. */
@@ -124,7 +154,7 @@ export async function replaceFolder<T>(target: string, build: (staging: string) 
     await rm(staging, { recursive: true, force: true });
     throw error;
   }
-  await syncPath(dirname(target)).catch(() => undefined);
+  await syncFolder(dirname(target));
   if (movedAside) await rm(aside, { recursive: true, force: true });
   return result;
 }

@@ -1,13 +1,14 @@
 // The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
 // dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
-import { rename, rm, mkdir } from 'node:fs/promises';
+import { mkdir, type FileHandle } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { ParquetWriter, fileWriter } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
-import { tempPathFor } from './atomic.ts';
+import { writeStreamAtomic } from './atomic.ts';
 import { verifyPartFile } from '../core/manifest.ts';
 import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
@@ -192,12 +193,11 @@ export async function writeParquetPart(
 ): Promise<ParquetWriteResult> {
   const target = resolveInside(dir, file);
   await mkdir(dirname(target), { recursive: true });
-  const temp = tempPathFor(target);
   const rows = specs.length === 0 ? 0 : columns[specs[0]!.name]!.length;
   const schema: WriterSchemaElement[] = [{ name: 'schema', num_children: specs.length }, ...specs.map(schemaElement)];
-  try {
+  await writeStreamAtomic(target, async (handle) => {
     const writer = new ParquetWriter({
-      writer: fileWriter(temp),
+      writer: handleWriter(handle),
       schema,
       codec: 'SNAPPY',
       createdBy: 'balanced-dpo',
@@ -210,13 +210,36 @@ export async function writeParquetPart(
     });
     await writer.write({ columnData, rowGroupSize: options.rowGroupSize ?? 100_000 });
     await writer.finish();
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  });
   const { bytes, sha256 } = await hashFile(target);
   return { file, rows, bytes, sha256 };
+}
+
+/**
+ * The library's file writer, over an open handle instead of a file name, so the part goes through the atomic writer:
+ * bytes gather in the buffer and go to the file a megabyte at a time (the writer's interface is synchronous).
+ */
+function handleWriter(handle: FileHandle): ByteWriter {
+  const writer = new ByteWriter();
+  const flushAt = 1_000_000;
+  const flush = (): void => {
+    const chunk = new Uint8Array(writer.buffer, 0, writer.index);
+    for (let offset = 0; offset < chunk.byteLength; ) offset += writeSync(handle.fd, chunk, offset);
+    writer.index = 0;
+  };
+  const grow = writer.ensure.bind(writer);
+  writer.ensure = (size: number): void => {
+    if (writer.index > flushAt) flush();
+    grow(size);
+  };
+  writer.getBuffer = (): ArrayBuffer => {
+    throw new Error('a part written to a file has no buffer');
+  };
+  writer.getBytes = (): Uint8Array<ArrayBuffer> => {
+    throw new Error('a part written to a file has no buffer');
+  };
+  writer.finish = flush;
+  return writer;
 }
 
 async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {

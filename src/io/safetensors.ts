@@ -1,7 +1,8 @@
 // The safetensors format (as the Hugging Face library writes it): an 8-byte little-endian header length, a JSON
 // header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}} padded with spaces to
 // a multiple of 8 bytes, then the raw little-endian tensor bytes back to back. Only F32 is written and read.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeChunks, writeStreamAtomic } from './atomic.ts';
 import { describeJsonSyntaxError } from './json-file.ts';
 import { BdpoError } from '../core/errors.ts';
 
@@ -154,11 +155,10 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Sa
   return { tensors, metadata };
 }
 
-/** Atomic: written to a temporary name, then renamed. */
+/** Atomic (see writeStreamAtomic): a reader never sees half a weights file. */
 export async function writeSafetensors(path: string, tensors: TensorDict, metadata: Record<string, string> = {}): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
-  await writeFile(temporary, encodeSafetensors(tensors, metadata));
-  await rename(temporary, path);
+  const bytes = encodeSafetensors(tensors, metadata);
+  await writeStreamAtomic(path, (handle) => writeChunks(handle, bytes));
 }
 
 export async function readSafetensors(path: string): Promise<Safetensors> {

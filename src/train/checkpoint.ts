@@ -5,8 +5,9 @@
 // (a flipped bit in a weight file is a valid file holding a wrong model, and would otherwise resume silently).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isTempName, writeFileAtomic } from '../io/atomic.ts';
 import { readJsonFile } from '../io/json-file.ts';
 import type { DenoiserConfig } from './denoiser.ts';
 import type { RngState } from './rng.ts';
@@ -43,11 +44,14 @@ async function sha256OfFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Every file of the directory but trainer.json and temporaries: ours, and what the caller put there before us. */
+/**
+ * Every file of the directory but trainer.json and temporaries (the atomic writer's, and the `.tmp-` ones earlier
+ * versions left): ours, and what the caller put there before us.
+ */
 async function checkpointFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   return entries
-    .filter((entry) => entry.isFile() && entry.name !== TRAINER_JSON && !entry.name.includes('.tmp-'))
+    .filter((entry) => entry.isFile() && entry.name !== TRAINER_JSON && !isTempName(entry.name) && !entry.name.includes('.tmp-'))
     .map((entry) => entry.name)
     .sort();
 }
@@ -70,9 +74,7 @@ export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promi
     files: {},
   };
   for (const name of await checkpointFiles(dir)) json.files![name] = await sha256OfFile(join(dir, name));
-  const temporary = join(dir, `trainer.json.tmp-${process.pid}`);
-  await writeFile(temporary, `${JSON.stringify(json, null, 2)}\n`);
-  await rename(temporary, join(dir, 'trainer.json'));
+  await writeFileAtomic(join(dir, TRAINER_JSON), Buffer.from(`${JSON.stringify(json, null, 2)}\n`));
 }
 
 export async function isCheckpoint(dir: string): Promise<boolean> {

@@ -69,3 +69,8 @@ export function createRng(seed: number): Rng {
     },
   };
 }
+
+/** Independent streams from one seed (the loader and the trainer must not share draws). */
+export function derivedSeed(seed: number, stream: number): number {
+  return (seed ^ Math.imul(stream, 0x9e3779b9)) >>> 0;
+}

@@ -1,8 +1,7 @@
 // A small builder for ONNX graphs: name values, add initializers and nodes, declare inputs/outputs, and encode
 // a ModelProto (opset 17, IR 8 by default). Only what our tiny test models and the ViT bench model need.
 
-import { createWriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { writeChunks, writeStreamAtomic } from '../../src/io/atomic.ts';
 import {
   encodeModel,
   encodeModelChunks,
@@ -178,23 +177,19 @@ export class GraphBuilder {
   }
 
   /**
-   * Streams the model to `path` (temp file + rename) without assembling one buffer, so a model of hundreds of MB
+   * Streams the model to `path` (atomically, see writeStreamAtomic) without assembling one buffer, so a model of hundreds of MB
    * needs no second copy in memory. Returns the byte count.
    */
   async writeFile(path: string, meta: Omit<ModelSpec, 'graph'> = {}): Promise<number> {
     const chunks = encodeModelChunks(this.toSpec(meta));
-    const tmp = `${path}.tmp-${process.pid}`;
-    const stream = createWriteStream(tmp);
     let total = 0;
-    for (const c of chunks) {
-      total += c.byteLength;
-      if (!stream.write(c)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
-    }
-    await new Promise<void>((resolve, reject) => {
-      stream.once('error', reject);
-      stream.end(() => resolve());
-    });
-    await rename(tmp, path);
+    const counted = function* (): Generator<Uint8Array> {
+      for (const chunk of chunks) {
+        total += chunk.byteLength;
+        yield chunk;
+      }
+    };
+    await writeStreamAtomic(path, (handle) => writeChunks(handle, counted()));
     return total;
   }
 
