@@ -67,19 +67,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Errors a user can fix that are still declared outside core/errors.ts, in modules main.ts must not load (TensorFlow.js
-// behind train/): matched by class name until they extend BdpoError. A plain Error still carries user messages there.
-const USER_ERRORS_OUTSIDE_HIERARCHY = new Set([
-  'TrainError',
-  'ConfigError',
-  'CheckpointError',
-  'Error',
-]);
+// A plain Error thrown by the library still carries a message meant for the user (the library has not yet turned
+// every one into a BdpoError); a TypeError, RangeError or anything else is a defect and shows its stack.
+const PLAIN_ERROR_NAMES = new Set(['Error']);
 
 /** A fault of the input or the command line: one line on stderr; anything else is a defect and shows its stack. */
 function isUserError(error: unknown): boolean {
   if (error instanceof BdpoError) return true;
-  return error instanceof Error && USER_ERRORS_OUTSIDE_HIERARCHY.has(error.constructor.name);
+  return error instanceof Error && PLAIN_ERROR_NAMES.has(error.constructor.name);
 }
 
 /** Exit 2 for the command line, 1 for an input; the CLI turns a library's option error into its usage error. */

@@ -1,4 +1,4 @@
-// Fit a metric's temperature τ to human labels by maximum likelihood (DESIGN §5):
+// Fit a metric's temperature τ to human labels by maximum likelihood (docs/design.md §5):
 //   maximise L(β) = Σ [y log σ(β d) + (1 − y) log σ(−β d)],  β = 1/τ,  d = s_a − s_b,  y = human P(a ≻ b).
 // L is concave in β (L'' = −Σ d² σ(1 − σ) ≤ 0) and L' = Σ d (y − σ(β d)) decreases monotonically, so the optimum
 // is the single root of L', found by bracketing plus safeguarded Newton. If that root is ≤ 0 the metric

@@ -30,7 +30,7 @@ export interface PairScoreBatch {
   readonly pairIds?: readonly string[];
 }
 
-/** The consensus columns of DESIGN §2 for a batch, plus tie and reason. NaN means null. */
+/** The consensus columns of docs/design.md §2 for a batch, plus tie and reason. NaN means null. */
 export interface ConsensusColumns {
   readonly length: number;
   /** p_<metric>, per metric in plan order. */

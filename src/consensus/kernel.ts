@@ -1,4 +1,4 @@
-// The batch kernel: the one definition of every consensus rule (DESIGN §5) and of the tie policies that turn a
+// The batch kernel: the one definition of every consensus rule (docs/design.md §5) and of the tie policies that turn a
 // rule's decision into a training label. Pure: columnar typed arrays in, columnar typed arrays out, no I/O, no
 // per-pair allocation (the rules are the cases of one loop, so each pair's votes are summed once for all rules).
 //

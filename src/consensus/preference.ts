@@ -1,4 +1,4 @@
-// Per-metric preference math (DESIGN §5): p_m = σ((s_a − s_b) / τ_m), the vote it casts with an abstention
+// Per-metric preference math (docs/design.md §5): p_m = σ((s_a − s_b) / τ_m), the vote it casts with an abstention
 // margin δ, and the entropies used to describe how much the votes disagree. Pure: no I/O.
 
 /** A vote for image a, for image b, or an abstention. */

@@ -49,7 +49,7 @@ export async function readMetaJson(location: MetaLocation): Promise<unknown> {
 }
 
 /**
- * consensus/<folder>: the rule's name (DESIGN §2) when it runs with the defaults (ties drop, δ 0, no weights, seed 0),
+ * consensus/<folder>: the rule's name (docs/design.md §2) when it runs with the defaults (ties drop, δ 0, no weights, seed 0),
  * with the options that differ appended otherwise, so two variants of one rule never overwrite each other.
  */
 export function ruleFolder(rule: string, variant: { ties?: string; margin?: number; weights?: string; seed?: number } = {}): string {

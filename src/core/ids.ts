@@ -1,4 +1,4 @@
-// Content-derived ids (DESIGN §2): re-ingesting the same data gives the same ids, so duplicates collapse.
+// Content-derived ids (docs/design.md §2): re-ingesting the same data gives the same ids, so duplicates collapse.
 import { createHash } from 'node:crypto';
 
 export function sha256Hex(data: Uint8Array | string): string {

@@ -1,4 +1,4 @@
-// manifest.json (DESIGN §2): what each stage run did, and which units of work are finished. Several shards may
+// manifest.json (docs/design.md §2): what each stage run did, and which units of work are finished. Several shards may
 // share one dataset directory, so every update is a read-modify-write under an exclusive lock file.
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';

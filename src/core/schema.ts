@@ -1,5 +1,6 @@
-// The one place where the files between stages are described (DESIGN §2): table names, column names, Arrow
-// types and nullability, reject codes. Stages import these; nobody else spells a column name.
+// The one place where the files between stages are described (docs/design.md §2): table names, column names, Arrow
+// types and nullability, reject codes. Writers take their layouts from here; readers name the columns they read,
+// which are always ones defined here.
 import { Binary, Field, Float64, Int32, Schema, Utf8, type DataType } from 'apache-arrow';
 import type { ColumnSpec } from '../io/parquet.ts';
 

@@ -1,4 +1,4 @@
-// Sharding without a coordinator (DESIGN §7): shard i of n takes the ids whose stable hash falls in its class.
+// Sharding without a coordinator (docs/design.md §7): shard i of n takes the ids whose stable hash falls in its class.
 import { sha256Hex } from './ids.ts';
 import { UsageError } from './errors.ts';
 

@@ -1,6 +1,6 @@
 // The ingest driver: turns drafts into the dataset directory's tables, one resumable unit at a time.
 //
-// Sharding (DESIGN §7) without a coordinator: every shard reads every row, so each makes the same decisions; it then
+// Sharding (docs/design.md §7) without a coordinator: every shard reads every row, so each makes the same decisions; it then
 // keeps only what it owns. A taken pair (and a duplicate of it) belongs to the shard of its pair id, an image to the
 // shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
 // Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.

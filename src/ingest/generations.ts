@@ -1,4 +1,4 @@
-// Generated images for evaluation (DESIGN §3): files named by the 0-based index of their prompt in the list they came
+// Generated images for evaluation (docs/design.md §3): files named by the 0-based index of their prompt in the list they came
 // from, optionally with a seed: `00012.jpg` = prompt 12, `12_3.png` = prompt 12, seed 3.
 import { constants, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath } from 'node:fs/promises';

@@ -44,7 +44,7 @@ export async function benchmarkLists(root: string): Promise<BenchmarkList[]> {
 
 /**
  * Which model folders hold images for which list: `benchmark_imgs/<model>/<list>/` (the published layout), or
- * `benchmark_imgs/<model>/` itself when there is exactly one list and images lie there (the layout DESIGN names).
+ * `benchmark_imgs/<model>/` itself when there is exactly one list and images lie there (the layout docs/design.md §3 names).
  * A model takes part in a list only through one of these folders; within it, every prompt's image is expected.
  */
 export async function benchmarkFolders(root: string, lists: BenchmarkList[]): Promise<BenchmarkFolder[]> {

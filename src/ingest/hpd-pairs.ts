@@ -61,7 +61,7 @@ function isNumberList(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'number' && Number.isFinite(item));
 }
 
-/** A train entry: its prompt, its two paths (`image_path`, or `file_path` as DESIGN names it) and P(a ≻ b). */
+/** A train entry: its prompt, its two paths (`image_path`, or `file_path` as docs/design.md §3 names it) and P(a ≻ b). */
 export function parseTrainEntry(entry: unknown): Parsed<{ prompt: string; field: string; paths: [string, string]; pref: number }> {
   if (entry instanceof InvalidText) return { ok: false, reason: 'bad_text', detail: entry.detail };
   if (!isRecord(entry)) return { ok: false, reason: 'malformed_entry', detail: 'entry is not an object' };

@@ -1,4 +1,4 @@
-// HPDv2 as published (DESIGN §3): train.json pairs, test.json ranked groups (k images → k·(k−1)/2 pairs) and
+// HPDv2 as published (docs/design.md §3): train.json pairs, test.json ranked groups (k images → k·(k−1)/2 pairs) and
 // benchmark prompt lists with one generated image per prompt and model.
 //
 // The JSON lists are indexed once and then read a chunk of entries at a time, so train.json (~800k entries) is never

@@ -1,4 +1,4 @@
-// Pick-a-Pic v2 shards as published (DESIGN §3): one unit per row group, so a shard of hundreds of MB is never held
+// Pick-a-Pic v2 shards as published (docs/design.md §3): one unit per row group, so a shard of hundreds of MB is never held
 // whole. label_0 is P(image 0 ≻ image 1) with 0.5 = tie; has_label false keeps the pair unlabelled.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';

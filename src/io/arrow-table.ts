@@ -1,4 +1,4 @@
-// Arrow IPC *file* parts for the ingest tables (DESIGN §2): one part is built whole in memory (parts are bounded by
+// Arrow IPC *file* parts for the ingest tables (docs/design.md §2): one part is built whole in memory (parts are bounded by
 // the unit of work that made them), written atomically, and read back from one buffer — the file format needs its
 // footer, so streaming a part from disk would buffer it anyway.
 import { open, readFile, readdir } from 'node:fs/promises';

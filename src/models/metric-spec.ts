@@ -1,4 +1,4 @@
-// A metric is a small JSON file beside its ONNX model(s) (DESIGN §4). This module reads and checks it; paths in it
+// A metric is a small JSON file beside its ONNX model(s) (docs/design.md §4). This module reads and checks it; paths in it
 // are relative to the JSON's folder.
 import { readFile } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
@@ -22,7 +22,7 @@ export interface MetricSpec {
   image: { size: number; mean: readonly number[]; std: readonly number[] };
   score: ScoreFormula;
   logitScale: number;
-  /** τ of p = σ((s_a − s_b)/τ) (DESIGN §5). */
+  /** τ of p = σ((s_a − s_b)/τ) (docs/design.md §5). */
   temperature: number;
   /** Where the spec came from, for messages. */
   path: string;

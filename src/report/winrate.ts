@@ -1,5 +1,5 @@
 /**
- * Win rate of model A over model B per metric over a prompt set (DESIGN §5), with bootstrap intervals.
+ * Win rate of model A over model B per metric over a prompt set (docs/design.md §5), with bootstrap intervals.
  *
  * - A comparison is A's and B's image for the same prompt and seed: credit 1[s_A > s_B] + ½·1[s_A = s_B].
  * - A prompt's value is the mean credit over its seeds, so every prompt weighs the same however many seeds it has.

@@ -13,6 +13,7 @@ import type { DenoiserConfig } from './denoiser.ts';
 import type { RngState } from './rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { TrainerOptions, TrainerState } from './trainer-step.ts';
+import { BdpoError } from '../core/errors.ts';
 
 export const CHECKPOINT_FORMAT = 'balanced-dpo/train-checkpoint@1';
 
@@ -34,7 +35,7 @@ interface TrainerJson {
   files?: Record<string, string>;
 }
 
-export class CheckpointError extends Error {}
+export class CheckpointError extends BdpoError {}
 
 const TRAINER_JSON = 'trainer.json';
 

@@ -7,8 +7,9 @@ import { validateDitConfig, type DitConfig } from './dit.ts';
 import { validateReferenceOptions, type ReferenceOptions } from './reference.ts';
 import { DEFAULT_BETA } from './dpo.ts';
 import type { TrainerOptions } from './trainer-step.ts';
+import { BdpoError } from '../core/errors.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends BdpoError {
   override name = 'ConfigError';
 }
 

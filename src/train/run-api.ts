@@ -4,8 +4,9 @@ import type { BackendChoice } from './backend.ts';
 import type { TrainConfig } from './config.ts';
 import type { DpoMetrics } from './dpo.ts';
 import type { EvaluationResult } from './validation.ts';
+import { BdpoError } from '../core/errors.ts';
 
-export class TrainError extends Error {
+export class TrainError extends BdpoError {
   override name = 'TrainError';
 }
 

@@ -59,7 +59,7 @@ async function validFolder(): Promise<{ root: string; img: Record<string, Buffer
     train: [
       { prompt: 'a red cube', image_path: ['t0.jpg', 't1.jpg'], human_preference: [1, 0] },
       { prompt: 'a red cube', image_path: ['t1.jpg', 't2.jpg'], human_preference: [0, 1] },
-      // DESIGN's key name, and a path that repeats its split folder.
+      // docs/design.md §3's key name, and a path that repeats its split folder.
       { prompt: 'a blue cat', file_path: ['train/t2.jpg', 't3.jpg'], human_preference: [0, 1] },
       { prompt: '  a blue   cat', image_path: ['t0.jpg', 't3.jpg'], human_preference: [0.5, 0.5] },
     ],
@@ -253,7 +253,7 @@ async function hostileFolder(): Promise<{ root: string; img: Record<string, Buff
       'train/dangling.jpg': { symlink: join(base, 'no-such-file.jpg') },
       'test/g0.png': img.g0!,
       'test/g1.png': img.g1!,
-      // The layout DESIGN names (one list, images directly in the model folder).
+      // The layout docs/design.md §3 names (one list, images directly in the model folder).
       'benchmark_imgs/M1/00000.jpg': img.bench0!,
       'benchmark_imgs/M1/00001.jpg': await testImage(26),
       'benchmark_imgs/M1/00002.jpg': await testImage(27),

@@ -258,7 +258,7 @@ describe('label the bundled Pick-a-Pic sample', () => {
         name,
       );
     }
-    // DESIGN §5 default temperatures: PickScore 1, cosine 0.01; clip-100 is on PickScore's scale.
+    // docs/design.md §5 default temperatures: PickScore 1, cosine 0.01; clip-100 is on PickScore's scale.
     const taus = await Promise.all((['pickscore', 'clip', 'hps'] as const).map(async (m) => (await loadMetricSpec(fx.metrics[m])).temperature));
     assert.deepEqual(taus, [1, 1, 0.01]);
     assert.deepEqual(first.counts, { read: 34, taken: 34, rejected: 0, byReason: {} });

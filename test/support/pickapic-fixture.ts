@@ -421,7 +421,7 @@ async function writeWithOurWriter(path: string, rows: readonly PickapicRow[], op
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The expected dataset, computed independently of the code under test from DESIGN §2's id rules
+// The expected dataset, computed independently of the code under test from docs/design.md §2's id rules
 
 export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
 export const normalise = (text: string): string => text.normalize('NFC').trim().replace(/\s+/gu, ' ');

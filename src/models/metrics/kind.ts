@@ -18,7 +18,7 @@ export interface KindScores {
 export interface MetricKindModule<Score extends string = string> {
   /** Score formulas the kind accepts in "score"; the first is its default. */
   readonly scores: readonly Score[];
-  /** τ of p = σ((s_a − s_b)/τ) when the JSON gives none (DESIGN §5). */
+  /** τ of p = σ((s_a − s_b)/τ) when the JSON gives none (docs/design.md §5). */
   defaultTemperature(score: string): number;
   /** Fails with a message when the models of the JSON cannot make this kind of metric. */
   checkModels(models: MetricSpec['models'], fail: (message: string) => never): void;
