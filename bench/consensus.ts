@@ -79,7 +79,12 @@ async function synthesise(): Promise<void> {
     await writeFile(join(dir, 'meta', 'scores', `${metric.name}.json`), `${JSON.stringify(metric, null, 2)}\n`);
   }
   // Pairs (0,1), (0,2), (1,3), (2,3) of each prompt's four images; human labels cycle 1, 0, ½, null.
-  const within: Array<[number, number]> = [[0, 1], [0, 2], [1, 3], [2, 3]];
+  const within: Array<[number, number]> = [
+    [0, 1],
+    [0, 2],
+    [1, 3],
+    [2, 3],
+  ];
   let rows: PairRow[] = [];
   let part = 0;
   for (let i = 0; i < PAIRS; i++) {
@@ -102,7 +107,9 @@ async function synthesise(): Promise<void> {
     }
   }
   await writeFile(READY, params);
-  console.log(`synthesised ${PAIRS} pairs, ${imageCount} images × ${METRICS.length} metrics in ${((performance.now() - t) / 1000).toFixed(1)} s → ${dir}`);
+  console.log(
+    `synthesised ${PAIRS} pairs, ${imageCount} images × ${METRICS.length} metrics in ${((performance.now() - t) / 1000).toFixed(1)} s → ${dir}`,
+  );
 }
 
 /** What every consensus run reads: the score table and each pairs part's columns. */
@@ -119,7 +126,8 @@ async function readInputs(): Promise<{ scores: number; pairs: number }> {
     for (let i = 0; i < part.numRows; i++) human.get(i);
     n += part.numRows;
   }
-  if (n !== PAIRS || table.images !== Math.ceil(PAIRS / PAIRS_PER_PROMPT) * IMAGES_PER_PROMPT) throw new Error(`read ${n} pairs, ${table.images} images`);
+  if (n !== PAIRS || table.images !== Math.ceil(PAIRS / PAIRS_PER_PROMPT) * IMAGES_PER_PROMPT)
+    throw new Error(`read ${n} pairs, ${table.images} images`);
   return { scores, pairs: (performance.now() - t) / 1000 };
 }
 
@@ -127,7 +135,9 @@ await synthesise();
 console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg()[0]!.toFixed(2)}`);
 // (a) is measured before and after the rules (other processes on the machine come and go); ratios use the mean.
 const before = await readInputs();
-console.log(`(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s (score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`);
+console.log(
+  `(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s (score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`,
+);
 const results: Array<{ rule: string; seconds: number; kept: number; tieRate: number | null; rss: number }> = [];
 for (const rule of values.rules!.split(',')) {
   const start = performance.now();
@@ -138,9 +148,13 @@ for (const rule of values.rules!.split(',')) {
   console.log(`    ${rule}: ${seconds.toFixed(2)} s`);
 }
 const after = await readInputs();
-console.log(`(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s (score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`);
+console.log(
+  `(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s (score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`,
+);
 const base = (before.scores + before.pairs + after.scores + after.pairs) / 2;
-console.log(`(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS so far`);
+console.log(
+  `(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS so far`,
+);
 for (const r of results) {
   console.log(
     `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +

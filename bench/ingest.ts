@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -71,7 +71,11 @@ async function variant(base: Buffer, k: number, size: number): Promise<Uint8Arra
     const at = Math.floor(random() * pixels.length);
     pixels[at] = pixels[at]! ^ 0xff;
   }
-  return new Uint8Array(await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+  return new Uint8Array(
+    await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toBuffer(),
+  );
 }
 
 function shardNames(config: Config): string[] {
@@ -189,10 +193,7 @@ async function readOnly(
   return { seconds: (performance.now() - started) / 1000, rows, imageBytes, groups, maxGroupBytes };
 }
 
-async function ingestTimed(
-  files: string[],
-  decode: boolean,
-): Promise<Timing & { taken: number; images: number; partBytes: number }> {
+async function ingestTimed(files: string[], decode: boolean): Promise<Timing & { taken: number; images: number; partBytes: number }> {
   const out = join(tmpdir(), `bdpo-bench-ingest-${process.pid}-${decode ? 'decode' : 'nodecode'}`);
   await rm(out, { recursive: true, force: true });
   const started = performance.now();
@@ -263,8 +264,9 @@ async function main(): Promise<void> {
 
   const mb = fileBytes / 1e6;
   const row = (label: string, t: Timing): string =>
-    `${label.padEnd(24)}${t.seconds.toFixed(2).padStart(8)} s${Math.round(t.rows / t.seconds).toString().padStart(9)}` +
-    `${(mb / t.seconds).toFixed(0).padStart(9)}${(t.seconds / base.seconds).toFixed(2).padStart(10)}`;
+    `${label.padEnd(24)}${t.seconds.toFixed(2).padStart(8)} s${Math.round(t.rows / t.seconds)
+      .toString()
+      .padStart(9)}` + `${(mb / t.seconds).toFixed(0).padStart(9)}${(t.seconds / base.seconds).toFixed(2).padStart(10)}`;
   const shardMB = fileBytes / files.length / 1e6;
   // Hashed by an ingest: every input file (the manifest's checksum), every image (its id), every part written.
   const hashedMB = (fileBytes + base.imageBytes + headers.partBytes) / 1e6;

@@ -55,9 +55,12 @@ const PROMPTS = 32;
 async function makeImage(photos: Buffer[], i: number): Promise<Uint8Array> {
   const photo = photos[i % photos.length]!;
   const positions = ['centre', 'north', 'south', 'east', 'west', 'northeast', 'southwest'] as const;
-  let image = sharp(photo).removeAlpha().toColourspace('srgb').resize(512, 512, { fit: 'cover', position: positions[Math.floor(i / 6) % positions.length] });
+  let image = sharp(photo)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .resize(512, 512, { fit: 'cover', position: positions[Math.floor(i / 6) % positions.length] });
   if (Math.floor(i / 42) % 2 === 1) image = image.flop();
-  image = image.modulate({ brightness: 0.85 + 0.3 * ((i * 37) % 101) / 100, hue: (i * 13) % 360 });
+  image = image.modulate({ brightness: 0.85 + (0.3 * ((i * 37) % 101)) / 100, hue: (i * 13) % 360 });
   return new Uint8Array(await image.jpeg({ quality: 90 }).toBuffer());
 }
 
@@ -126,7 +129,9 @@ const line = (label: string, imagesPerSecond: number, seconds: number, cores?: n
     `${label.padEnd(34)} ${imagesPerSecond.toFixed(1).padStart(7)} images/s  (${seconds.toFixed(2)} s` +
       `${cores === undefined ? '' : `, ${cores.toFixed(2)} cores busy, ${((1000 * seconds * cores) / images.length).toFixed(0)} ms CPU/image`})`,
   );
-console.log(`${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; load average ${loadavg()[0]!.toFixed(2)}`);
+console.log(
+  `${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; load average ${loadavg()[0]!.toFixed(2)}`,
+);
 
 // (b) decode + preprocess, serially, into the batches that (a) then runs.
 const pixels = Array.from({ length: batches }, (_, b) => new Float32Array(Math.min(batch, images.length - b * batch) * per));
@@ -165,7 +170,8 @@ const label = await measure(() =>
 );
 await rm(work, { recursive: true, force: true });
 const inferAfter = await inferenceOnly();
-if (label.result.metrics[0]!.scored !== images.length) throw new Error(`runLabel scored ${label.result.metrics[0]!.scored} of ${images.length}`);
+if (label.result.metrics[0]!.scored !== images.length)
+  throw new Error(`runLabel scored ${label.result.metrics[0]!.scored} of ${images.length}`);
 // Steady state: from the first finished batch to the last (session loading and the first decode left out).
 const firstBatch = progress.find((p) => p.images > 0)!;
 const lastBatch = progress.filter((p) => p.images === images.length)[0]!;
@@ -183,6 +189,10 @@ console.log(`    (session open ${inferBefore.open.toFixed(2)} s, ${inferAfter.op
 line('    serial bound 1/(1/a + 1/b)', serialRate, images.length / serialRate);
 line('(c) runLabel end to end', endToEnd, label.seconds, label.cores);
 line('    runLabel steady state', steady, lastBatch.seconds - firstBatch.seconds);
-console.log(`ratio end-to-end / inference:        ${(endToEnd / inferRate).toFixed(3)} (steady state ${(steady / inferRate).toFixed(3)}; goal ≥ 0.9)`);
-console.log(`ratio end-to-end / serial bound:     ${(endToEnd / serialRate).toFixed(3)} (steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`);
+console.log(
+  `ratio end-to-end / inference:        ${(endToEnd / inferRate).toFixed(3)} (steady state ${(steady / inferRate).toFixed(3)}; goal ≥ 0.9)`,
+);
+console.log(
+  `ratio end-to-end / serial bound:     ${(endToEnd / serialRate).toFixed(3)} (steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`,
+);
 console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);

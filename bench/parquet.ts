@@ -43,7 +43,7 @@ function columns(): Record<string, unknown[]> {
   const out: Record<string, unknown[]> = { pair_id: [], votes_a: [], label: [], kept: [] };
   for (const m of METRICS) out[`p_${m}`] = [];
   let seed = 1;
-  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let i = 0; i < ROWS; i++) {
     out.pair_id!.push(i.toString(16).padStart(64, '0'));
     let votes = 0;

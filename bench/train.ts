@@ -12,7 +12,7 @@ import { selectBackend, type BackendChoice } from '../src/train/backend.ts';
 import { createDit, type DitConfig } from '../src/train/dit.ts';
 import { rowGroupRows } from '../src/encode/encode.ts';
 import { encodeFloat16 } from '../src/io/float16-bytes.ts';
-import { PairLoader, type LoaderBatch } from '../src/train/loader.ts';
+import { PairLoader } from '../src/train/loader.ts';
 import { createRng } from '../src/train/rng.ts';
 import { Trainer, type ImageBatch, type PairBatch } from '../src/train/trainer-step.ts';
 import { disposePairs, pairTensors } from '../src/train/run-data.ts';
@@ -151,24 +151,42 @@ async function writeCaches(dir: string, c: LoaderCase): Promise<void> {
   const latentSize = c.latent[0] * c.latent[1] * c.latent[2];
   // Shuffled ids, so that consecutive pairs do not read neighbouring rows (as after a real shuffle buffer).
   const order = Array.from({ length: images }, (_, i) => i).sort((x, y) => sha256Hex(`o${x}`).localeCompare(sha256Hex(`o${y}`)));
-  await writeParquetPart(dir, 'latents/part-0.parquet', LATENT_SPECS, {
-    image_id: order.map(imageId),
-    shape: order.map(() => c.latent.join('x')),
-    latent: order.map(() => random(latentSize)),
-  }, { rowGroupSize: rowGroupRows(2 * latentSize) });
+  await writeParquetPart(
+    dir,
+    'latents/part-0.parquet',
+    LATENT_SPECS,
+    {
+      image_id: order.map(imageId),
+      shape: order.map(() => c.latent.join('x')),
+      latent: order.map(() => random(latentSize)),
+    },
+    { rowGroupSize: rowGroupRows(2 * latentSize) },
+  );
   const textSize = c.text[0] * c.text[1];
-  await writeParquetPart(dir, 'text/part-0.parquet', TEXT_SPECS, {
-    prompt_id: ['', ...Array.from({ length: prompts }, (_, j) => promptId(j))],
-    shape: Array.from({ length: prompts + 1 }, () => c.text.join('x')),
-    hidden: Array.from({ length: prompts + 1 }, () => random(textSize)),
-  }, { rowGroupSize: rowGroupRows(2 * textSize) });
+  await writeParquetPart(
+    dir,
+    'text/part-0.parquet',
+    TEXT_SPECS,
+    {
+      prompt_id: ['', ...Array.from({ length: prompts }, (_, j) => promptId(j))],
+      shape: Array.from({ length: prompts + 1 }, () => c.text.join('x')),
+      hidden: Array.from({ length: prompts + 1 }, () => random(textSize)),
+    },
+    { rowGroupSize: rowGroupRows(2 * textSize) },
+  );
 }
 
 async function loaderThroughput(): Promise<void> {
   const pairsPerBatch = 8;
   const base = { latentChannels: 4, latentSize: 8, patch: 2, heads: 4, mlpRatio: 4 };
   const cases: LoaderCase[] = [
-    { label: 'tiny.json (w32 d1)', latent: [4, 8, 8], text: [77, 16], pairs: 2048, model: { ...base, heads: 2, mlpRatio: 2, timeFreqDim: 32, width: 32, depth: 1, textWidth: 16 } },
+    {
+      label: 'tiny.json (w32 d1)',
+      latent: [4, 8, 8],
+      text: [77, 16],
+      pairs: 2048,
+      model: { ...base, heads: 2, mlpRatio: 2, timeFreqDim: 32, width: 32, depth: 1, textWidth: 16 },
+    },
     { label: 'w128 d4', latent: [4, 8, 8], text: [77, 32], pairs: 2048, model: { ...base, width: 128, depth: 4, textWidth: 32 } },
     { label: 'SD 512px rows', latent: [4, 64, 64], text: [77, 768], pairs: 1024, model: null },
     { label: 'SD rows, 4 MiB cache', latent: [4, 64, 64], text: [77, 768], pairs: 1024, model: null, cacheBytes: 4 * 2 ** 20 },
@@ -183,7 +201,15 @@ async function loaderThroughput(): Promise<void> {
     try {
       await writeCaches(dir, c);
       const open = (): Promise<PairLoader> =>
-        PairLoader.open({ dir, rule: 'bench', batchSize: pairsPerBatch, seed: 1, shuffleBuffer: 1024, epochs: null, ...(c.cacheBytes ? { cacheBytes: c.cacheBytes } : {}) });
+        PairLoader.open({
+          dir,
+          rule: 'bench',
+          batchSize: pairsPerBatch,
+          seed: 1,
+          shuffleBuffer: 1024,
+          epochs: null,
+          ...(c.cacheBytes ? { cacheBytes: c.cacheBytes } : {}),
+        });
       const loader = await open();
       for (let i = 0; i < 3; i++) await loader.next();
       let started = performance.now();

@@ -9,7 +9,22 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 
 /** JSON fields that hold a clock reading or a machine-specific path, never a result. */
-const VOLATILE_KEYS = new Set(['started', 'finished', 'mtimeMs', 'generated', 'seconds', 'elapsedSeconds', 'wallSeconds', 'samplesPerSecond', 'imagesPerSecond', 'time', 'path', 'input', 'out', 'dir']);
+const VOLATILE_KEYS = new Set([
+  'started',
+  'finished',
+  'mtimeMs',
+  'generated',
+  'seconds',
+  'elapsedSeconds',
+  'wallSeconds',
+  'samplesPerSecond',
+  'imagesPerSecond',
+  'time',
+  'path',
+  'input',
+  'out',
+  'dir',
+]);
 /** ISO-8601 timestamps inside text files (report pages print when they were made). */
 const TIMESTAMP = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g;
 
@@ -53,7 +68,13 @@ interface ManifestShape {
 function manifestParts(text: string): string {
   const manifest = JSON.parse(text) as ManifestShape;
   const units = Object.values(manifest.units)
-    .map((unit) => JSON.stringify({ stage: unit.stage, counts: unit.counts, parts: unit.parts.map(({ file, rows, bytes, sha256 }) => ({ file, rows, bytes, sha256 })) }))
+    .map((unit) =>
+      JSON.stringify({
+        stage: unit.stage,
+        counts: unit.counts,
+        parts: unit.parts.map(({ file, rows, bytes, sha256 }) => ({ file, rows, bytes, sha256 })),
+      }),
+    )
     .sort();
   return JSON.stringify({ runs: manifest.runs, units });
 }
@@ -89,12 +110,16 @@ async function main(): Promise<number> {
   const inB = new Set(filesB);
   const inA = new Set(filesA);
   let differences = 0;
-  for (const file of filesA) if (!inB.has(file)) (differences++, console.log(`only in ${a}: ${file}`));
-  for (const file of filesB) if (!inA.has(file)) (differences++, console.log(`only in ${b}: ${file}`));
+  const differ = (line: string): void => {
+    differences++;
+    console.log(line);
+  };
+  for (const file of filesA) if (!inB.has(file)) differ(`only in ${a}: ${file}`);
+  for (const file of filesB) if (!inA.has(file)) differ(`only in ${b}: ${file}`);
   let same = 0;
   for (const file of filesA.filter((f) => inB.has(f))) {
     if ((await comparable(a, file)).equals(await comparable(b, file))) same++;
-    else (differences++, console.log(`differs: ${file}`));
+    else differ(`differs: ${file}`);
   }
   console.log(`${same} files identical, ${differences} differences`);
   return differences === 0 ? 0 : 1;

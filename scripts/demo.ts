@@ -51,7 +51,9 @@ step('label: four DEMO metrics (tiny random ONNX models in the real export contr
 for (const name of ['pickapic', 'hpd', 'gen-model-a', 'gen-model-b']) {
   const summary = await runLabel(join(OUT, name), { metrics: METRICS });
   const perMetric = summary.metrics.map((m) => `${m.name} ${m.scored}`).join(', ');
-  console.log(`${name}: ${summary.counts.taken} images scored (${perMetric}) in ${summary.seconds.toFixed(1)} s on ${summary.metrics[0]!.provider.split(' ')[0]}`);
+  console.log(
+    `${name}: ${summary.counts.taken} images scored (${perMetric}) in ${summary.seconds.toFixed(1)} s on ${summary.metrics[0]!.provider.split(' ')[0]}`,
+  );
 }
 
 step('calibrate: temperatures fitted against the human labels of the Pick-a-Pic sample');
@@ -61,7 +63,12 @@ for (const [name, fit] of Object.entries((await runCalibrate(join(OUT, 'pickapic
 }
 
 step('consensus: BalancedDPO majority vote, the mean-prob and vanilla baselines, and a tie-break by PickScore');
-for (const [rule, ties] of [['majority', 'drop'], ['mean-prob', 'drop'], ['vanilla', 'drop'], ['majority', 'pickscore']] as const) {
+for (const [rule, ties] of [
+  ['majority', 'drop'],
+  ['mean-prob', 'drop'],
+  ['vanilla', 'drop'],
+  ['majority', 'pickscore'],
+] as const) {
   console.log(formatConsensusSummary(await runConsensus(join(OUT, 'pickapic'), { rule, ties })));
 }
 console.log(formatConsensusSummary(await runConsensus(join(OUT, 'hpd'), { rule: 'majority', ties: 'half' })));
@@ -75,25 +82,47 @@ console.log(formatEvalSummary(await runEval(join(OUT, 'gen-model-a'), join(OUT, 
 
 step('encode: VAE latents and text-encoder states of the majority-rule pairs (DEMO SD encoders: random weights)');
 const pickapic = join(OUT, 'pickapic');
-console.log(formatEncodeSummary(await runEncode(pickapic, { vae: 'data/models/demo-sd-vae-encoder.onnx', text: 'data/models/demo-sd-text-encoder.onnx', rule: 'majority' })));
+console.log(
+  formatEncodeSummary(
+    await runEncode(pickapic, {
+      vae: 'data/models/demo-sd-vae-encoder.onnx',
+      text: 'data/models/demo-sd-text-encoder.onnx',
+      rule: 'majority',
+    }),
+  ),
+);
 
 step('train: Diffusion-DPO of a tiny DiT on the majority labels (data/train/tiny.json: 100 MSE pre-training steps, then 20 DPO steps)');
-const trained = await runTrain(pickapic, { rule: 'majority', out: join(OUT, 'runs/tiny-majority'), config: await readTrainConfig('data/train/tiny.json'), steps: 20, log: (line) => console.log(line) });
+const trained = await runTrain(pickapic, {
+  rule: 'majority',
+  out: join(OUT, 'runs/tiny-majority'),
+  config: await readTrainConfig('data/train/tiny.json'),
+  steps: 20,
+  log: (line) => console.log(line),
+});
 console.log(formatTrainSummary(trained));
 const fixed = (x: unknown, digits: number): string => (typeof x === 'number' ? x.toFixed(digits) : 'n/a');
 console.log('metrics.jsonl (DPO and validation lines):');
 for (const line of (await readFile(trained.metrics, 'utf8')).trim().split('\n')) {
   const r = JSON.parse(line) as Record<string, unknown>;
   if (r.phase === 'train') {
-    console.log(`  step ${String(r.step).padStart(3)} train      loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / reference ${fixed(r.referenceMse, 4)}  |g| ${fixed(r.gradNorm, 1)}  ${fixed(r.samplesPerSecond, 0)} pairs/s`);
+    console.log(
+      `  step ${String(r.step).padStart(3)} train      loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / reference ${fixed(r.referenceMse, 4)}  |g| ${fixed(r.gradNorm, 1)}  ${fixed(r.samplesPerSecond, 0)} pairs/s`,
+    );
   } else if (r.phase === 'validation') {
-    console.log(`  step ${String(r.step).padStart(3)} held-out   loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / start ${fixed(r.startMse, 4)}  (${String(r.pairs)} pairs)`);
+    console.log(
+      `  step ${String(r.step).padStart(3)} held-out   loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / start ${fixed(r.startMse, 4)}  (${String(r.pairs)} pairs)`,
+    );
   }
 }
 
 step('export: the majority labels in the column layout of the PyTorch Diffusion-DPO trainers');
 const exported = await runExport(pickapic, { rule: 'majority', out: join(OUT, 'exports/pickapic-majority') });
-console.log(`${exported.pairs} pairs (label_0: ${Object.entries(exported.byLabel).map(([k, n]) => `${k} ×${n}`).join(', ')}) → ${exported.out} (${exported.files.length} file(s), ${(exported.imageBytes / 1e6).toFixed(1)} MB of images)`);
+console.log(
+  `${exported.pairs} pairs (label_0: ${Object.entries(exported.byLabel)
+    .map(([k, n]) => `${k} ×${n}`)
+    .join(', ')}) → ${exported.out} (${exported.files.length} file(s), ${(exported.imageBytes / 1e6).toFixed(1)} MB of images)`,
+);
 
 step('inspect');
 for (const name of ['pickapic', 'hpd', 'parti']) {

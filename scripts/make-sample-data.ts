@@ -72,15 +72,51 @@ async function pickapic(): Promise<void> {
       for (const [r, [label0, label1, hasLabel]] of labels.entries()) {
         const a = await variant(photo, r);
         const b = await variant(photo, r + 1);
-        await insert(sql, { caption: photo.caption, a, b, label0, label1, hasLabel, ranking: ranking++, models: [models[r % 4]!, models[(r + 1) % 4]!] });
+        await insert(sql, {
+          caption: photo.caption,
+          a,
+          b,
+          label0,
+          label1,
+          hasLabel,
+          ranking: ranking++,
+          models: [models[r % 4]!, models[(r + 1) % 4]!],
+        });
       }
     }
     if (split === 'train') {
       // Rows a real shard can hold and a tool must survive: a truncated image, the same image twice, no caption.
       const good = await variant(PHOTOS[0]!, 2);
-      await insert(sql, { caption: 'a truncated upload', a: good, b: good.subarray(0, good.length >> 1), label0: 1, label1: 0, hasLabel: true, ranking: ranking++, models: ['SD 2.1', 'SD 2.1'] });
-      await insert(sql, { caption: 'the same image twice', a: good, b: good, label0: 0.5, label1: 0.5, hasLabel: true, ranking: ranking++, models: ['SD 2.1', 'SD 2.1'] });
-      await insert(sql, { caption: null, a: good, b: await variant(PHOTOS[1]!, 3), label0: 1, label1: 0, hasLabel: true, ranking: ranking++, models: ['SD 2.1', 'SD 2.1'] });
+      await insert(sql, {
+        caption: 'a truncated upload',
+        a: good,
+        b: good.subarray(0, good.length >> 1),
+        label0: 1,
+        label1: 0,
+        hasLabel: true,
+        ranking: ranking++,
+        models: ['SD 2.1', 'SD 2.1'],
+      });
+      await insert(sql, {
+        caption: 'the same image twice',
+        a: good,
+        b: good,
+        label0: 0.5,
+        label1: 0.5,
+        hasLabel: true,
+        ranking: ranking++,
+        models: ['SD 2.1', 'SD 2.1'],
+      });
+      await insert(sql, {
+        caption: null,
+        a: good,
+        b: await variant(PHOTOS[1]!, 3),
+        label0: 1,
+        label1: 0,
+        hasLabel: true,
+        ranking: ranking++,
+        models: ['SD 2.1', 'SD 2.1'],
+      });
     }
     await sql.run(`COPY t TO '${join(dir, `${split}-00000-of-00001.parquet`)}' (FORMAT parquet, COMPRESSION zstd)`);
   }
@@ -88,7 +124,16 @@ async function pickapic(): Promise<void> {
 
 async function insert(
   sql: Awaited<ReturnType<DuckDBInstance['connect']>>,
-  row: { caption: string | null; a: Buffer; b: Buffer; label0: number | null; label1: number | null; hasLabel: boolean; ranking: number; models: [string, string] },
+  row: {
+    caption: string | null;
+    a: Buffer;
+    b: Buffer;
+    label0: number | null;
+    label1: number | null;
+    hasLabel: boolean;
+    ranking: number;
+    models: [string, string];
+  },
 ): Promise<void> {
   const blob = (bytes: Buffer): string => `from_hex('${bytes.toString('hex')}')`;
   const text = (value: string | null): string => (value === null ? 'NULL' : `'${value.replaceAll("'", "''")}'`);
@@ -126,7 +171,14 @@ async function hpd(): Promise<void> {
 
   const styles: Record<string, Photo[]> = { photo: PHOTOS.slice(0, 3), paintings: PHOTOS.slice(3, 5) };
   for (const [style, photos] of Object.entries(styles)) {
-    await writeFile(join(root, 'benchmark', `${style}.json`), `${JSON.stringify(photos.map((x) => x.caption), null, 1)}\n`);
+    await writeFile(
+      join(root, 'benchmark', `${style}.json`),
+      `${JSON.stringify(
+        photos.map((x) => x.caption),
+        null,
+        1,
+      )}\n`,
+    );
     for (const [m, model] of ['SDXL-base-0.9', 'VQGAN'].entries()) {
       await mkdir(join(root, 'benchmark_imgs', model, style), { recursive: true });
       for (const [i, photo] of photos.entries()) {

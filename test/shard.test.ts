@@ -32,17 +32,17 @@ test('resolveShard: --shard, then JOB_COMPLETION_INDEX with --shards, then a Slu
   assert.throws(() => resolveShard({ shards: '3' }, { JOB_COMPLETION_INDEX: '3' }), ShardError);
   assert.throws(() => resolveShard({ shards: 'three' }, { JOB_COMPLETION_INDEX: '1' }), ShardError);
   // An Indexed Job inside a Slurm allocation is still an Indexed Job.
-  assert.deepEqual(
-    resolveShard({ shards: '4' }, { JOB_COMPLETION_INDEX: '1', SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '8' }),
-    { index: 1, count: 4 },
-  );
+  assert.deepEqual(resolveShard({ shards: '4' }, { JOB_COMPLETION_INDEX: '1', SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '8' }), {
+    index: 1,
+    count: 4,
+  });
 
   // Slurm arrays: ids start at SLURM_ARRAY_TASK_MIN (0 when unset).
   assert.deepEqual(resolveShard({}, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '4' }), { index: 2, count: 4 });
-  assert.deepEqual(
-    resolveShard({}, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '4' }),
-    { index: 1, count: 4 },
-  );
+  assert.deepEqual(resolveShard({}, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '4' }), {
+    index: 1,
+    count: 4,
+  });
   assert.throws(() => resolveShard({}, { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4' }), ShardError);
   assert.deepEqual(resolveShard({}, { SLURM_ARRAY_TASK_ID: '2' }), WHOLE, 'a task id without a count is not an array');
 
@@ -93,7 +93,10 @@ async function rowsByPart(dir: string, table: TableName): Promise<Map<string, Re
   const parts = new Map<string, Record<string, unknown>[]>();
   for (const file of await listParts(dir, table)) {
     const part = await readPart(dir, file);
-    parts.set(file, part.toArray().map((row) => ({ ...(row.toJSON() as Record<string, unknown>) })));
+    parts.set(
+      file,
+      part.toArray().map((row) => ({ ...(row.toJSON() as Record<string, unknown>) })),
+    );
   }
   return parts;
 }
@@ -121,7 +124,11 @@ test('--shard i/3 into one directory: the three shards partition the unsharded d
   }
   assert.deepEqual(sum, whole.counts);
   for (const table of ['prompts', 'images', 'pairs', 'rejects'] as const) {
-    assert.equal(shards.reduce((n, s) => n + s.tables[table], 0), whole.tables[table], table);
+    assert.equal(
+      shards.reduce((n, s) => n + s.tables[table], 0),
+      whole.tables[table],
+      table,
+    );
   }
 
   const owner = (id: string): number => Number(BigInt(`0x${id.slice(0, 13)}`) % 3n);

@@ -15,7 +15,7 @@ export interface Parsed {
   positionals: string[];
 }
 
-export function parseCommand(argv: string[], options: OptionSpec, usage: string): Parsed | 'help' {
+export function parseCommand(argv: string[], options: OptionSpec): Parsed | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -81,7 +81,11 @@ export function integerOption(parsed: Parsed, name: string, range: IntegerRange)
   const text = stringOption(parsed, name);
   if (text === undefined) return undefined;
   const value = decimal(text);
-  const fits = Number.isSafeInteger(value) && value >= range.min && value <= range.max && (range.multipleOf === undefined || value % range.multipleOf === 0);
+  const fits =
+    Number.isSafeInteger(value) &&
+    value >= range.min &&
+    value <= range.max &&
+    (range.multipleOf === undefined || value % range.multipleOf === 0);
   if (!fits) throw new UsageError(`--${name} must be ${describeInteger(range)}, got "${text}"`);
   return value;
 }
@@ -91,7 +95,10 @@ export function numberOption(parsed: Parsed, name: string, range: NumberRange): 
   const text = stringOption(parsed, name);
   if (text === undefined) return undefined;
   const value = decimal(text);
-  const fits = Number.isFinite(value) && (range.above ? value > range.min : value >= range.min) && (range.below ? value < range.max : value <= range.max);
+  const fits =
+    Number.isFinite(value) &&
+    (range.above ? value > range.min : value >= range.min) &&
+    (range.below ? value < range.max : value <= range.max);
   if (!fits) {
     const interval = `${range.above ? '(' : '['}${range.min}, ${range.max}${range.below ? ')' : ']'}`;
     throw new UsageError(`--${name} must be a number in ${interval}, got "${text}"`);

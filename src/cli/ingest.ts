@@ -1,7 +1,17 @@
 // `bdpo ingest pickapic|hpd|parti|images`: parses arguments and calls the ingest library.
 import { ingestGenerations, ingestHpd, ingestParti, ingestPickapic, type IngestOptions, type IngestSummary } from '../ingest/index.ts';
 import { createProgress } from './progress.ts';
-import { COUNT, integerOption, parseCommand, requireOption, shardOption, stringOption, UsageError, type OptionSpec, type Parsed } from './args.ts';
+import {
+  COUNT,
+  integerOption,
+  parseCommand,
+  requireOption,
+  shardOption,
+  stringOption,
+  UsageError,
+  type OptionSpec,
+  type Parsed,
+} from './args.ts';
 import { listing } from '../core/format.ts';
 import { INGEST_USAGE as USAGE } from './help.ts';
 
@@ -21,8 +31,12 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     return source === undefined ? 2 : 0;
   }
   const extra: OptionSpec =
-    source === 'pickapic' ? { split: { type: 'string' } } : source === 'images' ? { prompts: { type: 'string' }, model: { type: 'string' } } : {};
-  const parsed = parseCommand(rest, { ...COMMON, ...extra }, USAGE);
+    source === 'pickapic'
+      ? { split: { type: 'string' } }
+      : source === 'images'
+        ? { prompts: { type: 'string' }, model: { type: 'string' } }
+        : {};
+  const parsed = parseCommand(rest, { ...COMMON, ...extra });
   if (parsed === 'help') {
     console.log(USAGE);
     return 0;

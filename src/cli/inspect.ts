@@ -6,7 +6,7 @@ import { parseCommand, UsageError } from './args.ts';
 import { INSPECT_USAGE as USAGE } from './help.ts';
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, { json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(argv, { json: { type: 'boolean' } });
   if (parsed === 'help') {
     console.log(USAGE);
     return 0;
@@ -24,10 +24,7 @@ const percent = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x)
 
 export function formatDatasetSummary(s: DatasetSummary): string {
   const h = s.pairs.human;
-  const lines = [
-    `dataset ${s.dir}`,
-    `  prompts  ${s.prompts.total} (${listing(s.prompts.bySource)})`,
-  ];
+  const lines = [`dataset ${s.dir}`, `  prompts  ${s.prompts.total} (${listing(s.prompts.bySource)})`];
   if (Object.keys(s.prompts.byCategory).length > 0) lines.push(`    categories: ${listing(s.prompts.byCategory)}`);
   lines.push(
     `  images   ${s.images.total}, ${(s.images.bytes / 1e6).toFixed(1)} MB (${listing(s.images.byMime)})`,

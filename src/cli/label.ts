@@ -10,7 +10,18 @@ import {
 } from '../consensus/index.ts';
 import { createProgress } from './progress.ts';
 import { listing } from '../core/format.ts';
-import { BATCH_SIZE, integerOption, numberOption, parseCommand, RUN_OPTIONS, runOptions, SEED, stringOption, UsageError, type Parsed } from './args.ts';
+import {
+  BATCH_SIZE,
+  integerOption,
+  numberOption,
+  parseCommand,
+  RUN_OPTIONS,
+  runOptions,
+  SEED,
+  stringOption,
+  UsageError,
+  type Parsed,
+} from './args.ts';
 import { LABEL_USAGE, CONSENSUS_USAGE, CALIBRATE_USAGE } from './help.ts';
 
 function one(parsed: Parsed, usage: string): string {
@@ -28,16 +39,12 @@ export async function labelCommand(argv: string[]): Promise<number> {
     if (inMetrics && arg !== '--metrics') folded.push('--metrics');
     if (arg !== '--metrics') folded.push(arg);
   }
-  const parsed = parseCommand(
-    folded,
-    {
-      metrics: { type: 'string', multiple: true },
-      'batch-size': { type: 'string' },
-      ...RUN_OPTIONS,
-      json: { type: 'boolean' },
-    },
-    LABEL_USAGE,
-  );
+  const parsed = parseCommand(folded, {
+    metrics: { type: 'string', multiple: true },
+    'batch-size': { type: 'string' },
+    ...RUN_OPTIONS,
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(LABEL_USAGE);
     return 0;
@@ -66,7 +73,9 @@ export async function labelCommand(argv: string[]): Promise<number> {
   const c = summary.counts;
   console.log(`label ${dir} [shard ${summary.shard.index}/${summary.shard.count}] on ${summary.metrics[0]?.provider ?? '?'}`);
   for (const m of summary.metrics) {
-    console.log(`  ${m.name.padEnd(12)} ${m.kind.padEnd(10)} ${m.version}: ${m.scored} scored, parts ${m.partsWritten} written / ${m.partsSkipped} already done`);
+    console.log(
+      `  ${m.name.padEnd(12)} ${m.kind.padEnd(10)} ${m.version}: ${m.scored} scored, parts ${m.partsWritten} written / ${m.partsSkipped} already done`,
+    );
   }
   console.log(`  images read ${c.read} = scored ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`);
   console.log(`  ${summary.seconds.toFixed(1)} s, ${summary.imagesPerSecond.toFixed(1)} images/s (all metrics)`);
@@ -74,21 +83,17 @@ export async function labelCommand(argv: string[]): Promise<number> {
 }
 
 export async function consensusCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    {
-      rule: { type: 'string' },
-      ties: { type: 'string' },
-      margin: { type: 'string' },
-      weights: { type: 'string' },
-      seed: { type: 'string' },
-      metrics: { type: 'string' },
-      uncalibrated: { type: 'boolean' },
-      name: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    CONSENSUS_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    rule: { type: 'string' },
+    ties: { type: 'string' },
+    margin: { type: 'string' },
+    weights: { type: 'string' },
+    seed: { type: 'string' },
+    metrics: { type: 'string' },
+    uncalibrated: { type: 'boolean' },
+    name: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(CONSENSUS_USAGE);
     return 0;
@@ -102,7 +107,8 @@ export async function consensusCommand(argv: string[]): Promise<number> {
   }
   const name = stringOption(parsed, 'name');
   // The library checks this too, but only after reading the scores, and as a plain error.
-  if (name !== undefined && !/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new UsageError(`--name must be a plain folder name, got "${name}"`);
+  if (name !== undefined && !/^[a-z0-9][a-z0-9_.=-]*$/i.test(name))
+    throw new UsageError(`--name must be a plain folder name, got "${name}"`);
   const weightsText = stringOption(parsed, 'weights');
   const ties = stringOption(parsed, 'ties');
   const metrics = stringOption(parsed, 'metrics');
@@ -169,7 +175,9 @@ const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 export function formatConsensusSummary(s: ConsensusSummary): string {
   const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-  const taus = Object.entries(s.temperatures).map(([m, t]) => `${m} τ=${Number(t.tau.toPrecision(4))}${t.source === 'calibrated' ? ' (fitted)' : ''}`);
+  const taus = Object.entries(s.temperatures).map(
+    ([m, t]) => `${m} τ=${Number(t.tau.toPrecision(4))}${t.source === 'calibrated' ? ' (fitted)' : ''}`,
+  );
   return [
     `consensus ${s.rule}, ties ${s.ties}, margin δ=${s.margin} → ${s.dir}/${s.output}`,
     `  metrics: ${taus.join(', ')}`,
@@ -182,11 +190,7 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
 }
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    { metrics: { type: 'string' }, split: { type: 'string', multiple: true }, json: { type: 'boolean' } },
-    CALIBRATE_USAGE,
-  );
+  const parsed = parseCommand(argv, { metrics: { type: 'string' }, split: { type: 'string', multiple: true }, json: { type: 'boolean' } });
   if (parsed === 'help') {
     console.log(CALIBRATE_USAGE);
     return 0;
@@ -219,7 +223,7 @@ export function formatCalibrationSummary(summary: CalibrationSummary): string {
     const tau = fit.tau === null ? `kept τ=${fit.defaultTau}` : `τ=${Number(fit.tau.toPrecision(4))} (was ${fit.defaultTau})`;
     const gain =
       fit.gainPerPair === null
-        ? fit.note ?? 'fitted τ not used'
+        ? (fit.note ?? 'fitted τ not used')
         : `log-lik ${fit.logLikDefault.toFixed(2)} → ${fit.logLikFitted.toFixed(2)} (+${fit.gainPerPair.toFixed(4)} nats/pair)`;
     lines.push(`  ${name.padEnd(12)} ${fit.status.padEnd(15)} n=${fit.n} ${tau}; ${gain}`);
   }

@@ -10,17 +10,61 @@ type Command = (argv: string[]) => Promise<number>;
 // Each command's modules load only when it runs, and not for its --help: `bdpo --help`, `bdpo label --help` and
 // `bdpo inspect` need not load ONNX Runtime or TensorFlow.js.
 const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string; help: string }> = {
-  ingest: { load: async () => (await import('./ingest.ts')).ingestCommand, summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory', help: help.INGEST_USAGE },
-  inspect: { load: async () => (await import('./inspect.ts')).inspectCommand, summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset', help: help.INSPECT_USAGE },
-  label: { load: async () => (await import('./label.ts')).labelCommand, summary: 'score every image with every metric (ONNX) into scores/<metric>/', help: help.LABEL_USAGE },
-  calibrate: { load: async () => (await import('./label.ts')).calibrateCommand, summary: "fit each metric's temperature against the human labels", help: help.CALIBRATE_USAGE },
-  consensus: { load: async () => (await import('./label.ts')).consensusCommand, summary: 'per-metric preferences and a consensus label per pair, from cached scores', help: help.CONSENSUS_USAGE },
-  audit: { load: async () => (await import('./report.ts')).auditCommand, summary: 'agreement of the metrics with each other and with humans → report.html + report.json', help: help.AUDIT_USAGE },
-  tables: { load: async () => (await import('./tables.ts')).tablesCommand, summary: 'Parquet copies of the Arrow tables (prompts, pairs, rejects, images) for SQL engines', help: help.TABLES_USAGE },
-  encode: { load: async () => (await import('./train-data.ts')).encodeCommand, summary: 'cache VAE latents and text-encoder states of the kept pairs, for training', help: help.ENCODE_USAGE },
-  train: { load: async () => (await import('./train.ts')).trainCommand, summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)', help: help.TRAIN_USAGE },
-  export: { load: async () => (await import('./train-data.ts')).exportCommand, summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read', help: help.EXPORT_USAGE },
-  eval: { load: async () => (await import('./report.ts')).evalCommand, summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json', help: help.EVAL_USAGE },
+  ingest: {
+    load: async () => (await import('./ingest.ts')).ingestCommand,
+    summary: 'Pick-a-Pic v2, HPDv2, PartiPrompts or generated images → dataset directory',
+    help: help.INGEST_USAGE,
+  },
+  inspect: {
+    load: async () => (await import('./inspect.ts')).inspectCommand,
+    summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset',
+    help: help.INSPECT_USAGE,
+  },
+  label: {
+    load: async () => (await import('./label.ts')).labelCommand,
+    summary: 'score every image with every metric (ONNX) into scores/<metric>/',
+    help: help.LABEL_USAGE,
+  },
+  calibrate: {
+    load: async () => (await import('./label.ts')).calibrateCommand,
+    summary: "fit each metric's temperature against the human labels",
+    help: help.CALIBRATE_USAGE,
+  },
+  consensus: {
+    load: async () => (await import('./label.ts')).consensusCommand,
+    summary: 'per-metric preferences and a consensus label per pair, from cached scores',
+    help: help.CONSENSUS_USAGE,
+  },
+  audit: {
+    load: async () => (await import('./report.ts')).auditCommand,
+    summary: 'agreement of the metrics with each other and with humans → report.html + report.json',
+    help: help.AUDIT_USAGE,
+  },
+  tables: {
+    load: async () => (await import('./tables.ts')).tablesCommand,
+    summary: 'Parquet copies of the Arrow tables (prompts, pairs, rejects, images) for SQL engines',
+    help: help.TABLES_USAGE,
+  },
+  encode: {
+    load: async () => (await import('./train-data.ts')).encodeCommand,
+    summary: 'cache VAE latents and text-encoder states of the kept pairs, for training',
+    help: help.ENCODE_USAGE,
+  },
+  train: {
+    load: async () => (await import('./train.ts')).trainCommand,
+    summary: 'Diffusion-DPO of a DiT on cached latents and consensus labels (resumable)',
+    help: help.TRAIN_USAGE,
+  },
+  export: {
+    load: async () => (await import('./train-data.ts')).exportCommand,
+    summary: 'consensus labels in the column layout the PyTorch Diffusion-DPO trainers read',
+    help: help.EXPORT_USAGE,
+  },
+  eval: {
+    load: async () => (await import('./report.ts')).evalCommand,
+    summary: 'win rate of model A over model B per metric, with bootstrap intervals → report.html + report.json',
+    help: help.EVAL_USAGE,
+  },
 };
 
 function usage(): string {

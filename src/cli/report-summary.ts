@@ -22,10 +22,11 @@ export function formatAuditSummary(result: AuditResult): string {
   if (topPattern) lines.push(`  most common vote pattern: ${topPattern.key} (${pctText(topPattern.fraction)})`);
   lines.push(`  consensus ≠ human on ${r.contested.mismatchCount} of ${r.contested.mismatchCompared} decided pairs`);
   lines.push(`  calibration: ${calibrationFitText(r.calibrationFit)}`);
-  lines.push(`  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`);
+  lines.push(
+    `  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`,
+  );
   return lines.join('\n');
 }
-
 
 /** The short text summary the CLI prints. */
 export function formatEvalSummary(result: EvalResult): string {
@@ -43,6 +44,8 @@ export function formatEvalSummary(result: EvalResult): string {
   ];
   for (const warning of intervalWarnings(w, w.level)) lines.push(`  warning: ${warning}`);
   if (r.ignoredMetrics.length > 0) lines.push(`  not compared: ${r.ignoredMetrics.map((m) => `${m.metric} (${m.reason})`).join('; ')}`);
-  lines.push(`  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`);
+  lines.push(
+    `  → ${result.files.html} (${(result.htmlBytes / 1024).toFixed(0)} KB, ${result.thumbnails} thumbnails), ${result.files.json}`,
+  );
   return lines.join('\n');
 }

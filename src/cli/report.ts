@@ -10,11 +10,13 @@ const BINS: IntegerRange = { min: 1, max: 10_000 };
 const RESAMPLES: IntegerRange = { min: 1, max: 1_000_000 };
 
 export async function auditCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    { rule: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, bins: { type: 'string' }, json: { type: 'boolean' } },
-    AUDIT_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    rule: { type: 'string' },
+    out: { type: 'string' },
+    top: { type: 'string' },
+    bins: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(AUDIT_USAGE);
     return 0;
@@ -35,21 +37,17 @@ export async function auditCommand(argv: string[]): Promise<number> {
 }
 
 export async function evalCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    {
-      a: { type: 'string' },
-      b: { type: 'string' },
-      out: { type: 'string' },
-      top: { type: 'string' },
-      resamples: { type: 'string' },
-      seed: { type: 'string' },
-      'model-a': { type: 'string' },
-      'model-b': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    EVAL_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    a: { type: 'string' },
+    b: { type: 'string' },
+    out: { type: 'string' },
+    top: { type: 'string' },
+    resamples: { type: 'string' },
+    seed: { type: 'string' },
+    'model-a': { type: 'string' },
+    'model-b': { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(EVAL_USAGE);
     return 0;

@@ -4,10 +4,8 @@ import { runTables, type TablesSummary } from '../tables/index.ts';
 import { parseCommand, UsageError } from './args.ts';
 import { TABLES_USAGE as USAGE } from './help.ts';
 
-
-
 export async function tablesCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, { out: { type: 'string' }, 'images-bytes': { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(argv, { out: { type: 'string' }, 'images-bytes': { type: 'boolean' }, json: { type: 'boolean' } });
   if (parsed === 'help') {
     console.log(USAGE);
     return 0;
@@ -25,7 +23,9 @@ export async function tablesCommand(argv: string[]): Promise<number> {
 export function formatTablesSummary(summary: TablesSummary): string {
   const lines = [`Parquet copies of ${summary.dir} in ${summary.out}${summary.imageBytes ? ' (images with bytes)' : ''}`];
   for (const [table, s] of Object.entries(summary.tables)) {
-    lines.push(`  ${table.padEnd(8)} ${s.parts} parts: ${s.written} written (${s.rowsWritten} rows), ${s.skipped} current, ${s.removed} removed`);
+    lines.push(
+      `  ${table.padEnd(8)} ${s.parts} parts: ${s.written} written (${s.rowsWritten} rows), ${s.skipped} current, ${s.removed} removed`,
+    );
   }
   return lines.join('\n');
 }

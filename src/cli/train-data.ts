@@ -3,7 +3,19 @@ import { runEncode, type EncodeSummary } from '../encode/index.ts';
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../export/index.ts';
 import { createProgress, type Progress } from './progress.ts';
 import { listing } from '../core/format.ts';
-import { BATCH_SIZE, COUNT, integerOption, numberOption, parseCommand, requireOption, RUN_OPTIONS, runOptions, stringOption, UsageError, type Parsed } from './args.ts';
+import {
+  BATCH_SIZE,
+  COUNT,
+  integerOption,
+  numberOption,
+  parseCommand,
+  requireOption,
+  RUN_OPTIONS,
+  runOptions,
+  stringOption,
+  UsageError,
+  type Parsed,
+} from './args.ts';
 import { ENCODE_USAGE, EXPORT_USAGE } from './help.ts';
 
 function one(parsed: Parsed, usage: string): string {
@@ -12,21 +24,17 @@ function one(parsed: Parsed, usage: string): string {
 }
 
 export async function encodeCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    {
-      vae: { type: 'string' },
-      text: { type: 'string' },
-      tokenizer: { type: 'string' },
-      rule: { type: 'string' },
-      resolution: { type: 'string' },
-      'scaling-factor': { type: 'string' },
-      'batch-size': { type: 'string' },
-      ...RUN_OPTIONS,
-      json: { type: 'boolean' },
-    },
-    ENCODE_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    vae: { type: 'string' },
+    text: { type: 'string' },
+    tokenizer: { type: 'string' },
+    rule: { type: 'string' },
+    resolution: { type: 'string' },
+    'scaling-factor': { type: 'string' },
+    'batch-size': { type: 'string' },
+    ...RUN_OPTIONS,
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(ENCODE_USAGE);
     return 0;
@@ -80,33 +88,37 @@ export function formatEncodeSummary(s: EncodeSummary): string {
 }
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    {
-      rule: { type: 'string' },
-      out: { type: 'string' },
-      format: { type: 'string' },
-      split: { type: 'string' },
-      'rows-per-part': { type: 'string' },
-      'keep-ties': { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-    EXPORT_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    rule: { type: 'string' },
+    out: { type: 'string' },
+    format: { type: 'string' },
+    split: { type: 'string' },
+    'rows-per-part': { type: 'string' },
+    'keep-ties': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(EXPORT_USAGE);
     return 0;
   }
   const dir = one(parsed, EXPORT_USAGE);
   const format = stringOption(parsed, 'format') ?? 'diffusers-dpo';
-  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, got "${format}"`);
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format))
+    throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, got "${format}"`);
   const split = stringOption(parsed, 'split');
   const rowsPerPart = integerOption(parsed, 'rows-per-part', COUNT);
   const summary: ExportSummary = await runExport(dir, {
     rule: requireOption(parsed, 'rule', EXPORT_USAGE),
     out: requireOption(parsed, 'out', EXPORT_USAGE),
     format: format as ExportFormat,
-    ...(split === undefined ? {} : { splits: split.split(',').map((s) => s.trim()).filter((s) => s.length > 0) }),
+    ...(split === undefined
+      ? {}
+      : {
+          splits: split
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s.length > 0),
+        }),
     ...(rowsPerPart === undefined ? {} : { rowsPerPart }),
     keepTies: parsed.values['keep-ties'] === true,
   });

@@ -7,19 +7,15 @@ import { TRAIN_USAGE } from './help.ts';
 const BACKENDS: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
 
 export async function trainCommand(argv: string[]): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    {
-      rule: { type: 'string' },
-      config: { type: 'string' },
-      out: { type: 'string' },
-      resume: { type: 'boolean' },
-      steps: { type: 'string' },
-      backend: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    TRAIN_USAGE,
-  );
+  const parsed = parseCommand(argv, {
+    rule: { type: 'string' },
+    config: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean' },
+    steps: { type: 'string' },
+    backend: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (parsed === 'help') {
     console.log(TRAIN_USAGE);
     return 0;
@@ -30,10 +26,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const out = requireOption(parsed, 'out', TRAIN_USAGE);
   const resume = parsed.values.resume === true;
   const configPath = stringOption(parsed, 'config');
-  if (configPath === undefined && !resume) throw new UsageError(`--config is required (${TRAIN_USAGE.split('\n')[0]!.replace(/^usage: /, '')})`);
+  if (configPath === undefined && !resume)
+    throw new UsageError(`--config is required (${TRAIN_USAGE.split('\n')[0]!.replace(/^usage: /, '')})`);
   const steps = integerOption(parsed, 'steps', { min: 0, max: 1_000_000_000 });
   const backend = stringOption(parsed, 'backend') ?? 'auto';
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${backend}"`);
+  if (!(BACKENDS as readonly string[]).includes(backend))
+    throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got "${backend}"`);
   const config: TrainConfig | undefined = configPath === undefined ? undefined : await readTrainConfig(configPath);
 
   const json = parsed.values.json === true;
@@ -53,7 +51,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
         let entry = bars.get(p.phase);
         if (!entry) {
           for (const other of bars.values()) other.bar.stop();
-          entry = { bar: createProgress(p.phase === 'pretrain' ? 'pretrain (MSE)' : 'train (DPO)', p.total, { enabled }), first: p.step - 1 };
+          entry = {
+            bar: createProgress(p.phase === 'pretrain' ? 'pretrain (MSE)' : 'train (DPO)', p.total, { enabled }),
+            first: p.step - 1,
+          };
           bars.set(p.phase, entry);
         }
         const accuracy = Number.isNaN(p.implicitAccuracy) ? '' : `, acc ${p.implicitAccuracy.toFixed(2)}`;
@@ -65,12 +66,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } finally {
     for (const entry of bars.values()) entry.bar.stop();
   }
-  console.log(json ? JSON.stringify(summary, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) : formatTrainSummary(summary));
+  console.log(
+    json
+      ? JSON.stringify(summary, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)
+      : formatTrainSummary(summary),
+  );
   return summary.stopped === null ? 0 : 1;
 }
 
 export function formatTrainSummary(s: TrainSummary): string {
-  const num = (x: number | null | undefined, digits = 4): string => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits));
+  const num = (x: number | null | undefined, digits = 4): string =>
+    x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
   const lines = [
     `train ${s.dir} consensus/${s.rule} → ${s.out} on ${s.backend} (${s.backendReason})`,
     `  steps ${s.steps}/${s.targetSteps}${s.resumedFrom === null ? '' : ` (resumed from ${s.resumedFrom})`}, ${s.stepsThisRun} this run` +

@@ -1,15 +1,7 @@
 // The columnar batch the kernel reads (scores per metric) and the consensus columns it writes, and the reason
 // vocabulary of those columns.
 
-export const LABEL_REASONS = [
-  'decided',
-  'tie-dropped',
-  'tie-half',
-  'tie-human',
-  'tie-metric',
-  'tie-unresolved',
-  'missing',
-] as const;
+export const LABEL_REASONS = ['decided', 'tie-dropped', 'tie-half', 'tie-human', 'tie-metric', 'tie-unresolved', 'missing'] as const;
 export type LabelReason = (typeof LABEL_REASONS)[number];
 export const R_DECIDED = 0;
 export const R_TIE_DROPPED = 1;

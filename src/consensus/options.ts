@@ -48,7 +48,10 @@ export type ConsensusOptionName = 'rule' | 'ties' | 'margin' | 'weights' | 'seed
  */
 export class ConsensusOptionError extends BdpoError {
   override name = 'ConsensusOptionError';
-  constructor(message: string, readonly option?: ConsensusOptionName) {
+  constructor(
+    message: string,
+    readonly option?: ConsensusOptionName,
+  ) {
     super(message);
   }
 }
@@ -97,9 +100,7 @@ export function parseTiePolicy(text: string, metrics: readonly string[]): TiePol
   const t = text.trim();
   for (const k of TIE_KEYWORDS) if (t === k) return { kind: k };
   if (metrics.includes(t)) return { kind: 'metric', metric: t };
-  throw new ConsensusOptionError(
-    `unknown tie policy '${t}' (expected ${TIE_KEYWORDS.join(', ')} or a metric: ${knownList(metrics)})`,
-  );
+  throw new ConsensusOptionError(`unknown tie policy '${t}' (expected ${TIE_KEYWORDS.join(', ')} or a metric: ${knownList(metrics)})`);
 }
 
 export function formatRule(rule: ConsensusRule): string {
@@ -112,7 +113,9 @@ export function formatTiePolicy(ties: TiePolicy): string {
 
 /** `pickscore=2,hps=1`: the weights as one line, in the order they were given (folder names, run records). */
 export function formatWeights(weights: Readonly<Record<string, number>>): string {
-  return Object.entries(weights).map(([name, weight]) => `${name}=${weight}`).join(',');
+  return Object.entries(weights)
+    .map(([name, weight]) => `${name}=${weight}`)
+    .join(',');
 }
 
 /** The options a caller chooses; absent ones take the defaults (majority, drop, δ 0, seed 0). */

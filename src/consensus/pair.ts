@@ -31,8 +31,7 @@ const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
 /** Convenience for one pair (tests, examples); batch work goes through computeConsensus. */
 export function consensusOfPair(plan: ConsensusPlan, pair: PairScores): ConsensusRecord {
-  const column = (xs: readonly (number | null)[], m: number): Float64Array =>
-    Float64Array.of(xs[m] ?? Number.NaN);
+  const column = (xs: readonly (number | null)[], m: number): Float64Array => Float64Array.of(xs[m] ?? Number.NaN);
   const M = plan.metrics.length;
   if (pair.scoreA.length !== M || pair.scoreB.length !== M) {
     throw new RangeError(`pair has ${pair.scoreA.length}/${pair.scoreB.length} scores for ${M} metrics`);

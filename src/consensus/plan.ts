@@ -46,10 +46,7 @@ export interface ConsensusPlan {
  * Validate options (throws ConsensusOptionError) and resolve them for computeConsensus. `normalized` needs the
  * dataset statistics of every metric; the z-score means cancel in z_a − z_b, so only std enters the result.
  */
-export function compileConsensus(
-  options: ConsensusOptions,
-  stats?: Readonly<Record<string, MetricStats>>,
-): ConsensusPlan {
+export function compileConsensus(options: ConsensusOptions, stats?: Readonly<Record<string, MetricStats>>): ConsensusPlan {
   validateOptions(options);
   const { metrics } = options;
   const M = metrics.length;
@@ -70,9 +67,7 @@ export function compileConsensus(
       const s = stats?.[name];
       if (s === undefined) throw new ConsensusOptionError(`normalized: no score statistics for metric '${name}'`);
       if (!(Number.isFinite(s.std) && s.std > 0)) {
-        throw new ConsensusOptionError(
-          `normalized: metric '${name}' has no spread (std ${s.std} over ${s.count} images)`,
-        );
+        throw new ConsensusOptionError(`normalized: metric '${name}' has no spread (std ${s.std} over ${s.count} images)`);
       }
       stds[m] = s.std;
     }

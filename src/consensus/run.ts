@@ -1,14 +1,14 @@
 // `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
 // up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
 // whole (built beside it, then renamed), so readers never see a mix of two runs.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { readManifest, runRecord, recordRun, updateManifest } from '../core/manifest.ts';
+import { writeParquetPart } from '../io/parquet.ts';
+import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { WHOLE } from '../core/shard.ts';
 import {
@@ -67,8 +67,6 @@ export interface ConsensusSummary {
 }
 
 export const CALIBRATION_FILE = 'calibration.json';
-
-
 
 interface CalibrationFile {
   metrics: Record<string, Pick<TemperatureFit, 'status' | 'tau'>>;
@@ -158,78 +156,82 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   let compared = 0;
   const specs = consensusSpecs(metrics);
   await mkdir(join(dir, 'consensus'), { recursive: true });
-  await replaceFolder(resolveInside(dir, folder), async (staging) => {
-    for (const file of pairParts) {
-      const part = await readPart(dir, file);
-      const n = part.numRows;
-      const col = (name: string) => part.getChild(name)!;
-      const pairIds = col('pair_id').toArray() as string[];
-      const prompts = col('prompt_id').toArray() as string[];
-      const imageA = col('image_a').toArray() as string[];
-      const imageB = col('image_b').toArray() as string[];
-      const humanColumn = col('human_pref');
-      const splits = col('split');
-      const human = new Float64Array(n);
-      for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
-      const scoreA = metrics.map(() => new Float64Array(n));
-      const scoreB = metrics.map(() => new Float64Array(n));
-      for (let m = 0; m < metrics.length; m++) {
-        for (let i = 0; i < n; i++) {
-          scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
-          scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
-        }
-      }
-      const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
-      const out = computeConsensus(plan, input, allocateConsensusColumns(metrics.length, n));
-      const columns: Record<string, ArrayLike<unknown>> = {
-        pair_id: pairIds,
-        prompt_id: prompts,
-        image_a: imageA,
-        image_b: imageB,
-        human_pref: Array.from(human, nullIfNaN),
-        split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
-        votes_a: Int32Array.from(out.votesA),
-        votes_b: Int32Array.from(out.votesB),
-        label: Array.from(out.label, nullIfNaN),
-        soft: Array.from(out.soft, nullIfNaN),
-        margin: Array.from(out.margin, nullIfNaN),
-        disagreement: Array.from(out.disagreement, nullIfNaN),
-        kept: Array.from(out.kept, (k) => k === 1),
-        tie: Array.from(out.tie, (t) => t === 1),
-        reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
-      };
-      metrics.forEach((m, j) => {
-        columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
-        columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
-      });
-      const name = basename(file).replace(/\.arrow$/, '.parquet');
-      await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
-      for (let i = 0; i < n; i++) {
-        summary.pairs++;
-        summary.tiesCount += out.tie[i]!;
-        summary.kept += out.kept[i]!;
-        const reason = LABEL_REASONS[out.reason[i]!]!;
-        summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
-        const label = out.label[i]!;
-        const h = human[i]!;
-        if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
-          if (reason === 'tie-human') {
-            summary.humanAgreementExcluded++;
-            continue;
+  await replaceFolder(
+    resolveInside(dir, folder),
+    async (staging) => {
+      for (const file of pairParts) {
+        const part = await readPart(dir, file);
+        const n = part.numRows;
+        const col = (name: string) => part.getChild(name)!;
+        const pairIds = col('pair_id').toArray() as string[];
+        const prompts = col('prompt_id').toArray() as string[];
+        const imageA = col('image_a').toArray() as string[];
+        const imageB = col('image_b').toArray() as string[];
+        const humanColumn = col('human_pref');
+        const splits = col('split');
+        const human = new Float64Array(n);
+        for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+        const scoreA = metrics.map(() => new Float64Array(n));
+        const scoreB = metrics.map(() => new Float64Array(n));
+        for (let m = 0; m < metrics.length; m++) {
+          for (let i = 0; i < n; i++) {
+            scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
+            scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
           }
-          compared++;
-          if (label === h) agree++;
+        }
+        const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
+        const out = computeConsensus(plan, input, allocateConsensusColumns(metrics.length, n));
+        const columns: Record<string, ArrayLike<unknown>> = {
+          pair_id: pairIds,
+          prompt_id: prompts,
+          image_a: imageA,
+          image_b: imageB,
+          human_pref: Array.from(human, nullIfNaN),
+          split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+          votes_a: Int32Array.from(out.votesA),
+          votes_b: Int32Array.from(out.votesB),
+          label: Array.from(out.label, nullIfNaN),
+          soft: Array.from(out.soft, nullIfNaN),
+          margin: Array.from(out.margin, nullIfNaN),
+          disagreement: Array.from(out.disagreement, nullIfNaN),
+          kept: Array.from(out.kept, (k) => k === 1),
+          tie: Array.from(out.tie, (t) => t === 1),
+          reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+        };
+        metrics.forEach((m, j) => {
+          columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
+          columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
+        });
+        const name = basename(file).replace(/\.arrow$/, '.parquet');
+        await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
+        for (let i = 0; i < n; i++) {
+          summary.pairs++;
+          summary.tiesCount += out.tie[i]!;
+          summary.kept += out.kept[i]!;
+          const reason = LABEL_REASONS[out.reason[i]!]!;
+          summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
+          const label = out.label[i]!;
+          const h = human[i]!;
+          if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+            if (reason === 'tie-human') {
+              summary.humanAgreementExcluded++;
+              continue;
+            }
+            compared++;
+            if (label === h) agree++;
+          }
         }
       }
-    }
-    const voted = summary.pairs - (summary.byReason.missing ?? 0);
-    summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
-    summary.humanAgreement = compared > 0 ? agree / compared : null;
-  }, {
-    // Everything under consensus/ of the dataset directory is this stage's output.
-    isOurs: async () => true,
-    refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
-  });
+      const voted = summary.pairs - (summary.byReason.missing ?? 0);
+      summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
+      summary.humanAgreement = compared > 0 ? agree / compared : null;
+    },
+    {
+      // Everything under consensus/ of the dataset directory is this stage's output.
+      isOurs: async () => true,
+      refuse: (target, why) => new Error(`${target}: cannot be replaced: ${why}`),
+    },
+  );
   // Outside the swapped folder (engines reading consensus/<rule>/* as one dataset take only Parquet), written once
   // the parts are in place, so the options never describe a folder that is not there.
   // Which pairs the fitted τ saw, so the audit can say whether its calibration numbers are in-sample; a file
@@ -246,8 +248,14 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   const recorded = { rule, ties: summary.ties, margin: summary.margin, weights: weightsText ?? null, seed: seedText, temperatures };
   await recordRun(
     dir,
-    runRecord('consensus', recorded,
-        [], { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason }, started, WHOLE),
+    runRecord(
+      'consensus',
+      recorded,
+      [],
+      { read: summary.pairs, taken: summary.kept, rejected: summary.pairs - summary.kept, byReason: summary.byReason },
+      started,
+      WHOLE,
+    ),
   );
   return summary;
 }

@@ -26,7 +26,10 @@ const ARROW_TABLES: Array<[string, string]> = [
 
 async function folders(path: string): Promise<string[]> {
   const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  return entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
 }
 
 async function hasParts(path: string, extension: string): Promise<boolean> {
@@ -42,7 +45,12 @@ export async function cardConfigs(dir: string): Promise<CardConfig[]> {
   }
   for (const table of await folders(join(dir, 'tables'))) {
     if (await hasParts(join(dir, 'tables', table), '.parquet')) {
-      configs.push({ name: `tables_${table}`, path: `tables/${table}/part-*.parquet`, format: 'parquet', rows: `the ${table} table as Parquet` });
+      configs.push({
+        name: `tables_${table}`,
+        path: `tables/${table}/part-*.parquet`,
+        format: 'parquet',
+        rows: `the ${table} table as Parquet`,
+      });
     }
   }
   const parquet = async (folder: string, name: string, rows: string): Promise<void> => {
@@ -54,8 +62,8 @@ export async function cardConfigs(dir: string): Promise<CardConfig[]> {
   for (const rule of await folders(join(dir, 'consensus'))) {
     await parquet(`consensus/${rule}`, `consensus_${rule}`, `a pair labelled under the ${rule} consensus`);
   }
-  await parquet('latents', 'latents', 'an image\'s VAE latent (float16)');
-  await parquet('text', 'text', 'a prompt\'s text-encoder states (float16)');
+  await parquet('latents', 'latents', "an image's VAE latent (float16)");
+  await parquet('text', 'text', "a prompt's text-encoder states (float16)");
   return configs;
 }
 

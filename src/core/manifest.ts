@@ -217,9 +217,7 @@ export async function describeInputs(dir: string, paths: readonly string[]): Pro
   for (const path of paths) {
     const info = await stat(path);
     const previous = known.get(path);
-    described.push(
-      previous && previous.bytes === info.size && previous.mtimeMs === info.mtimeMs ? previous : await describeInput(path),
-    );
+    described.push(previous && previous.bytes === info.size && previous.mtimeMs === info.mtimeMs ? previous : await describeInput(path));
   }
   return described;
 }

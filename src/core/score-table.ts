@@ -1,6 +1,6 @@
 // The cached scores of every metric, joined by (image, prompt): what consensus, calibration and the reports read.
 // Memory grows with the number of distinct scored images (≈ 150 bytes each plus 8 per metric), not with pairs.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { JsonFileError } from '../io/json-file.ts';
 import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
@@ -20,7 +20,10 @@ export interface ScoreTable {
 
 export async function listScoredMetrics(dir: string): Promise<string[]> {
   const entries = await readdir(join(dir, 'scores'), { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 }
 
 export async function loadScoreTable(dir: string, names?: readonly string[]): Promise<ScoreTable> {

@@ -37,7 +37,7 @@ export function resolveShard(
   if (options.shard !== undefined) return parseShard(options.shard);
   if (env.JOB_COMPLETION_INDEX !== undefined) {
     if (options.shards === undefined) {
-      throw new ShardError('JOB_COMPLETION_INDEX is set: pass --shards n (the Job\'s completions) as well');
+      throw new ShardError("JOB_COMPLETION_INDEX is set: pass --shards n (the Job's completions) as well");
     }
     return checkShard(Number(env.JOB_COMPLETION_INDEX), Number(options.shards));
   }

@@ -21,26 +21,25 @@
 // an image already in any other part of latents/ (another rule, an earlier version of this one) is not encoded
 // again, and the parts it lives in stay. Parts of the selection being written are not a source of reuse, so a
 // resumed run writes the same files as an uninterrupted one.
-import { access, readFile, rm, stat } from 'node:fs/promises';
-import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { access, rm, stat } from 'node:fs/promises';
+import { JsonFileError } from '../io/json-file.ts';
 import { encoderInfoLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { checkPart, listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
+import { openDatasetParquet, readRowGroupColumns, writeParquetPart } from '../io/parquet.ts';
 import {
   addCounts,
   describeInputs,
   emptyCounts,
   runRecord,
-  recordRun, updateManifest,
+  recordRun,
   type Counts,
   type InputFile,
   type PartRecord,
 } from '../core/manifest.ts';
 import { partFingerprint, runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { createSession, float32Output, type OnnxSession } from '../models/session.ts';
-import { sha256Hex } from '../core/ids.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
 import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
@@ -56,8 +55,6 @@ import { BdpoError } from '../core/errors.ts';
 export const SD_SCALING_FACTOR = 0.18215;
 /** prompt_id of the empty prompt's row in text/. */
 export const EMPTY_PROMPT_ID = '';
-
-
 
 /** Row groups of ≈ 1 MiB: a loader cache miss reads one. */
 const ROW_GROUP_BYTES = 2 ** 20;
@@ -230,7 +227,12 @@ async function checkSettings(dir: string, table: 'latents' | 'text', settings: C
   }
   // A dataset of the earlier layout: its settings move to meta/, as the copy inside the table would keep engines
   // from reading the folder as one dataset.
-  if (!(await access(path).then(() => true, () => false))) {
+  if (
+    !(await access(path).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     await writeFileAtomic(path, Buffer.from(`${JSON.stringify(existing, null, 2)}\n`));
     await rm(location.legacy, { force: true });
   }
@@ -244,8 +246,18 @@ async function tokenizerPath(textModel: string, explicit: string | undefined): P
   if (explicit !== undefined) return explicit;
   const here = dirname(textModel);
   // Beside the model, or the diffusers layout (text_encoder/model.onnx next to tokenizer/).
-  for (const path of [join(here, 'tokenizer.json'), join(here, '..', 'tokenizer', 'tokenizer.json'), join(here, '..', 'tokenizer', 'vocab.json')]) {
-    if (await access(path).then(() => true, () => false)) return path;
+  for (const path of [
+    join(here, 'tokenizer.json'),
+    join(here, '..', 'tokenizer', 'tokenizer.json'),
+    join(here, '..', 'tokenizer', 'vocab.json'),
+  ]) {
+    if (
+      await access(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
   }
   throw new EncodeError(`no tokenizer.json beside ${textModel} (nor in ../tokenizer/): pass --tokenizer`);
 }
@@ -318,21 +330,31 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   if (!Number.isInteger(resolution) || resolution < 8 || resolution > MAX_RESOLUTION || resolution % 8 !== 0) {
     throw new EncodeError(`--resolution must be a multiple of 8 in 8..${MAX_RESOLUTION}, got ${resolution}`);
   }
-  if (!Number.isFinite(scalingFactor) || scalingFactor <= 0) throw new EncodeError(`--scaling-factor must be a positive number, got ${scalingFactor}`);
+  if (!Number.isFinite(scalingFactor) || scalingFactor <= 0)
+    throw new EncodeError(`--scaling-factor must be a positive number, got ${scalingFactor}`);
   const batchSize = options.batchSize ?? 8;
   const textBatchSize = options.textBatchSize ?? 16;
   const concurrency = options.concurrency ?? 4;
-  for (const [name, n] of [['batch size', batchSize], ['text batch size', textBatchSize], ['concurrency', concurrency]] as const) {
+  for (const [name, n] of [
+    ['batch size', batchSize],
+    ['text batch size', textBatchSize],
+    ['concurrency', concurrency],
+  ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new EncodeError(`${name} must be a positive integer, got ${n}`);
   }
   const imageParts = await listParts(dir, 'images');
   const promptParts = await listParts(dir, 'prompts');
-  if (imageParts.length === 0 || promptParts.length === 0) throw new EncodeError(`${dir}: no images/ or prompts/ parts (run bdpo ingest first)`);
+  if (imageParts.length === 0 || promptParts.length === 0)
+    throw new EncodeError(`${dir}: no images/ or prompts/ parts (run bdpo ingest first)`);
   // A damaged part late in the list fails the run before its first output, as in label.
   for (const file of [...imageParts, ...promptParts]) await checkPart(dir, file);
 
   // The files the user named, in order, before the default tokenizer is looked for beside --text.
-  const named: Array<[string, string | undefined]> = [['vae', options.vae], ['text', options.text], ['tokenizer', options.tokenizer]];
+  const named: Array<[string, string | undefined]> = [
+    ['vae', options.vae],
+    ['text', options.text],
+    ['tokenizer', options.tokenizer],
+  ];
   for (const [flag, path] of named) if (path !== undefined) await requireFile(flag, path);
   // Hashes recorded by an earlier run are reused for files of the same size and mtime (SD's text encoder is 0.5 GB).
   const [vaeInput, textInput, tokenizerInput] = (await describeInputs(dir, [
@@ -341,7 +363,10 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     await tokenizerPath(options.text, options.tokenizer),
   ])) as [InputFile, InputFile, InputFile];
   const tokenizer = await openTokenizer(tokenizerInput);
-  const sessionOptions = { device: options.device ?? 'auto', ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}) } as const;
+  const sessionOptions = {
+    device: options.device ?? 'auto',
+    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+  } as const;
   const vae = await createSession(options.vae, sessionOptions);
   let textModel: OnnxSession | undefined;
   const summary: EncodeSummary = {
@@ -363,8 +388,15 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     const pixelInput = vaeInputName(vae, options.vae);
     requireOutput(vae, options.vae, 'latent_mean', 'a VAE encoder');
     requireOutput(textModel, options.text, 'last_hidden_state', 'a text encoder');
-    if (!textModel.inputNames.includes('input_ids')) throw new EncodeError(`${options.text}: a text encoder takes input_ids (inputs: ${textModel.inputNames.join(', ')})`);
-    await checkSettings(dir, 'latents', { model: vaeInput, resolution, scalingFactor, preprocess: 'rgb, shortest side bicubic, centre crop, [-1, 1]', output: 'latent_mean' });
+    if (!textModel.inputNames.includes('input_ids'))
+      throw new EncodeError(`${options.text}: a text encoder takes input_ids (inputs: ${textModel.inputNames.join(', ')})`);
+    await checkSettings(dir, 'latents', {
+      model: vaeInput,
+      resolution,
+      scalingFactor,
+      preprocess: 'rgb, shortest side bicubic, centre crop, [-1, 1]',
+      output: 'latent_mean',
+    });
     await checkSettings(dir, 'text', {
       model: textInput,
       tokenizer: tokenizerInput,
@@ -412,7 +444,9 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     };
     const latentJobs = async function* (): AsyncGenerator<UnitJob> {
       for (const file of imageParts) {
-        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        const partName = basename(file)
+          .replace(/^part-/, '')
+          .replace(/\.arrow$/, '');
         yield {
           // One unit per selection: the parts another selection wrote stay recorded, as the cache this one reuses.
           unit: { key: `${STAGE}:latents:${imagesTag}:${partName}`, inputSha256: await partFingerprint(dir, file, imagesTag) },
@@ -427,18 +461,37 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
             if (result.ids.length > 0) {
               summary.latents.shape = result.shape;
               parts.push(
-                await writeParquetPart(dir, latentPartFile(partName, imagesTag, shard), LATENT_SPECS, {
-                  image_id: result.ids,
-                  shape: result.ids.map(() => result.shape!),
-                  latent: result.latents,
-                }, { rowGroupSize: rowGroupRows(result.latents[0]!.length), metadata: { stage: STAGE, model: basename(options.vae), resolution: String(resolution), scaling_factor: String(scalingFactor) } }),
+                await writeParquetPart(
+                  dir,
+                  latentPartFile(partName, imagesTag, shard),
+                  LATENT_SPECS,
+                  {
+                    image_id: result.ids,
+                    shape: result.ids.map(() => result.shape!),
+                    latent: result.latents,
+                  },
+                  {
+                    rowGroupSize: rowGroupRows(result.latents[0]!.length),
+                    metadata: {
+                      stage: STAGE,
+                      model: basename(options.vae),
+                      resolution: String(resolution),
+                      scaling_factor: String(scalingFactor),
+                    },
+                  },
+                ),
               );
               summary.latents.partsWritten++;
             }
             if (result.rejects.length > 0) {
               parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}-${shardLabel(shard)}`, result.rejects));
             }
-            const counts: Counts = { read: result.ids.length + result.rejects.length, taken: result.ids.length, rejected: result.rejects.length, byReason: countReasons(result.rejects) };
+            const counts: Counts = {
+              read: result.ids.length + result.rejects.length,
+              taken: result.ids.length,
+              rejected: result.rejects.length,
+              byReason: countReasons(result.rejects),
+            };
             addCounts(summary.counts, counts);
             return { parts, counts };
           },
@@ -458,7 +511,9 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     };
     const textJobs = async function* (): AsyncGenerator<UnitJob> {
       for (const file of promptParts) {
-        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        const partName = basename(file)
+          .replace(/^part-/, '')
+          .replace(/\.arrow$/, '');
         yield {
           unit: { key: `${STAGE}:text:${promptsTag}:${partName}`, inputSha256: await partFingerprint(dir, file, promptsTag) },
           skipped: (record) => {
@@ -484,11 +539,17 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
               const result = await encodeTexts(todo, textContext);
               summary.text.shape = result.shape;
               parts.push(
-                await writeParquetPart(dir, textPartFile(partName, promptsTag, shard), TEXT_SPECS, {
-                  prompt_id: todo.map((t) => t.id),
-                  shape: todo.map(() => result.shape),
-                  hidden: result.hidden,
-                }, { rowGroupSize: rowGroupRows(result.hidden[0]!.length), metadata: { stage: STAGE, model: basename(options.text) } }),
+                await writeParquetPart(
+                  dir,
+                  textPartFile(partName, promptsTag, shard),
+                  TEXT_SPECS,
+                  {
+                    prompt_id: todo.map((t) => t.id),
+                    shape: todo.map(() => result.shape),
+                    hidden: result.hidden,
+                  },
+                  { rowGroupSize: rowGroupRows(result.hidden[0]!.length), metadata: { stage: STAGE, model: basename(options.text) } },
+                ),
               );
               summary.text.partsWritten++;
             }
@@ -507,7 +568,13 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         run: async () => {
           const result = await encodeTexts([{ id: EMPTY_PROMPT_ID, text: '' }], textContext);
           summary.text.shape = result.shape;
-          const part = await writeParquetPart(dir, EMPTY_TEXT_PART, TEXT_SPECS, { prompt_id: [EMPTY_PROMPT_ID], shape: [result.shape], hidden: result.hidden }, { metadata: { stage: STAGE, model: basename(options.text) } });
+          const part = await writeParquetPart(
+            dir,
+            EMPTY_TEXT_PART,
+            TEXT_SPECS,
+            { prompt_id: [EMPTY_PROMPT_ID], shape: [result.shape], hidden: result.hidden },
+            { metadata: { stage: STAGE, model: basename(options.text) } },
+          );
           summary.text.partsWritten++;
           return { parts: [part], counts: { read: 1, taken: 1, rejected: 0, byReason: {} } };
         },
@@ -525,13 +592,22 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   await recordRun(
     dir,
     runRecord(
-        STAGE,
-        { selection: summary.selection, rule: options.rule ?? null, resolution, scalingFactor, batchSize, textBatchSize, maxLength: tokenizer.maxLength, padId: tokenizer.padId },
-        [vaeInput, textInput, tokenizerInput],
-        summary.counts,
-        started,
-        shard,
-      ),
+      STAGE,
+      {
+        selection: summary.selection,
+        rule: options.rule ?? null,
+        resolution,
+        scalingFactor,
+        batchSize,
+        textBatchSize,
+        maxLength: tokenizer.maxLength,
+        padId: tokenizer.padId,
+      },
+      [vaeInput, textInput, tokenizerInput],
+      summary.counts,
+      started,
+      shard,
+    ),
   );
   return summary;
 }
@@ -622,7 +698,8 @@ async function encodeImagesPart(
       throw new EncodeError(`${context.vaePath}: latent_mean has dims [${latent.dims.join(', ')}], expected [${n}, C, H, W]`);
     }
     const shape = formatShape(latent.dims.slice(1));
-    if (result.shape !== null && result.shape !== shape) throw new EncodeError(`${context.vaePath}: latent shape changed from ${result.shape} to ${shape}`);
+    if (result.shape !== null && result.shape !== shape)
+      throw new EncodeError(`${context.vaePath}: latent shape changed from ${result.shape} to ${shape}`);
     result.shape = shape;
     const per = latent.data.length / n;
     const scaled = new Float32Array(per);
@@ -679,7 +756,10 @@ interface TextContext {
   onPrompts: (n: number) => void;
 }
 
-async function encodeTexts(prompts: ReadonlyArray<{ id: string; text: string }>, context: TextContext): Promise<{ hidden: Uint8Array[]; shape: string }> {
+async function encodeTexts(
+  prompts: ReadonlyArray<{ id: string; text: string }>,
+  context: TextContext,
+): Promise<{ hidden: Uint8Array[]; shape: string }> {
   const hidden: Uint8Array[] = [];
   let shape = '';
   for (let start = 0; start < prompts.length; start += context.batchSize) {

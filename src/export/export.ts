@@ -24,8 +24,8 @@ import { replaceFolder } from '../io/atomic.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Table } from 'apache-arrow';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
-import { openDatasetParquet, openParquet, readRowGroupColumns, writeParquetPart, type ColumnSpec, type ParquetCell } from '../io/parquet.ts';
-import { readManifest, runRecord, recordRun, updateManifest } from '../core/manifest.ts';
+import { openDatasetParquet, openParquet, readRowGroupColumns, writeParquetPart, type ParquetCell } from '../io/parquet.ts';
+import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { WHOLE } from '../core/shard.ts';
 import { IdIndex } from '../core/id-index.ts';
 import { listParquetParts } from '../io/tensor-store.ts';
@@ -106,7 +106,10 @@ async function isTaggedPart(file: string): Promise<boolean> {
 }
 
 async function isOwnCard(file: string): Promise<boolean> {
-  const size = await stat(file).then((s) => s.size, () => Infinity);
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => Infinity,
+  );
   return size <= MAX_CARD_BYTES && (await readFile(file, 'utf8')).includes(CARD_MARK);
 }
 
@@ -148,7 +151,14 @@ function datasetCard(rule: string, files: ReadonlyMap<string, readonly string[]>
       lines.push(`    path: ${DATA_FOLDER}/${name}-*.parquet`);
     }
   }
-  lines.push('---', '', CARD_MARK, '', `Preference pairs of consensus rule \`${rule}\`, written by \`bdpo export\` in Pick-a-Pic v2's columns.`, '');
+  lines.push(
+    '---',
+    '',
+    CARD_MARK,
+    '',
+    `Preference pairs of consensus rule \`${rule}\`, written by \`bdpo export\` in Pick-a-Pic v2's columns.`,
+    '',
+  );
   return lines.join('\n');
 }
 
@@ -226,8 +236,10 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
   }
   const rowsPerPart = options.rowsPerPart ?? 4096;
   const maxPartBytes = options.maxPartBytes ?? 256 * 2 ** 20;
-  if (!Number.isInteger(rowsPerPart) || rowsPerPart < 1) throw new ExportError(`rows per part must be a positive integer, got ${rowsPerPart}`);
-  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(options.rule)) throw new ExportError(`--rule must be a folder name under consensus/, got "${options.rule}"`);
+  if (!Number.isInteger(rowsPerPart) || rowsPerPart < 1)
+    throw new ExportError(`rows per part must be a positive integer, got ${rowsPerPart}`);
+  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(options.rule))
+    throw new ExportError(`--rule must be a folder name under consensus/, got "${options.rule}"`);
   // The manifest is updated at the end: a bad one must fail the run before --out is written.
   await readManifest(dir);
   const consensusFiles = await listParquetParts(dir, `consensus/${options.rule}`);
@@ -278,7 +290,9 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     const name = safeName(split ?? NO_SPLIT);
     const earlier = splitOfName.get(name);
     if (earlier !== undefined && earlier !== split) {
-      throw new ExportError(`splits ${JSON.stringify(earlier)} and ${JSON.stringify(split)} would share the file name data/${name}-*.parquet`);
+      throw new ExportError(
+        `splits ${JSON.stringify(earlier)} and ${JSON.stringify(split)} would share the file name data/${name}-*.parquet`,
+      );
     }
     splitOfName.set(name, split);
     return name;
@@ -291,7 +305,11 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     const { columns } = buffer;
     const files = written.get(group) ?? [];
     const name = single ? basename(out) : `${DATA_FOLDER}/${group}-${String(files.length).padStart(5, '0')}.parquet`;
-    const data: Record<string, ArrayLike<unknown>> = { ...columns, votes_a: Int32Array.from(columns.votes_a), votes_b: Int32Array.from(columns.votes_b) };
+    const data: Record<string, ArrayLike<unknown>> = {
+      ...columns,
+      votes_a: Int32Array.from(columns.votes_a),
+      votes_b: Int32Array.from(columns.votes_b),
+    };
     await writeParquetPart(staging, name, specs, data, {
       rowGroupSize,
       metadata: { format, rule: options.rule, source: EXPORT_SOURCE },
@@ -306,7 +324,21 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
       const source = await openDatasetParquet(dir, file);
       const missing = metrics.filter((m) => !source.columns.includes(`p_${m}`));
       if (missing.length > 0) throw new ExportError(`${file}: no column p_${missing[0]} (the rule's parts disagree on their metrics)`);
-      const wanted = ['pair_id', 'prompt_id', 'image_a', 'image_b', 'label', 'split', 'soft', 'margin', 'disagreement', 'votes_a', 'votes_b', 'kept', ...metrics.map((m) => `p_${m}`)];
+      const wanted = [
+        'pair_id',
+        'prompt_id',
+        'image_a',
+        'image_b',
+        'label',
+        'split',
+        'soft',
+        'margin',
+        'disagreement',
+        'votes_a',
+        'votes_b',
+        'kept',
+        ...metrics.map((m) => `p_${m}`),
+      ];
       for (const group of source.rowGroups) {
         const c = await readRowGroupColumns(source, group, wanted);
         const pending: PendingPair[] = [];
@@ -374,7 +406,9 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
           options.onProgress?.({ pairs: summary.pairs, bytes: summary.imageBytes });
           if (single) {
             if (bufferedBytes > maxPartBytes) {
-              throw new ExportError(`the export outgrew ${maxPartBytes} bytes of images: a single .parquet file is built in memory; pass a folder as --out`);
+              throw new ExportError(
+                `the export outgrew ${maxPartBytes} bytes of images: a single .parquet file is built in memory; pass a folder as --out`,
+              );
             }
           } else if (columns.caption.length >= rowsPerPart || buffer.bytes >= maxPartBytes) {
             await flush(groupName);
@@ -415,30 +449,43 @@ export async function runExport(dir: string, options: ExportOptions): Promise<Ex
     await mkdir(staging, { recursive: true });
     await build();
   } else {
-    await replaceFolder(out, async (folder) => {
-      staging = folder;
-      await build();
-    }, {
-      isOurs: isOwnExport,
-      refuse: (target, why) => new ExportError(`--out ${target}: ${why}, so not an export to replace: name a new or empty folder`),
-    });
+    await replaceFolder(
+      out,
+      async (folder) => {
+        staging = folder;
+        await build();
+      },
+      {
+        isOurs: isOwnExport,
+        refuse: (target, why) => new ExportError(`--out ${target}: ${why}, so not an export to replace: name a new or empty folder`),
+      },
+    );
   }
   summary.seconds = (Date.now() - started.getTime()) / 1000;
   await recordRun(
     dir,
     runRecord(
-        'export',
-        { rule: options.rule, format, out, splits: splits ? [...splits] : null, keepTies: options.keepTies === true, rowGroupSize, rowsPerPart, files: summary.files.length },
-        [],
-        {
-          read: summary.pairs + summary.tiesLeftOut,
-          taken: summary.pairs,
-          rejected: summary.tiesLeftOut,
-          byReason: summary.tiesLeftOut > 0 ? { tie_left_out: summary.tiesLeftOut } : {},
-        },
-        started,
-        WHOLE,
-      ),
+      'export',
+      {
+        rule: options.rule,
+        format,
+        out,
+        splits: splits ? [...splits] : null,
+        keepTies: options.keepTies === true,
+        rowGroupSize,
+        rowsPerPart,
+        files: summary.files.length,
+      },
+      [],
+      {
+        read: summary.pairs + summary.tiesLeftOut,
+        taken: summary.pairs,
+        rejected: summary.tiesLeftOut,
+        byReason: summary.tiesLeftOut > 0 ? { tie_left_out: summary.tiesLeftOut } : {},
+      },
+      started,
+      WHOLE,
+    ),
   );
   return summary;
 }

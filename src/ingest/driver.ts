@@ -15,15 +15,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
 import { sha256Hex } from '../core/ids.ts';
-import {
-  emptyCounts,
-  runRecord,
-  recordRun, updateManifest,
-  verifyPartBytes,
-  type Counts,
-  type InputFile,
-  type PartRecord,
-} from '../core/manifest.ts';
+import { emptyCounts, runRecord, recordRun, verifyPartBytes, type Counts, type InputFile, type PartRecord } from '../core/manifest.ts';
 import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
 import { Limiter } from '../core/limiter.ts';
@@ -181,13 +173,7 @@ interface CheckedImage {
   check: ImageCheck;
 }
 
-async function ingestUnit(
-  unit: IngestUnit,
-  shard: Shard,
-  seen: SeenSets,
-  checks: CheckCache,
-  options: IngestOptions,
-): Promise<UnitResult> {
+async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks: CheckCache, options: IngestOptions): Promise<UnitResult> {
   const drafts: Draft[] = [];
   for await (const draft of unit.drafts()) drafts.push(draft);
 
@@ -197,7 +183,10 @@ async function ingestUnit(
   for (const draft of drafts) {
     const images = draft.kind === 'pair' ? [draft.a, draft.b] : draft.kind === 'image' ? [draft.image] : [];
     for (const image of images) {
-      checked.set(image, pool.run(() => checks.check(image, options)));
+      checked.set(
+        image,
+        pool.run(() => checks.check(image, options)),
+      );
     }
   }
 

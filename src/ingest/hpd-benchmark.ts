@@ -164,7 +164,10 @@ function imageName(index: number): string {
 }
 
 async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((info) => info.isDirectory(), () => false);
+  return stat(path).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
 }
 
 /** Names of the non-hidden entries of a folder that are not folders (files, symlinks to files, broken links). */

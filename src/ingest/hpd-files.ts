@@ -6,13 +6,10 @@ import { join, posix, sep, win32 } from 'node:path';
 import type { RejectReason } from '../core/schema.ts';
 import { Limiter } from '../core/limiter.ts';
 import { errorCode } from '../core/errors.ts';
-import { MAX_IMAGE_FILE_BYTES } from '../models/image-check.ts';
 
 const READS_IN_FLIGHT = 8;
 
-export type PathCheck =
-  | { ok: true; candidates: string[] }
-  | { ok: false; reason: RejectReason; detail: string };
+export type PathCheck = { ok: true; candidates: string[] } | { ok: false; reason: RejectReason; detail: string };
 
 /**
  * Where an entry's image path may point, relative to <root>/<split>/, without touching the disk. Absolute paths and
@@ -42,9 +39,7 @@ function malformed(detail: string): PathCheck {
   return { ok: false, reason: 'malformed_entry', detail };
 }
 
-export type FileRead =
-  | { ok: true; bytes: Uint8Array; ref: string }
-  | { ok: false; reason: RejectReason; detail: string };
+export type FileRead = { ok: true; bytes: Uint8Array; ref: string } | { ok: false; reason: RejectReason; detail: string };
 
 /** Reads image files under the dataset root, refusing what resolves outside it and what is too large to read. */
 export class ImageFiles {
@@ -80,7 +75,12 @@ export class ImageFiles {
   async read(base: string, candidates: string[]): Promise<FileRead> {
     let chosen: string | undefined;
     for (const candidate of candidates) {
-      if (await lstat(join(this.root, base, candidate)).then(() => true, () => false)) {
+      if (
+        await lstat(join(this.root, base, candidate)).then(
+          () => true,
+          () => false,
+        )
+      ) {
         chosen = candidate;
         break;
       }
@@ -131,7 +131,6 @@ function tooLarge(maxBytes: number): FileRead {
 function isInside(path: string, folder: string): boolean {
   return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }
-
 
 /** One unit's file reads: each distinct file read once, a few at a time, started as soon as they are asked for. */
 export class UnitReads {

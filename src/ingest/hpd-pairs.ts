@@ -25,13 +25,7 @@ function side(reads: UnitReads, split: string, field: string, index: number, raw
   };
 }
 
-async function pairDraft(
-  sourceRef: string,
-  prompt: PromptDraft,
-  a: Side,
-  b: Side,
-  humanPref: number,
-): Promise<Draft> {
+async function pairDraft(sourceRef: string, prompt: PromptDraft, a: Side, b: Side, humanPref: number): Promise<Draft> {
   const readA = await a.read;
   if (!readA.ok) return reject(sourceRef, readA.reason, `${a.label}: ${readA.detail}`);
   const readB = await b.read;

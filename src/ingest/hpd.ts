@@ -51,7 +51,10 @@ export async function ingestHpd(root: string, options: HpdOptions): Promise<Inge
   if (test) units.push(...test.chunks.map((chunk, c) => testUnit(files, test, chunk, c)));
   if (train) units.push(...train.chunks.map((chunk, c) => trainUnit(files, train, chunk, c)));
 
-  const inputs = await describeInputs(options.out, jsons.map((json) => json.path));
+  const inputs = await describeInputs(
+    options.out,
+    jsons.map((json) => json.path),
+  );
   const runOptions = { decode: options.decode ?? true, maxFileBytes };
   return runIngest('hpd', units, inputs, runOptions, options);
 }

@@ -4,7 +4,6 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { readManifest, type Counts } from '../core/manifest.ts';
-import { listing } from '../core/format.ts';
 
 export interface DatasetSummary {
   dir: string;
@@ -86,5 +85,8 @@ export async function inspectDataset(dir: string): Promise<DatasetSummary> {
 
 async function subfolders(path: string): Promise<string[]> {
   const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
-  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+  return entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
 }

@@ -107,7 +107,13 @@ export async function removeStaleStaging(target: string): Promise<void> {
     const pid = Number(match[1]);
     if (writerAlive(pid, match[2] ?? null)) continue;
     const path = join(parent, name);
-    if (match[3] === 'old' && !(await lstat(target).then(() => true, () => false))) {
+    if (
+      match[3] === 'old' &&
+      !(await lstat(target).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       await rename(path, target).catch(() => undefined);
       continue;
     }
@@ -144,13 +150,23 @@ export async function replaceFolder<T>(target: string, build: (staging: string) 
   try {
     result = await build(staging);
     await syncTree(staging);
-    movedAside = await rename(target, aside).then(() => true, (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return false;
-      throw error;
-    });
+    movedAside = await rename(target, aside).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
     await rename(staging, target);
   } catch (error) {
-    if (movedAside && !(await lstat(target).then(() => true, () => false))) await rename(aside, target).catch(() => undefined);
+    if (
+      movedAside &&
+      !(await lstat(target).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await rename(aside, target).catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
     throw error;
   }

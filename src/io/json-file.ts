@@ -54,11 +54,11 @@ function firstJsonError(text: string): { offset: number; problem: string } {
       }
       if (c < 0x20) return false;
       if (c === 0x5c) {
-        const escape = text[i + 1];
-        if (escape === 'u') {
+        const escaped = text[i + 1];
+        if (escaped === 'u') {
           if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return false;
           i += 6;
-        } else if (escape !== undefined && '"\\/bfnrt'.includes(escape)) {
+        } else if (escaped !== undefined && '"\\/bfnrt'.includes(escaped)) {
           i += 2;
         } else {
           i++;

@@ -70,8 +70,13 @@ function parseHolder(text: string): LockHolder | null {
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
     if (
-      typeof value === 'object' && value !== null && typeof value.host === 'string' && Number.isInteger(value.pid) &&
-      (value.pid as number) > 0 && (typeof value.start === 'string' || value.start === null) && typeof value.token === 'string'
+      typeof value === 'object' &&
+      value !== null &&
+      typeof value.host === 'string' &&
+      Number.isInteger(value.pid) &&
+      (value.pid as number) > 0 &&
+      (typeof value.start === 'string' || value.start === null) &&
+      typeof value.token === 'string'
     ) {
       return { host: value.host, pid: value.pid as number, start: value.start, token: value.token, since: String(value.since ?? '') };
     }
@@ -91,10 +96,7 @@ export function describeHolder(holder: { host: string; pid: number }): string {
   return `host ${holder.host}, pid ${holder.pid}`;
 }
 
-type Verdict =
-  | { kind: 'held'; holder: LockHolder; ageRule: boolean }
-  | { kind: 'broken'; reason: string }
-  | { kind: 'gone' };
+type Verdict = { kind: 'held'; holder: LockHolder; ageRule: boolean } | { kind: 'broken'; reason: string } | { kind: 'gone' };
 
 const STALE_MS = 60_000;
 /** A lock file is written whole (linked into place), but one made by open-for-write may be seen empty for a moment. */
@@ -233,8 +235,12 @@ export async function acquireLock(lockPath: string, options: LockOptions): Promi
     }
     const what = options.what ? ` (${options.what})` : '';
     if (!options.wait) {
-      throw new LockBusyError(lockPath, verdict.holder, `${lockPath}${what} is locked by ${describeHolder(verdict.holder)}` +
-        `${verdict.holder.since ? ` since ${verdict.holder.since}` : ''}`);
+      throw new LockBusyError(
+        lockPath,
+        verdict.holder,
+        `${lockPath}${what} is locked by ${describeHolder(verdict.holder)}` +
+          `${verdict.holder.since ? ` since ${verdict.holder.since}` : ''}`,
+      );
     }
     if (!noticed && Date.now() - began >= noticeMs) {
       noticed = true;

@@ -247,4 +247,3 @@ async function hashFile(path: string): Promise<{ bytes: number; sha256: string }
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return { bytes: (await stat(path)).size, sha256: hash.digest('hex') };
 }
-

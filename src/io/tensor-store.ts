@@ -111,7 +111,11 @@ export class TensorStore {
   }
 
   /** Every part of the folder, or only `files` (paths relative to `dir`). */
-  static async open(dir: string, spec: TensorTableSpec, options: { cacheBytes?: number; files?: readonly string[] } = {}): Promise<TensorStore> {
+  static async open(
+    dir: string,
+    spec: TensorTableSpec,
+    options: { cacheBytes?: number; files?: readonly string[] } = {},
+  ): Promise<TensorStore> {
     const names = options.files ? [...options.files] : await listParquetParts(dir, spec.folder);
     const files: ParquetSource[] = [];
     const builder = IdIndex.builder();
@@ -173,7 +177,9 @@ export class TensorStore {
     const bytes = await this.find(id);
     if (bytes === null) throw new MissingDataError(`${this.spec.folder}/ has no row for ${what}${hint ? `: ${hint}` : ''}`);
     if (bytes.length !== 2 * this.length) {
-      throw new MissingDataError(`${this.spec.folder}/: ${what} has ${bytes.length} bytes, expected ${2 * this.length} (${formatShape(this.shape)} float16)`);
+      throw new MissingDataError(
+        `${this.spec.folder}/: ${what} has ${bytes.length} bytes, expected ${2 * this.length} (${formatShape(this.shape)} float16)`,
+      );
     }
     decodeFloat16(bytes, out, offset);
   }
@@ -182,7 +188,8 @@ export class TensorStore {
     const columns = await readRowGroupColumns(source, group, [this.spec.idColumn, this.spec.valueColumn]);
     const ids = Array.from(columns[this.spec.idColumn]!, (v) => String(v));
     const values = Array.from(columns[this.spec.valueColumn]!, (v, i) => {
-      if (!(v instanceof Uint8Array)) throw new MissingDataError(`${source.path}: row ${group.rowStart + i} has no ${this.spec.valueColumn} bytes`);
+      if (!(v instanceof Uint8Array))
+        throw new MissingDataError(`${source.path}: row ${group.rowStart + i} has no ${this.spec.valueColumn} bytes`);
       return v;
     });
     return { ids, values };

@@ -3,13 +3,12 @@
 // adding a metric later scores only that metric. Within a part, decoding and preprocessing of the next batch run
 // while the current batch is in the model.
 import { rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { resolveInside } from '../io/paths.ts';
 import { metricInfoLocation } from '../core/dataset-meta.ts';
 import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
-import { writeParquetPart, type ColumnSpec } from '../io/parquet.ts';
-import { runRecord, recordRun, updateManifest, emptyCounts, addCounts, type Counts, type PartRecord } from '../core/manifest.ts';
+import { writeParquetPart } from '../io/parquet.ts';
+import { runRecord, recordRun, emptyCounts, addCounts, type Counts, type PartRecord } from '../core/manifest.ts';
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
@@ -56,7 +55,6 @@ export interface LabelSummary {
   seconds: number;
   imagesPerSecond: number;
 }
-
 
 const STAGE = 'label';
 
@@ -106,7 +104,9 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     }
     const groups = async function* (): AsyncGenerator<UnitGroup<MetricUnit>> {
       for (const [index, file] of parts.entries()) {
-        const partName = basename(file).replace(/^part-/, '').replace(/\.arrow$/, '');
+        const partName = basename(file)
+          .replace(/^part-/, '')
+          .replace(/\.arrow$/, '');
         // The images part's recorded sha256: a part that ingest rewrote (other captions, same size) is rescored.
         const inputSha256 = await partFingerprint(dir, file);
         let skippedCounts: Counts | null = null;
@@ -121,22 +121,43 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
           },
           run: async (todo) => {
             ran = true;
-            const result = await scorePart(dir, file, todo.map((u) => u.spec), prompts, hub, shard, options, (n) => {
-              imagesDone += n;
-              options.onProgress?.({ partsDone: index, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
-            });
+            const result = await scorePart(
+              dir,
+              file,
+              todo.map((u) => u.spec),
+              prompts,
+              hub,
+              shard,
+              options,
+              (n) => {
+                imagesDone += n;
+                options.onProgress?.({
+                  partsDone: index,
+                  partsTotal: parts.length,
+                  images: imagesDone,
+                  seconds: (Date.now() - started.getTime()) / 1000,
+                });
+              },
+            );
             const rejectParts: PartRecord[] = [];
-            if (result.rejects.length > 0) rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
+            if (result.rejects.length > 0)
+              rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
             const outcomes = new Map<string, UnitOutcome>();
             for (const unit of todo) {
               const spec = unit.spec;
               const columns = result.scores.get(spec.name)!;
-              const written = await writeParquetPart(dir, scorePartFile(spec.name, partName, shard), SCORE_SPECS, {
-                image_id: columns.imageIds,
-                prompt_id: columns.promptIds,
-                score: columns.scores,
-                metric_version: columns.imageIds.map(() => spec.version),
-              }, { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } });
+              const written = await writeParquetPart(
+                dir,
+                scorePartFile(spec.name, partName, shard),
+                SCORE_SPECS,
+                {
+                  image_id: columns.imageIds,
+                  prompt_id: columns.promptIds,
+                  score: columns.scores,
+                  metric_version: columns.imageIds.map(() => spec.version),
+                },
+                { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } },
+              );
               const counts: Counts = result.unitCounts.get(spec.name)!;
               outcomes.set(unit.key, { parts: [written, ...rejectParts], counts });
               const summary = summaries.find((s) => s.name === spec.name)!;
@@ -148,7 +169,12 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
           },
         };
         if (!ran && skippedCounts) addCounts(totals, skippedCounts);
-        options.onProgress?.({ partsDone: index + 1, partsTotal: parts.length, images: imagesDone, seconds: (Date.now() - started.getTime()) / 1000 });
+        options.onProgress?.({
+          partsDone: index + 1,
+          partsTotal: parts.length,
+          images: imagesDone,
+          seconds: (Date.now() - started.getTime()) / 1000,
+        });
       }
     };
     await runUnitGroups(ledger, groups());
@@ -156,10 +182,19 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     await hub.dispose();
   }
   const seconds = (Date.now() - started.getTime()) / 1000;
-  await recordRun(dir, runRecord(STAGE, { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 }, [], totals, started, shard));
+  await recordRun(
+    dir,
+    runRecord(
+      STAGE,
+      { metrics: specs.map((s) => ({ name: s.name, version: s.version, path: s.path })), batchSize: options.batchSize ?? 16 },
+      [],
+      totals,
+      started,
+      shard,
+    ),
+  );
   return { dir, shard, metrics: summaries, counts: totals, seconds, imagesPerSecond: seconds > 0 ? imagesDone / seconds : 0 };
 }
-
 
 /** Options of the library call that are not metric files: a batch size of 0 would loop forever, so none passes. */
 export class LabelOptionError extends BdpoError {}
@@ -171,7 +206,8 @@ function checkLabelOptions(options: LabelOptions): void {
     ['intraOpNumThreads', options.intraOpNumThreads],
   ];
   for (const [name, value] of counts) {
-    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1))
+      throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
   }
 }
 
@@ -374,4 +410,3 @@ async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, conc
 function labelReject(sourceRef: string, reason: RejectReason, detail: string): RejectRow {
   return { source_ref: sourceRef, stage: STAGE, reason, detail };
 }
-

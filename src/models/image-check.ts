@@ -16,9 +16,7 @@ const MIME_BY_FORMAT: Record<string, string> = {
   gif: 'image/gif',
 };
 
-export type ImageCheck =
-  | { ok: true; mime: string; width: number; height: number }
-  | { ok: false; reason: RejectReason; detail: string };
+export type ImageCheck = { ok: true; mime: string; width: number; height: number } | { ok: false; reason: RejectReason; detail: string };
 
 export interface ImageCheckOptions {
   maxPixels?: number;

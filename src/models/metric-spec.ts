@@ -1,6 +1,3 @@
-// A metric is a small JSON file beside its ONNX model(s) (docs/design.md §4). This module reads and checks it; paths in it
-// are relative to the JSON's folder.
-import { readFile } from 'node:fs/promises';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
 import { MetricSpecError } from '../core/errors.ts';
@@ -9,7 +6,6 @@ import { CLIP_MEAN, CLIP_STD } from './preprocess.ts';
 import { METRIC_KINDS, metricKind, type MetricKind, type ScoreFormula } from './metrics/registry.ts';
 
 export { METRIC_KINDS, type MetricKind, type ScoreFormula };
-
 
 export interface MetricSpec {
   name: string;
@@ -81,18 +77,24 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
   const triple = (key: string, fallback: readonly number[], positive = false): readonly number[] => {
     const value = json[key];
     if (value === undefined) return fallback;
-    if (!Array.isArray(value) || value.length !== 3 || !value.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))) {
+    if (
+      !Array.isArray(value) ||
+      value.length !== 3 ||
+      !value.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0))
+    ) {
       fail(`"${key}" must be three numbers${positive ? ' > 0' : ''}`);
     }
     return value as number[];
   };
   const size = num('image_size') ?? 224;
   // Each batch allocates batch × 3 × size² floats: the bound turns a typo into this message, not an allocation failure.
-  if (!Number.isInteger(size) || size < 8 || size > MAX_IMAGE_SIZE) fail(`"image_size" must be an integer in 8..${MAX_IMAGE_SIZE}, got ${size}`);
+  if (!Number.isInteger(size) || size < 8 || size > MAX_IMAGE_SIZE)
+    fail(`"image_size" must be an integer in 8..${MAX_IMAGE_SIZE}, got ${size}`);
   const temperature = num('temperature') ?? definition.defaultTemperature(score);
   if (!(temperature > 0)) fail('"temperature" must be > 0');
   const padTokenId = num('pad_token_id');
-  if (padTokenId !== undefined && !(Number.isSafeInteger(padTokenId) && padTokenId >= 0)) fail(`"pad_token_id" must be an integer ≥ 0, got ${padTokenId}`);
+  if (padTokenId !== undefined && !(Number.isSafeInteger(padTokenId) && padTokenId >= 0))
+    fail(`"pad_token_id" must be an integer ≥ 0, got ${padTokenId}`);
   return {
     name,
     kind: kindName,

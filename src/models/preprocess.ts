@@ -366,7 +366,12 @@ export async function preprocessImage(bytes: Uint8Array, options: PreprocessOpti
  * Writes image `index` of a preallocated [n, 3, crop, crop] batch (e.g. an ONNX `pixel_values` buffer) in place.
  * On ImageDecodeError the slot is left untouched.
  */
-export async function preprocessInto(bytes: Uint8Array, batch: Float32Array, index: number, options: PreprocessOptions = {}): Promise<void> {
+export async function preprocessInto(
+  bytes: Uint8Array,
+  batch: Float32Array,
+  index: number,
+  options: PreprocessOptions = {},
+): Promise<void> {
   const resolved = resolve(options);
   const per = 3 * resolved.crop * resolved.crop;
   if (!Number.isInteger(index) || index < 0 || (index + 1) * per > batch.length) {

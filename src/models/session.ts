@@ -97,13 +97,16 @@ function cudaLibraryState(): 'present' | 'absent' | 'unknown' {
 }
 
 function valueInfos(metadata: readonly ort.InferenceSession.ValueMetadata[]): ValueInfo[] {
-  return metadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
+  return metadata.map((m) =>
+    m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] },
+  );
 }
 
 /** Opens a model (path or bytes) on the requested device. */
 export async function createSession(source: string | Uint8Array, options: CreateSessionOptions = {}): Promise<OnnxSession> {
   const device = options.device ?? 'auto';
-  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new Error(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda')
+    throw new Error(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
   const threads = options.intraOpNumThreads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`intraOpNumThreads must be a positive integer, got ${threads}`);
   const base: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' };
@@ -136,7 +139,10 @@ export async function createSession(source: string | Uint8Array, options: Create
           ' (install onnxruntime-node with its CUDA libraries, or use device "cpu" or "auto")',
       );
     }
-    reason = session !== undefined ? `${device}: CUDA execution provider loaded` : `auto: CUDA execution provider not available (${cudaError}); using CPU`;
+    reason =
+      session !== undefined
+        ? `${device}: CUDA execution provider loaded`
+        : `auto: CUDA execution provider not available (${cudaError}); using CPU`;
   }
   if (session === undefined) {
     try {
@@ -164,7 +170,9 @@ const ARRAY_FOR_TYPE: Record<string, string> = {
   bool: 'Uint8Array',
 };
 
-function isNumberList(data: TypedArray | readonly number[]): data is readonly number[] | Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array {
+function isNumberList(
+  data: TypedArray | readonly number[],
+): data is readonly number[] | Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array {
   return Array.isArray(data) || !(data instanceof BigInt64Array || data instanceof BigUint64Array);
 }
 
@@ -176,7 +184,8 @@ function convertFeed(name: string, declared: string, data: TypedArray | readonly
   const kind = Array.isArray(data) ? 'Array' : (data as TypedArray).constructor.name;
   if (kind === ARRAY_FOR_TYPE[declared] && declared !== 'float16') return data as TypedArray;
   if (declared === 'float32' && isNumberList(data) && (Array.isArray(data) || data instanceof Float64Array)) return Float32Array.from(data);
-  if (declared === 'float16' && (Array.isArray(data) || data instanceof Float32Array || data instanceof Float64Array)) return toFloat16Array(data);
+  if (declared === 'float16' && (Array.isArray(data) || data instanceof Float32Array || data instanceof Float64Array))
+    return toFloat16Array(data);
   if (declared === 'float16' && data instanceof Uint16Array) return data; // already half-precision bits
   if (declared === 'int64' && isNumberList(data) && !(data instanceof Float32Array || data instanceof Float64Array)) {
     const out = new BigInt64Array(data.length);
@@ -220,7 +229,8 @@ class Session implements OnnxSession {
     if (this.disposed !== undefined) throw new Error(`session for ${this.label} has been disposed`);
     const tensors = this.prepareFeeds(feeds);
     for (const o of outputNames ?? []) {
-      if (!this.outputNames.includes(o)) throw new Error(`model ${this.label} has no output "${o}" (outputs: ${this.outputNames.join(', ')})`);
+      if (!this.outputNames.includes(o))
+        throw new Error(`model ${this.label} has no output "${o}" (outputs: ${this.outputNames.join(', ')})`);
     }
     const job = outputNames === undefined ? this.session.run(tensors) : this.session.run(tensors, [...outputNames]);
     this.pending.add(job);

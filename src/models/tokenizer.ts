@@ -85,7 +85,8 @@ export class ClipTokenizer {
     };
     const bosId = idOf(config.bos_token, CLIP_BOS_TOKEN);
     const eosId = idOf(config.eos_token, CLIP_EOS_TOKEN);
-    const padId = options.padId ?? filePadId(tokenizerJson) ?? (tokenContent(config.pad_token) !== undefined ? idOf(config.pad_token, '') : eosId);
+    const padId =
+      options.padId ?? filePadId(tokenizerJson) ?? (tokenContent(config.pad_token) !== undefined ? idOf(config.pad_token, '') : eosId);
     const maxLength = options.maxLength ?? configMaxLength(config) ?? CLIP_CONTEXT_LENGTH;
     checkLength(maxLength);
     if (!Number.isInteger(padId) || padId < 0) throw new Error(`tokenizer: pad id must be a non-negative integer, got ${padId}`);

@@ -365,7 +365,10 @@ export function kendallTauB(x: readonly number[], y: readonly number[]): number 
  * +1 means the metric orders the group exactly as the humans do.
  */
 export function rankAgreementTau(scores: readonly number[], humanRanks: readonly number[]): number {
-  return kendallTauB(scores, humanRanks.map((r) => -r));
+  return kendallTauB(
+    scores,
+    humanRanks.map((r) => -r),
+  );
 }
 
 export interface MeanKendallTauResult {

@@ -23,7 +23,11 @@ export interface RunAuditOptions extends AuditOptions {
 export async function runAudit(dir: string, options: RunAuditOptions): Promise<AuditResult> {
   const report = await buildAuditReport(dir, options);
   const shown = [...report.contested.byDisagreement, ...report.contested.mismatches];
-  const thumbs = await collectThumbnails(dir, shown.flatMap((x) => [x.imageA, x.imageB]), options.thumbnails);
+  const thumbs = await collectThumbnails(
+    dir,
+    shown.flatMap((x) => [x.imageA, x.imageB]),
+    options.thumbnails,
+  );
   const page = renderAuditPage(report, thumbs);
   await mkdir(options.out, { recursive: true });
   const files = { html: join(options.out, 'report.html'), json: join(options.out, 'report.json') };

@@ -22,8 +22,16 @@ export interface RunEvalOptions extends EvalOptions {
 export async function runEval(dirA: string, dirB: string, options: RunEvalOptions): Promise<EvalResult> {
   const report = await buildEvalReport(dirA, dirB, options);
   const [thumbsA, thumbsB] = await Promise.all([
-    collectThumbnails(dirA, report.gallery.map((g) => g.imageA), options.thumbnails),
-    collectThumbnails(dirB, report.gallery.map((g) => g.imageB), options.thumbnails),
+    collectThumbnails(
+      dirA,
+      report.gallery.map((g) => g.imageA),
+      options.thumbnails,
+    ),
+    collectThumbnails(
+      dirB,
+      report.gallery.map((g) => g.imageB),
+      options.thumbnails,
+    ),
   ]);
   const page = renderEvalPage(report, { a: thumbsA, b: thumbsB });
   await mkdir(options.out, { recursive: true });

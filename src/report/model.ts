@@ -187,7 +187,7 @@ export function reportJson(report: unknown): string {
 
 /** Whether the audit's calibration numbers (reliability, ECE, Brier) are measured on the pairs τ was fitted on. */
 export function calibrationFitText(fit: AuditReport['calibrationFit']): string {
-  if (fit.fittedOn === null) return 'no τ fitted to human labels (the metrics\' own τ): every number is out of sample';
+  if (fit.fittedOn === null) return "no τ fitted to human labels (the metrics' own τ): every number is out of sample";
   const on = fit.fittedOn === 'all' ? 'every split' : `split ${fit.fittedOn.join(', ')}`;
   const share = `${fit.inSamplePairs} of ${fit.labelledPairs} human-labelled pairs`;
   if (fit.inSamplePairs === 0) return `τ fitted on ${on}: out of sample (${share} were fitted on)`;

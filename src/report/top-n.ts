@@ -1,7 +1,6 @@
 // TopN: the one bounded top-k keeper of the reports (contested pairs, mismatches, the eval gallery). A bounded heap
 // of the best items: the worst kept item sits at the root, so a better newcomer replaces it.
 
-
 export class TopN<T> {
   private readonly items: T[] = [];
   /** `before(x, y)`: x ranks ahead of y. */

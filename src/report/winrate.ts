@@ -133,7 +133,8 @@ export class WinRateAccumulator {
     const resamples = options.resamples ?? 2000;
     const seed = options.seed ?? 0;
     const level = options.level ?? 0.95;
-    if (!Number.isInteger(resamples) || resamples < 1) throw new RangeError(`win rate: resamples must be a positive integer, got ${resamples}`);
+    if (!Number.isInteger(resamples) || resamples < 1)
+      throw new RangeError(`win rate: resamples must be a positive integer, got ${resamples}`);
     if (!(level > 0 && level < 1)) throw new RangeError(`win rate: level must be in (0, 1), got ${level}`);
     const ids = [...this.prompts.keys()].sort(compareStrings);
     const settings = { resamples, seed, level };
@@ -213,7 +214,11 @@ export class WinRateAccumulator {
     const metrics: MetricWinRate[] = this.metricNames.map((metric, m) => {
       const t = totals[m]!;
       const interval = percentileInterval(draws[m]!, settings.level);
-      const flag = degeneracy(interval, promptCounts[m]!, Array.from({ length: P }, (_, p) => value[m * P + p]!));
+      const flag = degeneracy(
+        interval,
+        promptCounts[m]!,
+        Array.from({ length: P }, (_, p) => value[m * P + p]!),
+      );
       return {
         metric,
         winRate: point[m]!,
@@ -226,8 +231,7 @@ export class WinRateAccumulator {
     });
     const averageInterval = percentileInterval(averageDraws, settings.level);
     const perPrompt = Array.from({ length: P }, (_, p) => meanOfFinite(averaged.map((m) => commonValue[m * P + p]!)));
-    const averageFlag =
-      averaged.length > 0 && common === 0 ? 'no prompt every metric has' : degeneracy(averageInterval, common, perPrompt);
+    const averageFlag = averaged.length > 0 && common === 0 ? 'no prompt every metric has' : degeneracy(averageInterval, common, perPrompt);
     const average: Estimate = {
       winRate: meanOfFinite(point),
       ...averageInterval,

@@ -2,7 +2,7 @@
 // are measured against it rather than against the live reference: a hard reference is a copy of the model a few steps
 // ago, so accuracy against it resets at every copy, and a denoiser that collapses drags its copy along (the trap the
 // design measured: copies every 10–25 steps took the MSE from 0.17 to 0.86–2.8).
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { TensorDict } from '../io/safetensors.ts';
 import type { Denoiser } from './denoiser.ts';
 import type { ReferenceModel, ReferenceOptions } from './reference.ts';

@@ -81,7 +81,19 @@ export const RESUMABLE_KEYS: ReadonlySet<keyof TrainConfig> = new Set<keyof Trai
   'microBatch',
 ]);
 
-const MODEL_KEYS = ['latentChannels', 'latentSize', 'patch', 'width', 'depth', 'heads', 'textWidth', 'mlpRatio', 'lora', 'posEmbed', 'timeFreqDim'];
+const MODEL_KEYS = [
+  'latentChannels',
+  'latentSize',
+  'patch',
+  'width',
+  'depth',
+  'heads',
+  'textWidth',
+  'mlpRatio',
+  'lora',
+  'posEmbed',
+  'timeFreqDim',
+];
 const TOP_KEYS = [
   'description',
   'model',
@@ -158,7 +170,8 @@ class Reader {
       if (fallback === undefined) this.fail(key, `is required (${requirement})`);
       return fallback;
     }
-    if (typeof value !== 'number' || !Number.isFinite(value) || !check(value)) this.fail(key, `must be ${requirement}, got ${this.show(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || !check(value))
+      this.fail(key, `must be ${requirement}, got ${this.show(value)}`);
     return value;
   }
 
@@ -223,7 +236,10 @@ function parseModel(top: Reader): DitConfig {
   const lora = r.object_('lora');
   if (lora !== null) {
     lora.checkKeys(['rank', 'alpha']);
-    model.lora = { rank: lora.integer('rank', undefined, 1, MAX_WIDTH), alpha: lora.number('alpha', undefined, (x) => x > 0, 'a positive number') };
+    model.lora = {
+      rank: lora.integer('rank', undefined, 1, MAX_WIDTH),
+      alpha: lora.number('alpha', undefined, (x) => x > 0, 'a positive number'),
+    };
   }
   try {
     validateDitConfig(model);
@@ -238,7 +254,8 @@ function parseReference(top: Reader): ReferenceOptions {
   if (r === null) return { mode: 'none' };
   r.checkKeys(['mode', 'every', 'alpha']);
   const mode = r.raw('mode') ?? 'none';
-  if (mode !== 'none' && mode !== 'hard' && mode !== 'soft') r.fail('mode', `must be "none", "hard" or "soft", got ${JSON.stringify(mode)}`);
+  if (mode !== 'none' && mode !== 'hard' && mode !== 'soft')
+    r.fail('mode', `must be "none", "hard" or "soft", got ${JSON.stringify(mode)}`);
   const options: ReferenceOptions = { mode: mode as ReferenceOptions['mode'] };
   if (r.has('every')) options.every = r.integer('every', undefined, 1);
   if (r.has('alpha')) options.alpha = r.number('alpha', undefined, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
@@ -270,12 +287,20 @@ export function parseTrainConfig(value: unknown, source = 'config'): TrainConfig
   const model = parseModel(r);
   const learningRate = r.number('learningRate', 1e-4, (x) => x > 0, 'a positive number');
   const batchSize = r.integer('batchSize', 8, 1, MAX_BATCH);
-  const microBatch = r.nullableNumber('microBatch', null, (x) => Number.isInteger(x) && x >= 1 && x <= MAX_BATCH, `an integer in 1..${MAX_BATCH}`);
+  const microBatch = r.nullableNumber(
+    'microBatch',
+    null,
+    (x) => Number.isInteger(x) && x >= 1 && x <= MAX_BATCH,
+    `an integer in 1..${MAX_BATCH}`,
+  );
   if (microBatch !== null && microBatch > batchSize) r.fail('microBatch', `(${microBatch}) must not exceed batchSize (${batchSize})`);
   const trainSplits = r.strings('trainSplits', ['train'], true);
   const validationSplits = r.strings('validationSplits', ['validation_unique'], false)!;
   if (trainSplits === null && validationSplits.length > 0) {
-    r.fail('trainSplits', 'is null (every split), which would train on the validation splits too: list the training splits, or set validationSplits to []');
+    r.fail(
+      'trainSplits',
+      'is null (every split), which would train on the validation splits too: list the training splits, or set validationSplits to []',
+    );
   }
   const overlap = trainSplits?.filter((s) => validationSplits.includes(s)) ?? [];
   if (overlap.length > 0) r.fail('validationSplits', `share ${overlap.join(', ')} with trainSplits: held-out pairs must not be trained on`);
@@ -314,7 +339,9 @@ export async function readTrainConfig(path: string): Promise<TrainConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(`${path}: cannot read the training config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new ConfigError(
+      `${path}: cannot read the training config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
   let value: unknown;
   try {

@@ -1,31 +1,4 @@
-// The training stage's data side: a streaming, resumable loader of preference pairs. It reads the consensus
-// file of one rule row group by row group, shuffles through a bounded buffer, and looks up the cached VAE latents and
-// text-encoder states (written by `bdpo encode`) of each pair, so training never touches an image or a text model.
-//
-// Memory is bounded whatever the dataset size:
-// - consensus: the eligible rows of one row group of one file, plus the shuffle buffer (≈ 500 bytes a pair);
-// - latents / text: an index of 16 bytes per cached row (a 52-bit key from the id and the row's place, in sorted
-//   typed arrays), plus an LRU cache of decoded row groups (`cacheBytes` per table, default 64 MiB, counted in
-//   the row groups' uncompressed sizes); `bdpo encode` writes row groups of ≈ 1 MiB, so a cache miss reads ≈ 1 MiB;
-// - two batches as float32 (the one in use and the one being prefetched).
-// A latent is 2·C·H·W bytes (4×64×64 at 512 px: 32 KiB), so a whole Pick-a-Pic latent cache (≈ 1M images, 32 GB)
-// does not fit in memory, while its index (≈ 16 MB) does.
-//
-// Order: per epoch, the consensus files are visited in an order drawn from the generator, their eligible rows
-// (kept, in the chosen splits, with a label) stream through a shuffle buffer of N pairs (fill it, then each new pair
-// replaces a uniformly chosen one that is emitted; at the end of the files the buffer drains in random order), and
-// batches are cut from that stream without crossing an epoch boundary: every eligible pair appears exactly once
-// per epoch (the last batch of an epoch may be short unless dropLast). Caption dropout draws from the same generator
-// as each pair is emitted. All randomness comes from one seeded xoshiro128** generator (src/train/rng.ts) drawn in
-// a fixed order, independent of I/O timing, so `state()` — epoch, file cursor and row, generator words, and the
-// buffer's pairs — is enough for `PairLoader.resume` to continue with exactly the batches an uninterrupted run would
-// have produced.
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { openDatasetParquet, readRowGroupColumns, type ParquetCell, type ParquetSource, type RowGroupInfo } from '../io/parquet.ts';
-import { sha256Hex } from '../core/ids.ts';
-import { createRng, type Rng, type RngState } from './rng.ts';
-import { decodeFloat16, formatShape, parseShape } from '../io/float16-bytes.ts';
+import { formatShape } from '../io/float16-bytes.ts';
 import { LATENT_TABLE, MissingDataError, TEXT_TABLE, TensorStore } from '../io/tensor-store.ts';
 import { PairOrder, resolveOrderOptions, type LoaderState, type PairLoaderOptions, type PlannedBatch } from './pair-order.ts';
 
@@ -34,10 +7,8 @@ import { PairOrder, resolveOrderOptions, type LoaderState, type PairLoaderOption
 // ---------------------------------------------------------------------------------------------------------------
 // Cached tensors (latents/, text/): id → float16 bytes, row group by row group
 
-
 // ---------------------------------------------------------------------------------------------------------------
 // The pair order over consensus/<rule>
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // The loader

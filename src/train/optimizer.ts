@@ -37,8 +37,14 @@ export class AdamW {
     if (maxGradNorm !== undefined && !(maxGradNorm > 0)) throw new Error(`maxGradNorm must be positive, got ${maxGradNorm}`);
     this.options = { learningRate, beta1, beta2, epsilon, weightDecay, ...(maxGradNorm !== undefined ? { maxGradNorm } : {}) };
     for (const [name, variable] of parameters) {
-      this.moments.set(`m.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
-      this.moments.set(`v.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
+      this.moments.set(
+        `m.${name}`,
+        tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
+      );
+      this.moments.set(
+        `v.${name}`,
+        tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
+      );
     }
   }
 

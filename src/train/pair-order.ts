@@ -106,12 +106,18 @@ export function resolveOrderOptions(options: OrderOptions): ResolvedOrderOptions
     useSoft: options.useSoft ?? false,
     dropLast: options.dropLast ?? false,
   };
-  if (!Number.isInteger(resolved.batchSize) || resolved.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${resolved.batchSize}`);
-  if (!Number.isInteger(resolved.seed) || resolved.seed < 0 || resolved.seed >= 2 ** 32) throw new RangeError(`seed must be an integer in [0, 2^32), got ${resolved.seed}`);
-  if (!Number.isInteger(resolved.shuffleBuffer) || resolved.shuffleBuffer < 0) throw new RangeError(`shuffleBuffer must be a non-negative integer, got ${resolved.shuffleBuffer}`);
-  if (!(resolved.captionDropout >= 0 && resolved.captionDropout <= 1)) throw new RangeError(`captionDropout must be in [0, 1], got ${resolved.captionDropout}`);
-  if (resolved.epochs !== null && (!Number.isInteger(resolved.epochs) || resolved.epochs < 1)) throw new RangeError(`epochs must be a positive integer or null, got ${resolved.epochs}`);
-  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(resolved.rule)) throw new RangeError(`rule must be a folder name under consensus/, got "${resolved.rule}"`);
+  if (!Number.isInteger(resolved.batchSize) || resolved.batchSize < 1)
+    throw new RangeError(`batchSize must be a positive integer, got ${resolved.batchSize}`);
+  if (!Number.isInteger(resolved.seed) || resolved.seed < 0 || resolved.seed >= 2 ** 32)
+    throw new RangeError(`seed must be an integer in [0, 2^32), got ${resolved.seed}`);
+  if (!Number.isInteger(resolved.shuffleBuffer) || resolved.shuffleBuffer < 0)
+    throw new RangeError(`shuffleBuffer must be a non-negative integer, got ${resolved.shuffleBuffer}`);
+  if (!(resolved.captionDropout >= 0 && resolved.captionDropout <= 1))
+    throw new RangeError(`captionDropout must be in [0, 1], got ${resolved.captionDropout}`);
+  if (resolved.epochs !== null && (!Number.isInteger(resolved.epochs) || resolved.epochs < 1))
+    throw new RangeError(`epochs must be a positive integer or null, got ${resolved.epochs}`);
+  if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(resolved.rule))
+    throw new RangeError(`rule must be a folder name under consensus/, got "${resolved.rule}"`);
   return resolved;
 }
 
@@ -366,7 +372,8 @@ export class PairOrder {
     }
     return refs.map(([file, row, pairId]) => {
       const entry = found.get(`${file}:${row}`);
-      if (!entry || entry.pairId !== pairId) throw new MissingDataError(`loader state: pair ${pairId} is not at row ${row} of ${this.files[file]?.file}`);
+      if (!entry || entry.pairId !== pairId)
+        throw new MissingDataError(`loader state: pair ${pairId} is not at row ${row} of ${this.files[file]?.file}`);
       return entry;
     });
   }

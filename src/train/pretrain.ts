@@ -48,7 +48,8 @@ export async function pretrain(
       }));
       const result = trainer.mseStep(images);
       tf.dispose([images.x0, images.textStates]);
-      if (!Number.isFinite(result.loss)) throw new TrainError(`MSE pre-training diverged at step ${step} (loss ${result.loss}): lower pretrainLearningRate`);
+      if (!Number.isFinite(result.loss))
+        throw new TrainError(`MSE pre-training diverged at step ${step} (loss ${result.loss}): lower pretrainLearningRate`);
       window.steps++;
       window.loss += result.loss;
       window.gradNorm += result.gradNorm;
@@ -68,7 +69,13 @@ export async function pretrain(
         });
         window = { steps: 0, loss: 0, gradNorm: 0, images: 0, started: performance.now() };
       }
-      onProgress?.({ phase: 'pretrain', step, total: config.pretrainMseSteps, loss: window.steps > 0 ? window.loss / window.steps : last, implicitAccuracy: Number.NaN });
+      onProgress?.({
+        phase: 'pretrain',
+        step,
+        total: config.pretrainMseSteps,
+        loss: window.steps > 0 ? window.loss / window.steps : last,
+        implicitAccuracy: Number.NaN,
+      });
     }
   } finally {
     trainer.dispose();

@@ -38,10 +38,13 @@ export interface ReferenceModel {
 
 export function validateReferenceOptions(options: ReferenceOptions): Required<Pick<ReferenceOptions, 'mode'>> & ReferenceOptions {
   const { mode, every, alpha } = options;
-  if (mode !== 'none' && mode !== 'hard' && mode !== 'soft') throw new Error(`reference mode must be none, hard or soft, got ${String(mode)}`);
+  if (mode !== 'none' && mode !== 'hard' && mode !== 'soft')
+    throw new Error(`reference mode must be none, hard or soft, got ${String(mode)}`);
   if (mode === 'hard' && every === undefined) throw new Error('reference mode hard needs `every` (steps between copies)');
-  if (every !== undefined && (!Number.isInteger(every) || every <= 0)) throw new Error(`reference every must be a positive integer, got ${every}`);
-  if (mode === 'soft' && !(alpha !== undefined && alpha > 0 && alpha <= 1)) throw new Error(`reference mode soft needs alpha in (0, 1], got ${alpha}`);
+  if (every !== undefined && (!Number.isInteger(every) || every <= 0))
+    throw new Error(`reference every must be a positive integer, got ${every}`);
+  if (mode === 'soft' && !(alpha !== undefined && alpha > 0 && alpha <= 1))
+    throw new Error(`reference mode soft needs alpha in (0, 1], got ${alpha}`);
   return { ...options };
 }
 

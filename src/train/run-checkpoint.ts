@@ -83,13 +83,17 @@ export interface CheckpointContents {
  */
 export async function writeRunCheckpoint(out: string, contents: CheckpointContents, keep: number | null): Promise<string> {
   const name = checkpointName(contents.state.step);
-  await replaceFolder(join(out, name), async (staging) => {
-    if (contents.anchor) await writeSafetensors(join(staging, 'anchor.safetensors'), contents.anchor, { format: 'pt', step: '0' });
-    const state: RunState = { format: RUN_FORMAT, ...contents.state };
-    await writeFile(join(staging, 'run.json'), `${JSON.stringify(state, null, 2)}\n`);
-    // trainer.json, written last by saveCheckpoint, marks the folder complete.
-    await saveCheckpoint(staging, contents.trainer);
-  }, CHECKPOINT_FOLDER);
+  await replaceFolder(
+    join(out, name),
+    async (staging) => {
+      if (contents.anchor) await writeSafetensors(join(staging, 'anchor.safetensors'), contents.anchor, { format: 'pt', step: '0' });
+      const state: RunState = { format: RUN_FORMAT, ...contents.state };
+      await writeFile(join(staging, 'run.json'), `${JSON.stringify(state, null, 2)}\n`);
+      // trainer.json, written last by saveCheckpoint, marks the folder complete.
+      await saveCheckpoint(staging, contents.trainer);
+    },
+    CHECKPOINT_FOLDER,
+  );
   await writeFileAtomic(join(out, LATEST), Buffer.from(`${name}\n`));
   await pruneCheckpoints(out, keep, name);
   return name;
@@ -115,4 +119,3 @@ export async function loadResumed(out: string, name: string): Promise<Resumed> {
   const anchor = state.hasAnchor ? (await readSafetensors(join(dir, 'anchor.safetensors'))).tensors : null;
   return { name, state, checkpoint, anchor };
 }
-

@@ -62,7 +62,10 @@ export function checkShapes(dir: string, loader: PairLoader, config: TrainConfig
   const text = loader.textShape;
   const { latentChannels, latentSize, textWidth } = config.model;
   const encoded = typeof latentInfo.resolution === 'number' ? ` (encoded at ${latentInfo.resolution} px)` : '';
-  if (latent[1] !== latent[2]) throw new TrainError(`${dir}: latents/ hold ${formatShape(latent)} latents${encoded}; the DiT needs square latents: re-encode at a square resolution`);
+  if (latent[1] !== latent[2])
+    throw new TrainError(
+      `${dir}: latents/ hold ${formatShape(latent)} latents${encoded}; the DiT needs square latents: re-encode at a square resolution`,
+    );
   if (latent[0] !== latentChannels || latent[1] !== latentSize) {
     throw new TrainError(
       `${dir}: latents/ hold ${formatShape(latent)} latents${encoded} but the config's model takes ${latentChannels}x${latentSize}x${latentSize}: ` +
@@ -70,6 +73,8 @@ export function checkShapes(dir: string, loader: PairLoader, config: TrainConfig
     );
   }
   if (text[1] !== textWidth) {
-    throw new TrainError(`${dir}: text/ holds ${formatShape(text)} text states but the config's model.textWidth is ${textWidth}: set it to ${text[1]}, or re-encode with the matching text encoder`);
+    throw new TrainError(
+      `${dir}: text/ holds ${formatShape(text)} text states but the config's model.textWidth is ${textWidth}: set it to ${text[1]}, or re-encode with the matching text encoder`,
+    );
   }
 }

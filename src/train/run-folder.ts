@@ -58,7 +58,12 @@ export async function lockRunFolder(out: string): Promise<{ lock: Lock; created:
 export async function removeIfEmpty(out: string, first: string | undefined): Promise<void> {
   if (first === undefined) return;
   for (let folder = resolve(out); folder.length >= first.length; folder = dirname(folder)) {
-    if (!(await rmdir(folder).then(() => true, () => false))) return;
+    if (
+      !(await rmdir(folder).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
   }
 }
-

@@ -37,7 +37,9 @@ function resolveConfig(out: string, rule: string, given: TrainConfig | undefined
   }
   const saved = parseTrainConfig(resumed.state.config, `${join(out, resumed.name)}/run.json`);
   if (resumed.state.rule !== rule) {
-    throw new TrainError(`${out} trains on consensus/${resumed.state.rule}, not consensus/${rule}: resume with --rule ${resumed.state.rule}, or use another --out`);
+    throw new TrainError(
+      `${out} trains on consensus/${resumed.state.rule}, not consensus/${rule}: resume with --rule ${resumed.state.rule}, or use another --out`,
+    );
   }
   if (!given) return saved;
   const differ = weightKeysThatDiffer(saved, given);
@@ -71,7 +73,8 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
   const resumed = latest ? await loadResumed(out, latest) : null;
   const config = resolveConfig(out, rule, options.config, resumed);
   const targetSteps = options.steps ?? config.steps;
-  if (!Number.isInteger(targetSteps) || targetSteps < 0) throw new ConfigError(`--steps must be a non-negative integer, got ${targetSteps}`);
+  if (!Number.isInteger(targetSteps) || targetSteps < 0)
+    throw new ConfigError(`--steps must be a non-negative integer, got ${targetSteps}`);
 
   const backend = await selectBackend(options.backend ?? 'auto');
   log(`backend ${backend.name} (${backend.reason})`);
@@ -125,7 +128,9 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
           useSoft: config.useSoft,
         });
     checkShapes(dir, loader, config, latentInfo);
-    log(`data: consensus/${rule} of ${dir}: latents ${formatShape(loader.latentShape)}, text ${formatShape(loader.textShape)}, training splits ${config.trainSplits?.join(', ') ?? 'all'}`);
+    log(
+      `data: consensus/${rule} of ${dir}: latents ${formatShape(loader.latentShape)}, text ${formatShape(loader.textShape)}, training splits ${config.trainSplits?.join(', ') ?? 'all'}`,
+    );
     const monitor = await loadMonitorSet(dir, rule, config, log);
     summary.validationNote = monitor.note;
     if (monitor.set?.heldOut) log(`held out: ${monitor.set.batch.pairIds.length} pairs of ${monitor.set.splits.join(', ')}`);
@@ -141,14 +146,20 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
     for (const variable of model.parameters.values()) summary.parameters += variable.size;
     for (const name of model.trainableNames()) summary.trainableParameters += model.parameters.get(name)!.size;
     const { width, depth, lora } = config.model;
-    log(`model: DiT width ${width}, depth ${depth}${lora ? `, LoRA rank ${lora.rank}` : ''}: ${summary.parameters} parameters, ${summary.trainableParameters} trained`);
+    log(
+      `model: DiT width ${width}, depth ${depth}${lora ? `, LoRA rank ${lora.rank}` : ''}: ${summary.parameters} parameters, ${summary.trainableParameters} trained`,
+    );
 
     const checkpoint = async (step: number): Promise<void> => {
-      const name = await writeRunCheckpoint(out, {
-        state: { step, rule, config, loader: loader!.state(), hasAnchor: anchor !== null },
-        trainer: { config: config.model, options: trainerOptions(config), state: trainer!.state() },
-        anchor: anchor ? anchor.weights() : null,
-      }, config.keepCheckpoints);
+      const name = await writeRunCheckpoint(
+        out,
+        {
+          state: { step, rule, config, loader: loader!.state(), hasAnchor: anchor !== null },
+          trainer: { config: config.model, options: trainerOptions(config), state: trainer!.state() },
+          anchor: anchor ? anchor.weights() : null,
+        },
+        config.keepCheckpoints,
+      );
       summary.checkpoint = join(out, name);
       summary.weights = join(out, name, 'model.safetensors');
     };
@@ -181,7 +192,9 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
       if (record) await write(validationRecord(result));
       if (result.heldOut) {
         summary.validation = result;
-        log(`step ${step}: held-out implicit accuracy ${result.implicitAccuracy.toFixed(3)}, model MSE ${result.modelMse.toFixed(4)} (start ${result.startMse.toFixed(4)})`);
+        log(
+          `step ${step}: held-out implicit accuracy ${result.implicitAccuracy.toFixed(3)}, model MSE ${result.modelMse.toFixed(4)} (start ${result.startMse.toFixed(4)})`,
+        );
       }
       const verdict = guardVerdict(result, config);
       if (verdict && 'stop' in verdict) summary.stopped = verdict.stop;
@@ -202,7 +215,8 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
       } finally {
         disposePairs(tensors);
       }
-      if (!Number.isFinite(result.loss)) throw new TrainError(`DPO diverged at step ${step} (loss ${result.loss}): lower learningRate or beta`);
+      if (!Number.isFinite(result.loss))
+        throw new TrainError(`DPO diverged at step ${step} (loss ${result.loss}): lower learningRate or beta`);
       window.add(result, batch.epoch);
       summary.steps = step;
       summary.stepsThisRun = step - firstStep;
@@ -220,7 +234,13 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
           epoch: window.epoch,
           samplesPerSecond: window.samplesPerSecond(),
         });
-        options.onProgress?.({ phase: 'train', step, total: targetSteps, loss: summary.final.loss, implicitAccuracy: summary.final.implicitAccuracy });
+        options.onProgress?.({
+          phase: 'train',
+          step,
+          total: targetSteps,
+          loss: summary.final.loss,
+          implicitAccuracy: summary.final.implicitAccuracy,
+        });
         window = new Window();
       } else {
         const running = window.means();

@@ -53,7 +53,5 @@ export function addNoise(schedule: NoiseSchedule, x0: tf.Tensor, eps: tf.Tensor,
   if (batch !== t.length) throw new Error(`addNoise: ${t.length} timesteps for a batch of ${batch}`);
   const { signal, noise } = noiseCoefficients(schedule, t);
   const coefShape = [batch, ...x0.shape.slice(1).map(() => 1)];
-  return tf.tidy(() =>
-    tf.add(tf.mul(x0, tf.tensor(signal, coefShape)), tf.mul(eps, tf.tensor(noise, coefShape))),
-  );
+  return tf.tidy(() => tf.add(tf.mul(x0, tf.tensor(signal, coefShape)), tf.mul(eps, tf.tensor(noise, coefShape))));
 }

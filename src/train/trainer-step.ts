@@ -156,7 +156,15 @@ export function evaluateDpo(
   const inputs = preparePairs(batch, draw, 0, pairs, schedule, reference);
   const stats = tf.tidy(() => {
     const [modelA, modelB] = tf.split(model.predict(inputs.x, inputs.t, inputs.text, inputs.mask), 2, 0);
-    const terms = diffusionDpoLoss({ modelA: modelA!, modelB: modelB!, refA: inputs.refA, refB: inputs.refB, noise: inputs.eps, label: inputs.label, beta: options.beta ?? DEFAULT_BETA });
+    const terms = diffusionDpoLoss({
+      modelA: modelA!,
+      modelB: modelB!,
+      refA: inputs.refA,
+      refB: inputs.refB,
+      noise: inputs.eps,
+      label: inputs.label,
+      beta: options.beta ?? DEFAULT_BETA,
+    });
     return tf.stack([terms.z, terms.modelErrA, terms.modelErrB, terms.refErrA, terms.refErrB]);
   });
   const values = stats.dataSync() as Float32Array;
@@ -214,7 +222,13 @@ export class Trainer {
     const draw = drawNoise(this.rng, this.schedule, pairs, batch.a.shape.slice(1));
     const micro = Math.min(this.options.microBatch ?? pairs, pairs);
     const beta = this.options.beta ?? DEFAULT_BETA;
-    const columns = [new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs), new Float32Array(pairs)];
+    const columns = [
+      new Float32Array(pairs),
+      new Float32Array(pairs),
+      new Float32Array(pairs),
+      new Float32Array(pairs),
+      new Float32Array(pairs),
+    ];
     const gradients = new Map<string, tf.Tensor>();
     for (let start = 0; start < pairs; start += micro) {
       const size = Math.min(micro, pairs - start);
@@ -222,7 +236,15 @@ export class Trainer {
       let stats: tf.Tensor2D | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const [modelA, modelB] = tf.split(this.model.predict(inputs.x, inputs.t, inputs.text, inputs.mask), 2, 0);
-        const terms = diffusionDpoLoss({ modelA: modelA!, modelB: modelB!, refA: inputs.refA, refB: inputs.refB, noise: inputs.eps, label: inputs.label, beta });
+        const terms = diffusionDpoLoss({
+          modelA: modelA!,
+          modelB: modelB!,
+          refA: inputs.refA,
+          refB: inputs.refB,
+          noise: inputs.eps,
+          label: inputs.label,
+          beta,
+        });
         stats = tf.keep(tf.stack([terms.z, terms.modelErrA, terms.modelErrB, terms.refErrA, terms.refErrB]) as tf.Tensor2D);
         // Scaled so the accumulated gradient is that of the mean over the whole batch.
         return tf.mul(terms.loss, size / pairs) as tf.Scalar;

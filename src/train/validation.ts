@@ -35,7 +35,12 @@ export interface MonitorSet {
 }
 
 /** A seeded sample of held-out pairs, or of training pairs when nothing is held out (then for the MSE guard only). */
-export async function loadMonitorSet(dir: string, rule: string, config: TrainConfig, log: (line: string) => void): Promise<{ set: MonitorSet | null; note: string | null }> {
+export async function loadMonitorSet(
+  dir: string,
+  rule: string,
+  config: TrainConfig,
+  log: (line: string) => void,
+): Promise<{ set: MonitorSet | null; note: string | null }> {
   if (config.validationPairs === 0) return { set: null, note: 'validationPairs is 0: no validation and no MSE guard' };
   const open = async (splits: string[] | null): Promise<LoaderBatch | null> => {
     const loader = await PairLoader.open({
@@ -133,7 +138,8 @@ export function guardVerdict(result: EvaluationResult, config: TrainConfig): { s
   const { step } = result;
   const ratio = (result.modelMse / result.startMse).toFixed(2);
   const guard = config.mseGuard!;
-  const what = `model MSE ${result.modelMse.toFixed(4)} is ${ratio}× the starting model's ${result.startMse.toFixed(4)}` +
+  const what =
+    `model MSE ${result.modelMse.toFixed(4)} is ${ratio}× the starting model's ${result.startMse.toFixed(4)}` +
     ` (mseGuard factor ${guard.factor})`;
   if (guard.action === 'stop') return { stop: `MSE guard at step ${step}: ${what}; lower learningRate or make reference updates rarer` };
   return { warning: `warning: step ${step}: ${what}` };

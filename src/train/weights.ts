@@ -22,7 +22,7 @@ export function assignVariables(
   options: { complete?: boolean; prefix?: string } = {},
 ): void {
   const prefix = options.prefix ?? '';
-  for (const [name, { shape, data }] of weights) {
+  for (const [name, { shape }] of weights) {
     const variable = variables.get(name);
     if (!variable) throw new Error(`${prefix}${name}: no such parameter`);
     if (shape.length !== variable.shape.length || shape.some((d, i) => d !== variable.shape[i])) {
@@ -31,7 +31,8 @@ export function assignVariables(
   }
   if (options.complete) {
     const missing = [...variables.keys()].filter((name) => !weights.has(name));
-    if (missing.length > 0) throw new Error(`${prefix}missing parameters: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+    if (missing.length > 0)
+      throw new Error(`${prefix}missing parameters: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
   }
   for (const [name, { shape, data }] of weights) {
     tf.tidy(() => variables.get(name)!.assign(tf.tensor(data, shape)));

@@ -113,6 +113,9 @@ test('ingest --json prints the summary as JSON; inspect prints counts, rejects, 
   assert.match(text.stdout, /images\s+9,/);
   assert.match(text.stdout, /pairs\s+6 by split: train 6/);
   assert.match(text.stdout, /human labels: a 2, b 2, tie 1, unlabelled 1; a preferred 50\.0% of decided, tie rate 20\.0% of labelled/);
-  assert.match(text.stdout, /rejects\s+12: bad_label 3, bad_image 2, duplicate_pair 2, empty_image 2, missing_prompt 2, identical_images 1/);
+  assert.match(
+    text.stdout,
+    /rejects\s+12: bad_label 3, bad_image 2, duplicate_pair 2, empty_image 2, missing_prompt 2, identical_images 1/,
+  );
   assert.match(text.stdout, /run ingest pickapic \[shard 0\/1\]: read 18 = taken 6 \+ rejected 12/);
 });

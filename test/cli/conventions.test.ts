@@ -70,7 +70,10 @@ test('consensus --json: every key of the summary is camelCase (tiesCount, not ti
   const run = await bdpo(['consensus', dir, '--rule', 'majority', '--ties', 'half', '--json']);
   assert.equal(run.code, 0, run.stderr);
   const summary = JSON.parse(run.stdout) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(summary).filter((key) => key.includes('_')), []);
+  assert.deepEqual(
+    Object.keys(summary).filter((key) => key.includes('_')),
+    [],
+  );
   assert.equal(typeof summary.tiesCount, 'number');
   assert.ok((summary.tiesCount as number) > 0);
   const text = await bdpo(['consensus', dir, '--rule', 'majority', '--ties', 'half']);
@@ -118,20 +121,29 @@ export async function resolve(specifier, context, next) {
   appendFileSync(${JSON.stringify(log)}, result.url + '\\n');
   return result;
 }`;
-  await writeFile(hook, `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(resolver)}`)});\n`);
+  await writeFile(
+    hook,
+    `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(resolver)}`)});\n`,
+  );
   for (const command of COMMANDS) {
     await writeFile(log, '');
     const run = await bdpo([command, '--help'], ['--import', pathToFileURL(hook).href]);
     assert.equal(run.code, 0, `${command}: ${run.stderr}`);
     assert.match(run.stdout, new RegExp(`usage: bdpo ${command}`), command);
     const loaded = (await readFile(log, 'utf8')).split('\n');
-    assert.ok(loaded.some((url) => url.includes('/src/cli/')), `${command}: the hook saw the CLI load`);
+    assert.ok(
+      loaded.some((url) => url.includes('/src/cli/')),
+      `${command}: the hook saw the CLI load`,
+    );
     const heavy = loaded.filter((url) => HEAVY_MODULES.some((name) => url.includes(`/node_modules/${name}`)));
     assert.deepEqual(heavy, [], `${command} --help loaded heavy modules`);
   }
 });
 
 test("encode --help states the library's default --scaling-factor", async () => {
-  const [{ ENCODE_USAGE }, { SD_SCALING_FACTOR }] = await Promise.all([import('../../src/cli/help.ts'), import('../../src/encode/encode.ts')]);
+  const [{ ENCODE_USAGE }, { SD_SCALING_FACTOR }] = await Promise.all([
+    import('../../src/cli/help.ts'),
+    import('../../src/encode/encode.ts'),
+  ]);
   assert.ok(ENCODE_USAGE.includes(`(default ${SD_SCALING_FACTOR}, SD 1.x/2.x)`));
 });

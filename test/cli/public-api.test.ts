@@ -9,8 +9,22 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 
 test('the package entry exports one run function per stage and the error classes', async () => {
   const api = await import('balanced-dpo');
-  const functions = ['ingestPickapic', 'ingestHpd', 'ingestParti', 'ingestGenerations', 'inspectDataset', 'runLabel', 'runCalibrate',
-    'runConsensus', 'runAudit', 'runEval', 'runEncode', 'runTrain', 'runExport', 'runTables'];
+  const functions = [
+    'ingestPickapic',
+    'ingestHpd',
+    'ingestParti',
+    'ingestGenerations',
+    'inspectDataset',
+    'runLabel',
+    'runCalibrate',
+    'runConsensus',
+    'runAudit',
+    'runEval',
+    'runEncode',
+    'runTrain',
+    'runExport',
+    'runTables',
+  ];
   for (const name of functions) assert.equal(typeof (api as Record<string, unknown>)[name], 'function', name);
   assert.equal(new api.UsageError('x').exitCode, 2);
   assert.equal(new api.InputError('x').exitCode, 1);

@@ -241,10 +241,7 @@ test('normalized: z-scores from Welford statistics over a hand-computed table', 
   close(stats.clip.std, 0.031622776601683794, 1e-12);
 
   const two = (args: ConsensusArgs): ConsensusPlan =>
-    compileConsensus(
-      parseConsensusOptions(args, { metrics: ['pickscore', 'clip'], temperatures: { pickscore: 1, clip: 0.01 } }),
-      stats,
-    );
+    compileConsensus(parseConsensusOptions(args, { metrics: ['pickscore', 'clip'], temperatures: { pickscore: 1, clip: 0.01 } }), stats);
   // a = i1 (21, 0.30), b = i2 (22, 0.25).
   // z: pickscore (21 − 22)/√2 − 0 = −0.7071068; clip (0.30 − 0.25)/0.0316228 − 0 = +1.5811388; sum +0.8740320.
   const pair = { scoreA: [21, 0.3], scoreB: [22, 0.25] };
@@ -257,10 +254,7 @@ test('normalized: z-scores from Welford statistics over a hand-computed table', 
 
   assert.throws(() => plan({ rule: 'normalized' }, stats), /no score statistics for metric 'hps'/);
   const flat = { pickscore: stats.pickscore, clip: { count: 3, mean: 1, std: 0 } };
-  assert.throws(
-    () => compileConsensus({ ...two({}).options, rule: { kind: 'normalized' } }, flat),
-    /metric 'clip' has no spread/,
-  );
+  assert.throws(() => compileConsensus({ ...two({}).options, rule: { kind: 'normalized' } }, flat), /metric 'clip' has no spread/);
 });
 
 test('Welford accumulator: mean/std of a known table, shards merge to the whole', () => {
@@ -308,7 +302,10 @@ test('single, human, and missing scores', () => {
   // hps unscored: it abstains in the majority, which then stands 2–1; the rules that need it cannot decide.
   const missingHps = { scoreA: [21, null, 0.3, 5.5], scoreB: [20, 0.27, 0.31, 5.0] };
   const majority = consensusOfPair(plan(), missingHps);
-  assert.deepEqual(majority.p.map((p) => p === null), [false, true, false, false]);
+  assert.deepEqual(
+    majority.p.map((p) => p === null),
+    [false, true, false, false],
+  );
   assert.deepEqual(majority.vote, [1, 0, -1, 1]);
   assert.equal(majority.label, 1);
   assert.equal(majority.margin, 0.25);
@@ -346,7 +343,7 @@ function mulberry32(seed: number): () => number {
 function randomBatch(n: number, seed: number): PairScoreBatch & { humanPref: Float64Array; pairIds: string[] } {
   const rand = mulberry32(seed);
   const scale = [1, 0.01, 0.01, 1];
-  const gen = (m: number): number => Math.round((rand() * 4 - 2) * 4) / 4 * scale[m]! + (m === 0 ? 20 : 0.3);
+  const gen = (m: number): number => (Math.round((rand() * 4 - 2) * 4) / 4) * scale[m]! + (m === 0 ? 20 : 0.3);
   const scoreA = METRICS.map((_, m) => Float64Array.from({ length: n }, () => gen(m)));
   const scoreB = METRICS.map((_, m) => Float64Array.from({ length: n }, () => gen(m)));
   const levels = [0, 0.5, 1, Number.NaN];
@@ -495,7 +492,10 @@ test('random: draws are uniform over metrics and change with the seed', () => {
 test('parsing rules, tie policies, weights, margin and seed', () => {
   assert.deepEqual(parseRule('single:pickscore', METRICS), { kind: 'single', metric: 'pickscore' });
   assert.deepEqual(parseRule(' mean-prob ', METRICS), { kind: 'mean-prob' });
-  assert.throws(() => parseRule('single:nope', METRICS), /unknown metric 'nope' in rule 'single:nope' \(known: pickscore, hps, clip, aesthetic\)/);
+  assert.throws(
+    () => parseRule('single:nope', METRICS),
+    /unknown metric 'nope' in rule 'single:nope' \(known: pickscore, hps, clip, aesthetic\)/,
+  );
   assert.throws(() => parseRule('best', METRICS), /unknown rule 'best'/);
   assert.deepEqual(parseTiePolicy('clip', METRICS), { kind: 'metric', metric: 'clip' });
   assert.deepEqual(parseTiePolicy('human', METRICS), { kind: 'human' });
@@ -540,9 +540,6 @@ test('parseConsensusOptions: defaults and cross-checks', () => {
     () => parseConsensusOptions({}, { metrics: METRICS, temperatures: { pickscore: 1, hps: 0.01, clip: 0.01 } }),
     /temperature of metric 'aesthetic'/,
   );
-  assert.throws(
-    () => parseConsensusOptions({}, { metrics: ['hps', 'hps'], temperatures: TAUS }),
-    /metric names repeat/,
-  );
+  assert.throws(() => parseConsensusOptions({}, { metrics: ['hps', 'hps'], temperatures: TAUS }), /metric names repeat/);
   assert.throws(() => parseConsensusOptions({}, { metrics: [], temperatures: {} }), /at least one metric/);
 });

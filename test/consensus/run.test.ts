@@ -222,10 +222,14 @@ function expectedRow(pair: PairRow, s: Setting): Row {
   if (s.ties === 'drop') return { ...tied, label: null, kept: false, reason: 'tie-dropped' };
   if (s.ties === 'half') return { ...tied, label: 0.5, kept: true, reason: 'tie-half' };
   if (s.ties === 'human') {
-    return h === 1 || h === 0 ? { ...tied, label: h, kept: true, reason: 'tie-human' } : { ...tied, label: null, kept: false, reason: 'tie-unresolved' };
+    return h === 1 || h === 0
+      ? { ...tied, label: h, kept: true, reason: 'tie-human' }
+      : { ...tied, label: null, kept: false, reason: 'tie-unresolved' };
   }
   const v = vote[METRICS.indexOf(s.ties as Metric)]!;
-  return v !== 0 ? { ...tied, label: v > 0 ? 1 : 0, kept: true, reason: 'tie-metric' } : { ...tied, label: null, kept: false, reason: 'tie-unresolved' };
+  return v !== 0
+    ? { ...tied, label: v > 0 ? 1 : 0, kept: true, reason: 'tie-metric' }
+    : { ...tied, label: null, kept: false, reason: 'tie-unresolved' };
 }
 
 async function consensusRows(folder: string): Promise<Row[]> {
@@ -262,7 +266,10 @@ function assertNear(actual: number | null, expected: number | null, what: string
 const defaultTaus = (): Record<Metric, number> => ({ aes: 1, clip: 0.01, hps: 0.01, pick: 1 });
 
 /** Runs a rule, then checks every row of its file against the reference and the summary against DuckDB. */
-async function checkRule(options: ConsensusRunOptions, setting: Omit<Setting, 'rule' | 'ties'>): Promise<{ summary: ConsensusSummary; rows: Row[] }> {
+async function checkRule(
+  options: ConsensusRunOptions,
+  setting: Omit<Setting, 'rule' | 'ties'>,
+): Promise<{ summary: ConsensusSummary; rows: Row[] }> {
   const summary = await runConsensus(dir, options);
   const folder = summary.output.replace(/^consensus\//, '');
   const rows = await consensusRows(folder);
@@ -317,8 +324,14 @@ test('the hand-made scores give what these tests need: ties, abstentions, a miss
   const splits = new Set(rows.map((r) => `${r.votes_a}-${r.votes_b}`));
   assert.ok(rows.filter((r) => r.tie).length >= 3, `ties: ${rows.filter((r) => r.tie).length}`);
   assert.ok(rows.some((r) => r.label === 1) && rows.some((r) => r.label === 0));
-  assert.ok(rows.some((r) => r.vote[METRICS.indexOf('clip')] === 0 && r.p[METRICS.indexOf('clip')] === 0.5), 'an abstention on equal scores');
-  assert.ok(rows.some((r) => r.p[METRICS.indexOf('aes')] === null), 'a missing aesthetic score');
+  assert.ok(
+    rows.some((r) => r.vote[METRICS.indexOf('clip')] === 0 && r.p[METRICS.indexOf('clip')] === 0.5),
+    'an abstention on equal scores',
+  );
+  assert.ok(
+    rows.some((r) => r.p[METRICS.indexOf('aes')] === null),
+    'a missing aesthetic score',
+  );
   assert.ok(splits.size >= 4, [...splits].join(' '));
   assert.ok(pairs.some((p) => p.human_pref === null) && pairs.some((p) => p.human_pref === 0.5));
   assert.ok(pairs.some((p) => p.image_a === unscored || p.image_b === unscored));
@@ -329,30 +342,35 @@ test('consensus files have the documented columns, in order, with types DuckDB r
   assert.equal(summary.output, 'consensus/majority');
   assert.deepEqual(summary.metrics, [...METRICS]);
   const columns = await query(`DESCRIBE SELECT * FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`);
-  assert.deepEqual(columns.map((c) => `${c.column_name} ${c.column_type}`), [
-    'pair_id VARCHAR',
-    'prompt_id VARCHAR',
-    'image_a VARCHAR',
-    'image_b VARCHAR',
-    'human_pref DOUBLE',
-    'split VARCHAR',
-    ...METRICS.flatMap((m) => [`p_${m} DOUBLE`, `vote_${m} TINYINT`]),
-    'votes_a INTEGER',
-    'votes_b INTEGER',
-    'label DOUBLE',
-    'soft DOUBLE',
-    'margin DOUBLE',
-    'disagreement DOUBLE',
-    'kept BOOLEAN',
-    'tie BOOLEAN',
-    'reason VARCHAR',
-  ]);
+  assert.deepEqual(
+    columns.map((c) => `${c.column_name} ${c.column_type}`),
+    [
+      'pair_id VARCHAR',
+      'prompt_id VARCHAR',
+      'image_a VARCHAR',
+      'image_b VARCHAR',
+      'human_pref DOUBLE',
+      'split VARCHAR',
+      ...METRICS.flatMap((m) => [`p_${m} DOUBLE`, `vote_${m} TINYINT`]),
+      'votes_a INTEGER',
+      'votes_b INTEGER',
+      'label DOUBLE',
+      'soft DOUBLE',
+      'margin DOUBLE',
+      'disagreement DOUBLE',
+      'kept BOOLEAN',
+      'tie BOOLEAN',
+      'reason VARCHAR',
+    ],
+  );
   // One consensus part per pairs part, named after it; the options that made them are in meta/ (only Parquet here).
   const pairsParts = (await readdir(join(dir, 'pairs'))).filter((f) => f.endsWith('.arrow')).map((f) => f.replace(/\.arrow$/, '.parquet'));
   assert.deepEqual((await readdir(join(dir, 'consensus/majority'))).sort(), pairsParts.sort());
   assert.deepEqual(await readdir(join(dir, 'meta/consensus')), ['majority.json']);
   // Ids and splits pass through from the pairs table.
-  const ids = await query(`SELECT pair_id, prompt_id, image_a, image_b, split FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`);
+  const ids = await query(
+    `SELECT pair_id, prompt_id, image_a, image_b, split FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`,
+  );
   const key = (r: { pair_id: unknown; prompt_id: unknown; image_a: unknown; image_b: unknown; split: unknown }) =>
     `${r.pair_id} ${r.prompt_id} ${r.image_a} ${r.image_b} ${r.split}`;
   assert.deepEqual(ids.map((r) => key(r as never)).sort(), pairs.map((p) => key(p)).sort());
@@ -365,7 +383,11 @@ describe('every rule and tie policy matches the recomputation from the score fil
       assert.equal(summary.ties, ties);
       // Variants of a rule get their own folders, so they never overwrite each other.
       assert.equal(summary.output, ties === 'drop' ? 'consensus/majority' : `consensus/majority.ties-${ties}`);
-      if (ties === 'clip') assert.ok(rows.some((r) => r.reason === 'tie-unresolved'), 'clip abstains on some tie');
+      if (ties === 'clip')
+        assert.ok(
+          rows.some((r) => r.reason === 'tie-unresolved'),
+          'clip abstains on some tie',
+        );
       if (ties === 'half') assert.ok(rows.some((r) => r.label === 0.5));
     });
   }
@@ -397,7 +419,10 @@ describe('every rule and tie policy matches the recomputation from the score fil
     const drawn = (seed: number) => pairs.map((p) => randomMetricIndex(seed, p.pair_id, METRICS.length));
     assert.notDeepEqual(drawn(7), drawn(8));
     assert.ok(new Set(drawn(7)).size >= 3, 'the draw spreads over the metrics');
-    assert.notDeepEqual(eight.rows.map((r) => r.soft), seven.rows.map((r) => r.soft));
+    assert.notDeepEqual(
+      eight.rows.map((r) => r.soft),
+      seven.rows.map((r) => r.soft),
+    );
   });
 
   test('single:<metric> follows that metric alone; its folder is named single-<metric>', async () => {
@@ -456,7 +481,8 @@ describe('calibrate, then consensus with the fitted temperatures', () => {
     const { summary } = await checkRule({ rule: 'majority', ties: 'half' }, { taus });
     assert.equal(summary.output, 'consensus/majority.ties-half');
     for (const m of METRICS) {
-      const expected = fits[m]!.status === 'ok' ? { tau: fits[m]!.tau!, source: 'calibrated' } : { tau: INFO[m].temperature, source: 'metric' };
+      const expected =
+        fits[m]!.status === 'ok' ? { tau: fits[m]!.tau!, source: 'calibrated' } : { tau: INFO[m].temperature, source: 'metric' };
       assert.deepEqual(summary.temperatures[m], expected, m);
     }
     assert.equal(summary.temperatures.pick!.source, 'calibrated');
@@ -477,5 +503,8 @@ test('re-running a rule replaces its folder whole: no staging or old folders lef
   await runConsensus(dir, { rule: 'vanilla' });
   await runConsensus(dir, { rule: 'vanilla' });
   const entries = await readdir(join(dir, 'consensus'));
-  assert.ok(entries.every((e) => !e.startsWith('.') && !e.endsWith('.old')), entries.join(', '));
+  assert.ok(
+    entries.every((e) => !e.startsWith('.') && !e.endsWith('.old')),
+    entries.join(', '),
+  );
 });

@@ -88,7 +88,9 @@ interface CachedRow {
 /** A cache table as DuckDB reads it, decoded with the IEEE half formula (not the code under test). */
 async function cached(dir: string, table: 'latents' | 'text'): Promise<Map<string, CachedRow>> {
   const [idColumn, valueColumn] = table === 'latents' ? ['image_id', 'latent'] : ['prompt_id', 'hidden'];
-  const rows = await query(`SELECT ${idColumn} AS id, shape, ${valueColumn} AS value FROM read_parquet(${sql(join(dir, table, '*.parquet'))})`);
+  const rows = await query(
+    `SELECT ${idColumn} AS id, shape, ${valueColumn} AS value FROM read_parquet(${sql(join(dir, table, '*.parquet'))})`,
+  );
   const out = new Map<string, CachedRow>();
   for (const row of rows) {
     const bytes = row.value as Uint8Array;
@@ -147,7 +149,9 @@ async function snapshot(dir: string): Promise<Map<string, string>> {
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const path = join(entry.parentPath, entry.name);
-    const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+    const hash = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
     out.set(relative(dir, path), `${hash} ${(await stat(path)).mtimeMs}`);
   }
   return out;
@@ -254,12 +258,17 @@ describe('runEncode without a rule (every pair)', () => {
   });
 
   test('DuckDB reads the parts; row groups hold ≈ 1 MiB', async () => {
-    const groups = await query(`SELECT count(*) AS n, max(row_group_num_rows) AS rows FROM parquet_metadata(${sql(join(dir, 'latents/*.parquet'))})`);
+    const groups = await query(
+      `SELECT count(*) AS n, max(row_group_num_rows) AS rows FROM parquet_metadata(${sql(join(dir, 'latents/*.parquet'))})`,
+    );
     assert.ok(Number(groups[0]!.n) >= 2);
     const manifest = await readManifest(dir);
     const run = manifest.runs.at(-1)!;
     assert.equal(run.stage, 'encode');
-    assert.deepEqual(run.inputs.map((i) => i.path), [models.vae, models.text, models.tokenizer]);
+    assert.deepEqual(
+      run.inputs.map((i) => i.path),
+      [models.vae, models.text, models.tokenizer],
+    );
     assert.equal(run.options.resolution, 64);
   });
 
@@ -288,8 +297,14 @@ describe('runEncode without a rule (every pair)', () => {
   });
 
   test('other settings are refused rather than mixed into the cache', async () => {
-    await assert.rejects(runEncode(dir, encodeOptions({ resolution: 128 })), (e: Error) => e instanceof EncodeError && /resolution/.test(e.message));
-    await assert.rejects(runEncode(dir, encodeOptions({ scalingFactor: 0.13025 })), (e: Error) => e instanceof EncodeError && /scalingFactor/.test(e.message));
+    await assert.rejects(
+      runEncode(dir, encodeOptions({ resolution: 128 })),
+      (e: Error) => e instanceof EncodeError && /resolution/.test(e.message),
+    );
+    await assert.rejects(
+      runEncode(dir, encodeOptions({ scalingFactor: 0.13025 })),
+      (e: Error) => e instanceof EncodeError && /scalingFactor/.test(e.message),
+    );
     await assert.rejects(runEncode(dir, encodeOptions({ resolution: 60 })), /multiple of 8/);
   });
 });
@@ -302,7 +317,9 @@ describe('runEncode of a rule', () => {
     const half = await runConsensus(dir, { rule: 'majority', ties: 'half' });
     assert.ok(drop.kept < half.kept && drop.tiesCount > 0, `ties: ${drop.tiesCount}`);
     const keptOf = async (rule: string) =>
-      (await query(`SELECT prompt_id, image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus', rule, '*.parquet'))}) WHERE kept`)) as Array<{
+      (await query(
+        `SELECT prompt_id, image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus', rule, '*.parquet'))}) WHERE kept`,
+      )) as Array<{
         prompt_id: string;
         image_a: string;
         image_b: string;
@@ -325,7 +342,8 @@ describe('runEncode of a rule', () => {
     assert.equal(second.latents.reused, all.size - fresh.length);
     const latents = await cached(dir, 'latents');
     assert.deepEqual([...latents.keys()].sort(), [...all].sort());
-    for (const id of fresh) assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
+    for (const id of fresh)
+      assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
 
     await assert.rejects(runEncode(dir, encodeOptions({ rule: 'no-such-rule', resolution: 32 })), /no consensus\/no-such-rule/);
   });
@@ -339,7 +357,9 @@ describe('runEncode of a rule', () => {
 
     await writeScores(dir, 12);
     await runConsensus(dir, { rule: 'majority' });
-    const kept = (await query(`SELECT image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))}) WHERE kept`)) as Array<{
+    const kept = (await query(
+      `SELECT image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))}) WHERE kept`,
+    )) as Array<{
       image_a: string;
       image_b: string;
     }>;
@@ -352,7 +372,8 @@ describe('runEncode of a rule', () => {
     assert.equal(again.latents.reused, wanted.size - missing.length);
     const latents = await cached(dir, 'latents');
     for (const id of wanted) assert.ok(latents.has(id), id);
-    for (const id of missing) assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
+    for (const id of missing)
+      assertClose(latents.get(id)!.values, referenceLatent(await preprocessPixels(imageBytes.get(id)!, { size: 32 }), 32), id);
 
     const third = await runEncode(dir, encodeOptions({ rule: 'majority', resolution: 32 }));
     assert.equal(third.latents.partsSkipped, 2);
@@ -392,15 +413,22 @@ test('an image that does not decode is a reject with its reason; the rest are en
     model: null,
     seed: null,
   }));
-  await writeRowsPart(dir, 'prompts', 'hand', [{ prompt_id: pid, text: prompt, source: 'pickapic', split: 'train', category: null, challenge: null, note: null, prompt_index: null }]);
+  await writeRowsPart(dir, 'prompts', 'hand', [
+    { prompt_id: pid, text: prompt, source: 'pickapic', split: 'train', category: null, challenge: null, note: null, prompt_index: null },
+  ]);
   await writeRowsPart(dir, 'images', 'hand', images);
   const [a, b] = [images[0]!.image_id, images[1]!.image_id];
-  await writeRowsPart(dir, 'pairs', 'hand', [{ pair_id: pairId(pid, a, b), prompt_id: pid, image_a: a, image_b: b, human_pref: 1, split: 'train', source_ref: 'hand#0' }]);
+  await writeRowsPart(dir, 'pairs', 'hand', [
+    { pair_id: pairId(pid, a, b), prompt_id: pid, image_a: a, image_b: b, human_pref: 1, split: 'train', source_ref: 'hand#0' },
+  ]);
   const summary = await runEncode(dir, encodeOptions());
   assert.deepEqual(summary.counts, { read: 2, taken: 1, rejected: 1, byReason: { bad_image: 1 } });
   const rejects = [];
   for await (const r of readRows(dir, 'rejects')) rejects.push(r);
-  assert.deepEqual(rejects.map((r) => [r.source_ref, r.stage, r.reason]), [['hand#1', 'encode', 'bad_image']]);
+  assert.deepEqual(
+    rejects.map((r) => [r.source_ref, r.stage, r.reason]),
+    [['hand#1', 'encode', 'bad_image']],
+  );
   const latents = await cached(dir, 'latents');
   assert.deepEqual([...latents.keys()], [a]);
   // 80×48 → short side 64: 106×64, centre crop 64×64.

@@ -89,11 +89,18 @@ async function consensusRows(rule: string): Promise<Map<string, Record<string, u
 }
 
 /** Every exported row against the consensus row of its pair, the ingested images and prompts. */
-async function checkExport(glob: string, rule: string, expectedLabel: (votesA: number, votesB: number) => number | null): Promise<ExportRow[]> {
+async function checkExport(
+  glob: string,
+  rule: string,
+  expectedLabel: (votesA: number, votesB: number) => number | null,
+): Promise<ExportRow[]> {
   const rows = (await query(`SELECT * FROM read_parquet(${sql(glob)}) ORDER BY pair_id`)) as ExportRow[];
   const consensus = await consensusRows(rule);
   const kept = [...consensus.values()].filter((r) => r.kept);
-  assert.deepEqual(rows.map((r) => r.pair_id), kept.map((r) => r.pair_id as string).sort());
+  assert.deepEqual(
+    rows.map((r) => r.pair_id),
+    kept.map((r) => r.pair_id as string).sort(),
+  );
   for (const row of rows) {
     const c = consensus.get(row.pair_id)!;
     assert.equal(sha256(row.jpg_0), c.image_a);
@@ -121,21 +128,44 @@ describe('diffusers-dpo export', () => {
     assert.ok(rows.every((r) => r.label_0 === 1 || r.label_0 === 0));
     assert.equal(summary.pairs, rows.length);
     const bySplit = Object.values(summary.bySplit);
-    assert.equal(bySplit.reduce((a, b) => a + b, 0), rows.length);
-    assert.equal(summary.files.length, bySplit.reduce((n, k) => n + Math.ceil(k / 5), 0) + 1);
-    const groups = await query(`SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n FROM parquet_metadata(${sql(join(out, 'data/*.parquet'))})`);
-    assert.equal(Number(groups[0]!.rows), 2);
-    const groupsOf = (k: number): number => Array.from({ length: Math.ceil(k / 5) }, (_, i) => Math.ceil(Math.min(5, k - 5 * i) / 2)).reduce((a, b) => a + b, 0);
-    assert.equal(Number(groups[0]!.n), bySplit.reduce((n, k) => n + groupsOf(k), 0));
-    const types = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sql(join(out, 'data/*.parquet'))}))`);
-    assert.deepEqual(
-      Object.fromEntries(types.map((t) => [t.column_name, t.column_type])),
-      {
-        caption: 'VARCHAR', jpg_0: 'BLOB', jpg_1: 'BLOB', label_0: 'DOUBLE', label_1: 'DOUBLE', model_0: 'VARCHAR', model_1: 'VARCHAR', pair_id: 'VARCHAR', split: 'VARCHAR',
-        soft: 'DOUBLE', margin: 'DOUBLE', disagreement: 'DOUBLE', votes_a: 'INTEGER', votes_b: 'INTEGER',
-        p_m1: 'DOUBLE', p_m2: 'DOUBLE', p_m3: 'DOUBLE', p_m4: 'DOUBLE',
-      },
+    assert.equal(
+      bySplit.reduce((a, b) => a + b, 0),
+      rows.length,
     );
+    assert.equal(summary.files.length, bySplit.reduce((n, k) => n + Math.ceil(k / 5), 0) + 1);
+    const groups = await query(
+      `SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n FROM parquet_metadata(${sql(join(out, 'data/*.parquet'))})`,
+    );
+    assert.equal(Number(groups[0]!.rows), 2);
+    const groupsOf = (k: number): number =>
+      Array.from({ length: Math.ceil(k / 5) }, (_, i) => Math.ceil(Math.min(5, k - 5 * i) / 2)).reduce((a, b) => a + b, 0);
+    assert.equal(
+      Number(groups[0]!.n),
+      bySplit.reduce((n, k) => n + groupsOf(k), 0),
+    );
+    const types = await query(
+      `SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sql(join(out, 'data/*.parquet'))}))`,
+    );
+    assert.deepEqual(Object.fromEntries(types.map((t) => [t.column_name, t.column_type])), {
+      caption: 'VARCHAR',
+      jpg_0: 'BLOB',
+      jpg_1: 'BLOB',
+      label_0: 'DOUBLE',
+      label_1: 'DOUBLE',
+      model_0: 'VARCHAR',
+      model_1: 'VARCHAR',
+      pair_id: 'VARCHAR',
+      split: 'VARCHAR',
+      soft: 'DOUBLE',
+      margin: 'DOUBLE',
+      disagreement: 'DOUBLE',
+      votes_a: 'INTEGER',
+      votes_b: 'INTEGER',
+      p_m1: 'DOUBLE',
+      p_m2: 'DOUBLE',
+      p_m3: 'DOUBLE',
+      p_m4: 'DOUBLE',
+    });
     const manifest = await readManifest(dir);
     assert.equal(manifest.runs.at(-1)!.stage, 'export');
   });
@@ -176,7 +206,10 @@ describe('diffusers-dpo export', () => {
 
   test('bad requests are refused with one clear line', async () => {
     await assert.rejects(runExport(dir, { rule: 'nope', out: join(root, 'x') }), /no consensus\/nope/);
-    await assert.rejects(runExport(dir, { rule: 'majority', out: join(dir, 'export') }), (e: Error) => e instanceof ExportError && /outside the dataset/.test(e.message));
+    await assert.rejects(
+      runExport(dir, { rule: 'majority', out: join(dir, 'export') }),
+      (e: Error) => e instanceof ExportError && /outside the dataset/.test(e.message),
+    );
     await assert.rejects(runExport(dir, { rule: 'majority', out: join(root, 'y'), rowGroupSize: 257 }), /1\.\.256/);
     await assert.rejects(runExport(dir, { rule: 'majority', out: join(root, 'z'), splits: ['nowhere'] }), /no kept pair in split nowhere/);
   });

@@ -61,45 +61,64 @@ test('a generations folder with a TSV and with a JSON prompt list: rows, seeds, 
     ['2_0.jpg', 2, 0, 'image/jpeg', 32, 32],
   ];
 
-  for (const [label, list, model] of [['tsv', tsv, undefined], ['json', json, 'SDXL Turbo 1.0']] as const) {
+  for (const [label, list, model] of [
+    ['tsv', tsv, undefined],
+    ['json', json, 'SDXL Turbo 1.0'],
+  ] as const) {
     const out = join(root, `out-${label}`);
     const summary = await ingestGenerations(folder, { prompts: list, out, ...(model ? { model } : {}) });
     // 3 listed prompts + 8 visible files (the hidden file and the subfolder are not inputs).
-    assert.deepEqual(summary.counts, {
-      read: 11,
-      taken: 7,
-      rejected: 4,
-      byReason: { unrecognised_name: 2, missing_prompt: 1, bad_image: 1 },
-    }, label);
+    assert.deepEqual(
+      summary.counts,
+      {
+        read: 11,
+        taken: 7,
+        rejected: 4,
+        byReason: { unrecognised_name: 2, missing_prompt: 1, bad_image: 1 },
+      },
+      label,
+    );
     const got = await readDataset(out);
-    assert.deepEqual(got.images, taken.map(([name, index, seed, mime, width, height]) => ({
-      image_id: sha256(files[name]!),
-      prompt_id: promptIdOf(PROMPTS[index]!),
-      bytes: files[name],
-      mime,
-      width,
-      height,
-      source_ref: `sdxl-turbo/${name}`,
-      model: model ?? 'sdxl-turbo',
-      seed,
-    })), label);
-    assert.deepEqual(got.prompts, PROMPTS.map((text, index) => ({
-      prompt_id: promptIdOf(text),
-      text: text.trim().replace(/\s+/g, ' '),
-      source: 'images',
-      split: null,
-      category: index === 1 ? 'Animals' : label === 'tsv' ? 'Artifacts' : null,
-      challenge: null,
-      note: null,
-      prompt_index: index,
-    })), label);
+    assert.deepEqual(
+      got.images,
+      taken.map(([name, index, seed, mime, width, height]) => ({
+        image_id: sha256(files[name]!),
+        prompt_id: promptIdOf(PROMPTS[index]!),
+        bytes: files[name],
+        mime,
+        width,
+        height,
+        source_ref: `sdxl-turbo/${name}`,
+        model: model ?? 'sdxl-turbo',
+        seed,
+      })),
+      label,
+    );
+    assert.deepEqual(
+      got.prompts,
+      PROMPTS.map((text, index) => ({
+        prompt_id: promptIdOf(text),
+        text: text.trim().replace(/\s+/g, ' '),
+        source: 'images',
+        split: null,
+        category: index === 1 ? 'Animals' : label === 'tsv' ? 'Artifacts' : null,
+        challenge: null,
+        note: null,
+        prompt_index: index,
+      })),
+      label,
+    );
     assert.deepEqual(got.pairs, []);
-    assert.deepEqual(got.rejects.map((r) => [r.source_ref, r.reason]), [
-      ['sdxl-turbo/00007.jpg', 'missing_prompt'],
-      ['sdxl-turbo/2_1.jpg', 'bad_image'],
-      ['sdxl-turbo/cat.jpg', 'unrecognised_name'],
-      ['sdxl-turbo/notes.txt', 'unrecognised_name'],
-    ], label);
+    assert.deepEqual(
+      got.rejects.map((r) => [r.source_ref, r.reason]),
+      [
+        ['sdxl-turbo/00007.jpg', 'missing_prompt'],
+        ['sdxl-turbo/2_1.jpg', 'bad_image'],
+        ['sdxl-turbo/cat.jpg', 'unrecognised_name'],
+        ['sdxl-turbo/notes.txt', 'unrecognised_name'],
+      ],
+      label,
+    );
     assert.match(got.rejects[0]!.detail, /prompt 7 is not in the list \(3 prompts\)/);
   }
 });

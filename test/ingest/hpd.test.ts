@@ -51,7 +51,10 @@ async function validFolder(): Promise<{ root: string; img: Record<string, Buffer
   for (let i = 0; i < 5; i++) await add(`test/u${i}.png`, 4 + i, 'png');
   let n = 10;
   for (const model of ['ModelA', 'ModelB']) {
-    for (const [style, list] of [['anime', ANIME], ['photo', PHOTO]] as const) {
+    for (const [style, list] of [
+      ['anime', ANIME],
+      ['photo', PHOTO],
+    ] as const) {
       for (let i = 0; i < list.length; i++) await add(`benchmark_imgs/${model}/${style}/0000${i}.jpg`, n++);
     }
   }
@@ -168,12 +171,10 @@ test('a valid HPD folder: pairs from preferences and ranks, benchmark prompts an
   assert.deepEqual(Object.keys(manifest.units).sort(), keys.sort());
   const run = manifest.runs.at(-1)!;
   assert.equal(run.stage, 'ingest hpd');
-  assert.deepEqual(run.inputs.map((input) => input.path.slice(root.length + 1)), [
-    'benchmark/anime.json',
-    'benchmark/photo.json',
-    'test.json',
-    'train.json',
-  ]);
+  assert.deepEqual(
+    run.inputs.map((input) => input.path.slice(root.length + 1)),
+    ['benchmark/anime.json', 'benchmark/photo.json', 'test.json', 'train.json'],
+  );
   const trainJson = await readFile(join(root, 'train.json'));
   assert.equal(run.inputs[3]!.sha256, sha256(trainJson));
   assert.equal(run.inputs[3]!.bytes, trainJson.byteLength);
@@ -346,10 +347,7 @@ test('hostile entries: each is one reject with the expected reason, and the tota
   const images = await rowsOf(out, 'images');
   const ids = new Set(images.map((row) => row.image_id));
   assert.equal(images.length, 9);
-  assert.deepEqual(
-    [...ids].sort(),
-    ['good0', 'good1', 'g0', 'g1', 'bench0'].map((name) => sha256(img[name]!)).sort(),
-  );
+  assert.deepEqual([...ids].sort(), ['good0', 'good1', 'g0', 'g1', 'bench0'].map((name) => sha256(img[name]!)).sort());
   assert.ok(!ids.has(sha256(img.secret!)), 'the image outside the root was never taken');
   const bench = images.find((row) => row.image_id === sha256(img.bench0!))!;
   assert.deepEqual([bench.model, bench.source_ref], ['M1', 'benchmark_imgs/M1/00000.jpg']);
@@ -397,8 +395,7 @@ test('sharding: shards 0/3, 1/3, 2/3 together hold exactly the rows of one unsha
     summaries.push(await ingestHpd(root, { out: sharded, shard: { index, count: 3 }, ...ONE_AT_A_TIME }));
   }
 
-  const key = (row: object): string =>
-    JSON.stringify(row, (_, value: unknown) => (value instanceof Uint8Array ? sha256(value) : value));
+  const key = (row: object): string => JSON.stringify(row, (_, value: unknown) => (value instanceof Uint8Array ? sha256(value) : value));
   for (const table of ['prompts', 'images', 'pairs', 'rejects'] as const) {
     const expected = (await rowsOf(whole, table)).map(key).sort();
     const actual = (await rowsOf(sharded, table)).map(key).sort();
@@ -460,7 +457,14 @@ test('JSON arrays are indexed by byte range: strings, escapes, nesting, BOM and 
   await writeHpdFolder(dir, { train: text });
   const file = await indexJsonArray(join(dir, 'train.json'), 'train.json', 3);
   assert.equal(file.count, 7);
-  assert.deepEqual(file.chunks.map((c) => [c.first, c.count]), [[0, 3], [3, 3], [6, 1]]);
+  assert.deepEqual(
+    file.chunks.map((c) => [c.first, c.count]),
+    [
+      [0, 3],
+      [3, 3],
+      [6, 1],
+    ],
+  );
   const read: unknown[] = [];
   for (const chunk of file.chunks) read.push(...(await readChunk(file, chunk)));
   assert.deepEqual(read, values);
@@ -493,21 +497,35 @@ test('bad inputs are one clear InputError naming the file, before anything is wr
     const root = await writeHpdFolder(join(await tempDir('hpd-bad'), 'hpd'), { train: json });
     const out = join(await tempDir('hpd-bad-out'), 'out');
     await assert.rejects(ingestHpd(root, { out }), (error: Error) => error instanceof InputError && message.test(error.message));
-    assert.equal(await stat(out).then(() => true, () => false), false, `nothing written for ${json}`);
+    assert.equal(
+      await stat(out).then(
+        () => true,
+        () => false,
+      ),
+      false,
+      `nothing written for ${json}`,
+    );
   }
 
   const empty = await tempDir('hpd-empty');
-  await assert.rejects(ingestHpd(empty, { out: join(empty, 'out') }), (error: Error) =>
-    error instanceof InputError && /no train\.json, test\.json or benchmark\/\*\.json/.test(error.message));
-  await assert.rejects(ingestHpd(join(empty, 'nope'), { out: join(empty, 'out') }), (error: Error) =>
-    error instanceof InputError && /no such folder/.test(error.message));
+  await assert.rejects(
+    ingestHpd(empty, { out: join(empty, 'out') }),
+    (error: Error) => error instanceof InputError && /no train\.json, test\.json or benchmark\/\*\.json/.test(error.message),
+  );
+  await assert.rejects(
+    ingestHpd(join(empty, 'nope'), { out: join(empty, 'out') }),
+    (error: Error) => error instanceof InputError && /no such folder/.test(error.message),
+  );
 
   const ambiguous = await writeHpdFolder(join(await tempDir('hpd-ambiguous'), 'hpd'), {
     benchmark: { anime: ['a'], photo: ['b'] },
     files: { 'benchmark_imgs/M/00000.jpg': await testImage(1) },
   });
-  await assert.rejects(ingestHpd(ambiguous, { out: join(ambiguous, 'out') }), (error: Error) =>
-    error instanceof InputError && /benchmark_imgs\/M: images directly in the model folder but 2 benchmark lists/.test(error.message));
+  await assert.rejects(
+    ingestHpd(ambiguous, { out: join(ambiguous, 'out') }),
+    (error: Error) =>
+      error instanceof InputError && /benchmark_imgs\/M: images directly in the model folder but 2 benchmark lists/.test(error.message),
+  );
 });
 
 test('entry paths are checked without touching the disk', () => {

@@ -26,23 +26,30 @@ test('the real PartiPrompts.tsv: 1632 prompts, 12 categories, 11 challenges, pro
 
   const prompts = await tableRows(out, 'prompts');
   assert.equal(prompts.length, 1632);
-  assert.deepEqual(prompts.map((p) => p.prompt_index), Array.from({ length: 1632 }, (_, i) => i));
+  assert.deepEqual(
+    prompts.map((p) => p.prompt_index),
+    Array.from({ length: 1632 }, (_, i) => i),
+  );
   assert.equal(new Set(prompts.map((p) => p.category)).size, 12);
   assert.equal(new Set(prompts.map((p) => p.challenge)).size, 11);
   assert.equal(new Set(prompts.map((p) => p.prompt_id)).size, 1632, 'no two Parti prompts normalise alike');
   assert.equal(prompts.filter((p) => p.note !== null).length, 190);
   prompts.forEach((p, i) => {
     const [prompt, category, challenge, note] = entries[i]!;
-    assert.deepEqual(p, {
-      prompt_id: promptIdOf(prompt!),
-      text: normalise(prompt!),
-      source: 'parti',
-      split: 'eval',
-      category: category!,
-      challenge: challenge!,
-      note: note!.trim() === '' ? null : note!.trim(),
-      prompt_index: i,
-    }, `line ${i + 2}`);
+    assert.deepEqual(
+      p,
+      {
+        prompt_id: promptIdOf(prompt!),
+        text: normalise(prompt!),
+        source: 'parti',
+        split: 'eval',
+        category: category!,
+        challenge: challenge!,
+        note: note!.trim() === '' ? null : note!.trim(),
+        prompt_index: i,
+      },
+      `line ${i + 2}`,
+    );
   });
   assert.deepEqual(prompts[0], {
     prompt_id: promptIdOf('bond'),
@@ -94,7 +101,16 @@ test('a TSV without a Prompt column, and a row with too many fields', async (t) 
   const summary = await ingestParti(ragged, { out: join(root, 'c') });
   assert.deepEqual(summary.counts, { read: 3, taken: 1, rejected: 2, byReason: { malformed_entry: 1, missing_prompt: 1 } });
   const rejects = await tableRows(join(root, 'c'), 'rejects');
-  assert.deepEqual(rejects.map((r) => [r.source_ref, r.reason]), [['ragged.tsv:2', 'malformed_entry'], ['ragged.tsv:3', 'missing_prompt']]);
+  assert.deepEqual(
+    rejects.map((r) => [r.source_ref, r.reason]),
+    [
+      ['ragged.tsv:2', 'malformed_entry'],
+      ['ragged.tsv:3', 'missing_prompt'],
+    ],
+  );
   const prompts = await tableRows(join(root, 'c'), 'prompts');
-  assert.deepEqual(prompts.map((p) => [p.text, p.prompt_index]), [['a blue sphere', 2]]);
+  assert.deepEqual(
+    prompts.map((p) => [p.text, p.prompt_index]),
+    [['a blue sphere', 2]],
+  );
 });

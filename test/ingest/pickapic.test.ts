@@ -54,7 +54,10 @@ test('hostile shard from every writer and codec: labels, ids, one image row per 
     rejected: 12,
     byReason: { missing_prompt: 2, empty_image: 2, bad_image: 2, identical_images: 1, bad_label: 3, duplicate_pair: 2 },
   });
-  assert.deepEqual(want.pairs.map((p) => p.human_pref), [1, 0, 0.5, 1, null, 0]);
+  assert.deepEqual(
+    want.pairs.map((p) => p.human_pref),
+    [1, 0, 0.5, 1, null, 0],
+  );
   assert.equal(want.images.length, 9); // red cube: 0 1 2, blue sphere: 3 4, unlabelled: 8 9, green cone: 6 7
   assert.equal(want.prompts.length, 4);
 
@@ -76,19 +79,32 @@ test('hostile shard from every writer and codec: labels, ids, one image row per 
     assert.deepEqual(got.images, want.images, `${label}: images`);
     assert.deepEqual(got.prompts, want.prompts, `${label}: prompts`);
     assert.deepEqual(rejectKeys(got.rejects), want.rejects, `${label}: rejects`);
-    assert.ok(got.rejects.every((r) => r.detail.length > 0 && !r.detail.includes('\n')), `${label}: details`);
+    assert.ok(
+      got.rejects.every((r) => r.detail.length > 0 && !r.detail.includes('\n')),
+      `${label}: details`,
+    );
     assert.match(got.rejects.find((r) => r.source_ref === `${TRAIN}#9`)!.detail, /jpg_1/);
 
     // One unit, and one part per table that has rows, per row group.
     const manifest = await readManifest(out);
     const stem = 'pickapic-train-00000-of-00002';
-    assert.deepEqual(Object.keys(manifest.units).sort(), [0, 1, 2].map((g) => `ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`));
+    assert.deepEqual(
+      Object.keys(manifest.units).sort(),
+      [0, 1, 2].map((g) => `ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`),
+    );
     const files = await datasetFiles(out);
     const parts = (table: string) => [...files.keys()].filter((f) => f.startsWith(`${table}/`));
-    assert.deepEqual(parts('pairs'), [0, 1, 2].map((g) => `pairs/part-${stem}-rg000${g}-s0of1.arrow`));
-    assert.deepEqual(parts('rejects'), [0, 1, 2].map((g) => `rejects/part-${stem}-rg000${g}-s0of1.arrow`));
-    const pairsPerGroup = [0, 1, 2].map((g) => manifest.units[`ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`]!.parts
-      .find((p) => p.file.startsWith('pairs/'))!.rows);
+    assert.deepEqual(
+      parts('pairs'),
+      [0, 1, 2].map((g) => `pairs/part-${stem}-rg000${g}-s0of1.arrow`),
+    );
+    assert.deepEqual(
+      parts('rejects'),
+      [0, 1, 2].map((g) => `rejects/part-${stem}-rg000${g}-s0of1.arrow`),
+    );
+    const pairsPerGroup = [0, 1, 2].map(
+      (g) => manifest.units[`ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`]!.parts.find((p) => p.file.startsWith('pairs/'))!.rows,
+    );
     assert.deepEqual(pairsPerGroup, [4, 1, 1]);
 
     // Same rows in the same row groups: the dataset is the same bytes whichever program wrote the shard.
@@ -144,12 +160,10 @@ test('split from the published file names; several shards and a folder; --split 
 
   const manifest = await readManifest(out);
   assert.equal(manifest.runs.length, 1);
-  assert.deepEqual(manifest.runs[0]!.inputs.map((i) => i.path.split('/').pop()), [
-    'extra.parquet',
-    'train-00000-of-00002.parquet',
-    'train-00001-of-00002.parquet',
-    'validation_unique-00000-of-00001.parquet',
-  ]);
+  assert.deepEqual(
+    manifest.runs[0]!.inputs.map((i) => i.path.split('/').pop()),
+    ['extra.parquet', 'train-00000-of-00002.parquet', 'train-00001-of-00002.parquet', 'validation_unique-00000-of-00001.parquet'],
+  );
 });
 
 test('same inputs, two fresh directories: byte-identical parts, whatever the decode concurrency', async (t) => {
@@ -180,7 +194,8 @@ test('same inputs, two fresh directories: byte-identical parts, whatever the dec
   assert.deepEqual([...two.keys()], [...one.keys()]);
   for (const [file, bytes] of one) assert.ok(bytes.equals(two.get(file)!), `${file} differs`);
   // The same records, but for when each part was written.
-  const units = (m: Awaited<ReturnType<typeof readManifest>>) => JSON.stringify(m.units, (key, value) => (key === 'mtimeMs' ? undefined : value));
+  const units = (m: Awaited<ReturnType<typeof readManifest>>) =>
+    JSON.stringify(m.units, (key, value) => (key === 'mtimeMs' ? undefined : value));
   assert.equal(units(await readManifest(join(root, 'two'))), units(await readManifest(join(root, 'one'))));
 });
 

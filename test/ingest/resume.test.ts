@@ -51,9 +51,15 @@ async function manifestOrNull(dir: string): Promise<Manifest | null> {
   }
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
-test('SIGKILL after the first unit, re-run: skips the finished units and ends byte-identical to an uninterrupted run', { timeout: 60_000 }, async (t) => {
+test('SIGKILL after the first unit, re-run: skips the finished units and ends byte-identical to an uninterrupted run', {
+  timeout: 60_000,
+}, async (t) => {
   const root = await tempDir(t);
   // Well-formed rows and the rejects that do not involve the image decoder, in 12 row groups of 20 rows.
   const pool = await noiseImages(60, 900);
@@ -114,7 +120,8 @@ test('SIGKILL after the first unit, re-run: skips the finished units and ends by
   assert.deepEqual([...resumed.keys()], [...uninterrupted.keys()]);
   for (const [file, bytes] of uninterrupted) assert.ok(bytes.equals(resumed.get(file)!), `${file} differs`);
   // The same records, but for when each part was written.
-  const unitRecords = async (dir: string) => JSON.stringify((await readManifest(dir)).units, (key, value) => (key === 'mtimeMs' ? undefined : value));
+  const unitRecords = async (dir: string) =>
+    JSON.stringify((await readManifest(dir)).units, (key, value) => (key === 'mtimeMs' ? undefined : value));
   assert.equal(await unitRecords(out), await unitRecords(reference));
 });
 

@@ -13,11 +13,37 @@ const prompts: PromptRow[] = [
   { prompt_id: 'p2', text: 'ünïcödé ✓', source: 'pickapic', split: null, category: null, challenge: null, note: '', prompt_index: null },
 ];
 const images: ImageRow[] = [
-  { image_id: 'i1', prompt_id: 'p1', bytes: new Uint8Array([0xff, 0xd8, 0, 1, 2]), mime: 'image/jpeg', width: 512, height: 384, source_ref: 'a#0:jpg_0', model: null, seed: null },
-  { image_id: 'i2', prompt_id: 'p1', bytes: new Uint8Array(0), mime: 'image/png', width: 1, height: 1, source_ref: 'm/1_3.png', model: 'sdxl', seed: 3 },
+  {
+    image_id: 'i1',
+    prompt_id: 'p1',
+    bytes: new Uint8Array([0xff, 0xd8, 0, 1, 2]),
+    mime: 'image/jpeg',
+    width: 512,
+    height: 384,
+    source_ref: 'a#0:jpg_0',
+    model: null,
+    seed: null,
+  },
+  {
+    image_id: 'i2',
+    prompt_id: 'p1',
+    bytes: new Uint8Array(0),
+    mime: 'image/png',
+    width: 1,
+    height: 1,
+    source_ref: 'm/1_3.png',
+    model: 'sdxl',
+    seed: 3,
+  },
 ];
 const pairs: PairRow[] = [1, 0, 0.5, null].map((pref, i) => ({
-  pair_id: `q${i}`, prompt_id: 'p1', image_a: 'i1', image_b: 'i2', human_pref: pref, split: i === 3 ? null : 'train', source_ref: `x#${i}`,
+  pair_id: `q${i}`,
+  prompt_id: 'p1',
+  image_a: 'i1',
+  image_b: 'i2',
+  human_pref: pref,
+  split: i === 3 ? null : 'train',
+  source_ref: `x#${i}`,
 }));
 const rejects: RejectRow[] = [{ source_ref: 'x#9', stage: 'ingest', reason: 'bad_image', detail: 'VipsJpeg: premature end' }];
 
@@ -28,7 +54,7 @@ function assertFileFormat(bytes: Uint8Array): void {
   assert.equal(text(bytes.byteLength - 6, bytes.byteLength), 'ARROW1');
 }
 
-test('encodeRows: Arrow IPC file bytes with the schema module\'s columns, types and nulls; deterministic', () => {
+test("encodeRows: Arrow IPC file bytes with the schema module's columns, types and nulls; deterministic", () => {
   const bytes = encodeRows('prompts', prompts);
   assertFileFormat(bytes);
   assert.deepEqual(encodeRows('prompts', prompts), bytes, 'same rows, same bytes');
@@ -46,7 +72,10 @@ test('encodeRows: Arrow IPC file bytes with the schema module\'s columns, types 
       ['prompt_index', 'Int32', true],
     ],
   );
-  assert.deepEqual(table.toArray().map((row) => ({ ...row.toJSON() })), prompts);
+  assert.deepEqual(
+    table.toArray().map((row) => ({ ...row.toJSON() })),
+    prompts,
+  );
 
   const imageTable = tableFromIPC(encodeRows('images', images));
   assert.deepEqual(
@@ -60,7 +89,10 @@ test('encodeRows: Arrow IPC file bytes with the schema module\'s columns, types 
   const pairTable = tableFromIPC(encodeRows('pairs', pairs));
   assert.equal(String(pairTable.schema.fields[4]!.type), 'Float64');
   assert.deepEqual(pairTable.getChild('human_pref')!.toArray().length, 4);
-  assert.deepEqual([0, 1, 2, 3].map((i) => pairTable.getChild('human_pref')!.get(i)), [1, 0, 0.5, null]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => pairTable.getChild('human_pref')!.get(i)),
+    [1, 0, 0.5, null],
+  );
   assert.equal(tableFromIPC(encodeRows('rejects', [])).numRows, 0);
 });
 

@@ -55,7 +55,10 @@ test('fp16 models: float32 feeds become float16 and float16 outputs come back as
     // ORT's encoding, decoded by us.
     const half = float32Output(out, 'w_as_half');
     assert.deepEqual(Array.from(half.data), expected);
-    assert.ok(expected.some((v, i) => v !== values[i]), 'rounding happened');
+    assert.ok(
+      expected.some((v, i) => v !== values[i]),
+      'rounding happened',
+    );
   } finally {
     await s.dispose();
   }

@@ -97,7 +97,10 @@ test('reads DuckDB files: zstd, snappy, gzip × Parquet v1, v2 encodings; dictio
         // The file is what the test says it is: codec, page version, a dictionary for the repetitive strings.
         const bytes = new Uint8Array(await readFile(path));
         const info = await chunks(db, path);
-        assert.ok(info.every((c) => c.compression === codec.toUpperCase()), label);
+        assert.ok(
+          info.every((c) => c.compression === codec.toUpperCase()),
+          label,
+        );
         // DuckDB's "v2" switches encodings (delta, RLE dictionary) but keeps v1 page headers; arrow-rs below
         // writes real v2 pages.
         const encodings = (column: string): string[] => info.filter((c) => c.column === column).map((c) => c.encodings);
@@ -116,7 +119,11 @@ test('reads DuckDB files: zstd, snappy, gzip × Parquet v1, v2 encodings; dictio
         assert.deepEqual(source.columns, ['id', 'kind', 'score', 'flag', 'small', 'big', 'payload']);
         assert.deepEqual(
           source.rowGroups.map((g) => [g.index, g.rowStart, g.numRows]),
-          [[0, 0, 2048], [1, 2048, 2048], [2, 4096, 904]],
+          [
+            [0, 0, 2048],
+            [1, 2048, 2048],
+            [2, 4096, 904],
+          ],
         );
         let seen = 0;
         for (const group of source.rowGroups) {
@@ -134,8 +141,14 @@ test('reads DuckDB files: zstd, snappy, gzip × Parquet v1, v2 encodings; dictio
         assert.deepEqual(subset[903], { score: 4999 * 0.25 });
         const columns = await readRowGroupColumns(source, last, ['big', 'flag']);
         const expected = Array.from({ length: 904 }, (_, k) => duckRow(4096 + k));
-        assert.deepEqual(Array.from(columns.big!), expected.map((row) => row.big));
-        assert.deepEqual(Array.from(columns.flag!), expected.map((row) => row.flag));
+        assert.deepEqual(
+          Array.from(columns.big!),
+          expected.map((row) => row.big),
+        );
+        assert.deepEqual(
+          Array.from(columns.flag!),
+          expected.map((row) => row.flag),
+        );
       }
     }
   });
@@ -189,7 +202,11 @@ test('reads arrow-rs files: every codec, dictionary on and off, page v1 and v2, 
           }
 
           const source = await openParquet(path);
-          assert.deepEqual(source.rowGroups.map((g) => g.numRows), [16, 16, 16, 2], label);
+          assert.deepEqual(
+            source.rowGroups.map((g) => g.numRows),
+            [16, 16, 16, 2],
+            label,
+          );
           const rows: ParquetRow[] = [];
           for (const group of source.rowGroups) rows.push(...(await readRowGroup(source, group)));
           assert.equal(rows.length, ARROW_ROWS);
@@ -276,10 +293,12 @@ test('our writer: DuckDB reads back every column type with identical values, nul
       ],
     );
     const read = await db.runAndReadAll(`SELECT * FROM read_parquet(${sqlString(path)})`);
-    const back = read.getRowObjectsJS().map((row): Record<string, unknown> => ({
-      ...row,
-      blob: row.blob === null ? null : new Uint8Array(row.blob as Uint8Array),
-    }));
+    const back = read.getRowObjectsJS().map(
+      (row): Record<string, unknown> => ({
+        ...row,
+        blob: row.blob === null ? null : new Uint8Array(row.blob as Uint8Array),
+      }),
+    );
     assert.equal(back.length, OUR_ROWS);
     back.forEach((row, i) => assert.deepEqual(row, ourRow(i), `row ${i}`));
     // -0 survives (deepEqual compares with Object.is), and so does a subnormal.
@@ -296,11 +315,15 @@ test('our writer: DuckDB reads back every column type with identical values, nul
     const groups = await db.runAndReadAll(
       `SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(${sqlString(path)}) ORDER BY 1`,
     );
-    assert.deepEqual(groups.getRowsJS().map((r) => Number(r[1])), [10, 10, 3]);
-    const kv = await db.runAndReadAll(
-      `SELECT decode(key), decode(value) FROM parquet_kv_metadata(${sqlString(path)}) ORDER BY 1`,
+    assert.deepEqual(
+      groups.getRowsJS().map((r) => Number(r[1])),
+      [10, 10, 3],
     );
-    assert.deepEqual(kv.getRowsJS(), [['metric', 'pickscore'], ['tool.version', '0.1.0']]);
+    const kv = await db.runAndReadAll(`SELECT decode(key), decode(value) FROM parquet_kv_metadata(${sqlString(path)}) ORDER BY 1`);
+    assert.deepEqual(kv.getRowsJS(), [
+      ['metric', 'pickscore'],
+      ['tool.version', '0.1.0'],
+    ]);
   });
 
   // And our reader agrees with DuckDB.

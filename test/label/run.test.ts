@@ -104,7 +104,9 @@ async function snapshot(dir: string): Promise<Map<string, string>> {
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const path = join(entry.parentPath, entry.name);
-    const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+    const hash = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
     out.set(relative(dir, path), entry.name.endsWith('.parquet') ? `${hash} ${(await stat(path)).mtimeMs}` : hash);
   }
   return out;
@@ -158,10 +160,15 @@ class DirectScorer {
   private async compute(bytes: Uint8Array, text: string): Promise<Record<MetricName, number>> {
     const size = SPLIT_CLIP.imageSize!;
     const tokens = this.tokenizer.encodeBatch([text]);
-    const ids = { input_ids: { data: tokens.inputIds, dims: tokens.shape }, attention_mask: { data: tokens.attentionMask, dims: tokens.shape } };
+    const ids = {
+      input_ids: { data: tokens.inputIds, dims: tokens.shape },
+      attention_mask: { data: tokens.attentionMask, dims: tokens.shape },
+    };
     const small = await preprocessImage(bytes, { size });
     const large = await preprocessImage(bytes); // the full export's metric JSON leaves image_size at 224
-    const image = unit(float32Output(await this.vision.run({ pixel_values: { data: small, dims: [1, 3, size, size] } }), 'image_embeds').data);
+    const image = unit(
+      float32Output(await this.vision.run({ pixel_values: { data: small, dims: [1, 3, size, size] } }), 'image_embeds').data,
+    );
     const caption = unit(float32Output(await this.text.run(ids), 'text_embeds').data);
     const full = await this.full.run({ ...ids, pixel_values: { data: large, dims: [1, 3, 224, 224] } });
     const cos = dot(image, caption);
@@ -247,19 +254,32 @@ describe('label the bundled Pick-a-Pic sample', () => {
     const expected = images.map((r) => `${r.image_id}:${r.prompt_id}`).sort();
     for (const name of ['pickscore', 'clip', 'hps'] as const) {
       const rows = await scoreRows(dir, name);
-      assert.deepEqual(rows.map((r) => `${r.image_id}:${r.prompt_id}`), expected, name);
+      assert.deepEqual(
+        rows.map((r) => `${r.image_id}:${r.prompt_id}`),
+        expected,
+        name,
+      );
       const spec = await loadMetricSpec(fx.metrics[name]);
-      assert.ok(rows.every((r) => r.metric_version === spec.version), `${name}: metric_version`);
+      assert.ok(
+        rows.every((r) => r.metric_version === spec.version),
+        `${name}: metric_version`,
+      );
       const info = JSON.parse(await readFile(join(dir, 'meta', 'scores', `${name}.json`), 'utf8')) as MetricInfo;
       assert.deepEqual(info, { name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature });
       assert.deepEqual(
-        { scored: metricSummary(first, name).scored, written: metricSummary(first, name).partsWritten, skipped: metricSummary(first, name).partsSkipped },
+        {
+          scored: metricSummary(first, name).scored,
+          written: metricSummary(first, name).partsWritten,
+          skipped: metricSummary(first, name).partsSkipped,
+        },
         { scored: 34, written: 2, skipped: 0 },
         name,
       );
     }
     // docs/design.md §5 default temperatures: PickScore 1, cosine 0.01; clip-100 is on PickScore's scale.
-    const taus = await Promise.all((['pickscore', 'clip', 'hps'] as const).map(async (m) => (await loadMetricSpec(fx.metrics[m])).temperature));
+    const taus = await Promise.all(
+      (['pickscore', 'clip', 'hps'] as const).map(async (m) => (await loadMetricSpec(fx.metrics[m])).temperature),
+    );
     assert.deepEqual(taus, [1, 1, 0.01]);
     assert.deepEqual(first.counts, { read: 34, taken: 34, rejected: 0, byReason: {} });
     const columns = await query(`DESCRIBE SELECT * FROM read_parquet(${sql(join(dir, 'scores/pickscore/*.parquet'))})`);
@@ -318,7 +338,11 @@ describe('label the bundled Pick-a-Pic sample', () => {
     const { result, log } = await watchSessions(() => label(dir, ['pickscore', 'clip', 'hps']));
     for (const name of ['pickscore', 'clip', 'hps']) {
       const m = metricSummary(result, name);
-      assert.deepEqual({ scored: m.scored, written: m.partsWritten, skipped: m.partsSkipped }, { scored: 34, written: 0, skipped: 2 }, name);
+      assert.deepEqual(
+        { scored: m.scored, written: m.partsWritten, skipped: m.partsSkipped },
+        { scored: 34, written: 0, skipped: 2 },
+        name,
+      );
     }
     assert.equal(log.runs.size, 0, `inference ran: ${[...log.runs.keys()].join(', ')}`);
     assert.deepEqual(await snapshot(join(dir, 'scores')), before);
@@ -355,7 +379,7 @@ describe('label the bundled Pick-a-Pic sample', () => {
   });
 });
 
-test('changing a metric\'s version under the same name never leaves scores of the old version behind', async () => {
+test("changing a metric's version under the same name never leaves scores of the old version behind", async () => {
   const dir = await copyOfSample('new-version');
   await label(dir, ['aesthetic']);
   const v2 = await fx.writeMetric('aesthetic-v2.json', {
@@ -369,7 +393,10 @@ test('changing a metric\'s version under the same name never leaves scores of th
   const info = JSON.parse(await readFile(join(dir, 'meta/scores/aesthetic.json'), 'utf8')) as MetricInfo;
   const versions = await query(`SELECT DISTINCT metric_version AS v FROM read_parquet(${sql(join(dir, 'scores/aesthetic/*.parquet'))})`);
   // meta/scores/<metric>.json describes the scores: consensus reads its version and τ for them.
-  assert.deepEqual(versions.map((r) => r.v), [info.version]);
+  assert.deepEqual(
+    versions.map((r) => r.v),
+    [info.version],
+  );
 });
 
 // ---- ModelHub ---------------------------------------------------------------------------------------------------
@@ -449,10 +476,12 @@ test('an unreadable image inside an images part is a label reject with its reaso
   const summary = await label(dir, ['pickscore', 'hps', 'aesthetic'], { batchSize: 4 });
   const rejects: RejectRow[] = [];
   for await (const row of readRows(dir, 'rejects')) rejects.push(row);
-  assert.deepEqual(
-    rejects.map((r) => `${r.stage} ${r.reason} ${r.source_ref}`).sort(),
-    ['label bad_image not-an-image', 'label bad_image truncated', 'label empty_image empty', 'label missing_prompt orphan'],
-  );
+  assert.deepEqual(rejects.map((r) => `${r.stage} ${r.reason} ${r.source_ref}`).sort(), [
+    'label bad_image not-an-image',
+    'label bad_image truncated',
+    'label empty_image empty',
+    'label missing_prompt orphan',
+  ]);
   assert.ok(rejects.every((r) => r.detail.length > 0));
   assert.deepEqual(summary.counts, { read: 8, taken: 4, rejected: 4, byReason: { bad_image: 2, empty_image: 1, missing_prompt: 1 } });
 
@@ -505,7 +534,11 @@ test('a vision model without projection is refused with a clear message before a
     tokenizer: fx.tokenizer,
     image_size: SPLIT_CLIP.imageSize,
   });
-  await assertRefused(dir, [fx.metrics.aesthetic, metric], /clip-vision-no-projection\.onnx: vision model has no projection.*CLIPVisionModelWithProjection/);
+  await assertRefused(
+    dir,
+    [fx.metrics.aesthetic, metric],
+    /clip-vision-no-projection\.onnx: vision model has no projection.*CLIPVisionModelWithProjection/,
+  );
   assert.deepEqual(await parquetFilesUnder(dir), []);
 });
 
@@ -513,12 +546,36 @@ test('metric JSON mistakes are one clear MetricSpecError each, naming the file',
   const dir = await copyOfSample('bad-json');
   const split = { text_model: 'clip-text.onnx', vision_model: 'clip-vision.onnx', tokenizer: fx.tokenizer };
   const cases: Array<[string, Record<string, unknown> | string, RegExp]> = [
-    ['unknown-kind.json', { name: 'x', kind: 'imagereward', ...split }, /unknown-kind\.json: "kind" must be one of pickscore, hps, clip, aesthetic/],
-    ['no-tokenizer.json', { name: 'x', kind: 'pickscore', text_model: 'clip-text.onnx', vision_model: 'clip-vision.onnx' }, /no-tokenizer\.json: needs "tokenizer"/],
-    ['bad-formula.json', { name: 'x', kind: 'pickscore', score: 'cos', ...split }, /bad-formula\.json: "score" for kind pickscore must be logit-scale-cos/],
-    ['odd-formula.json', { name: 'x', kind: 'clip', score: '10*cos', ...split }, /odd-formula\.json: "score" for kind clip must be cos or clip-100/],
-    ['no-head.json', { name: 'x', kind: 'aesthetic', vision_model: 'clip-vision.onnx' }, /no-head\.json: an aesthetic metric needs "head_model"/],
-    ['one-tower.json', { name: 'x', kind: 'hps', vision_model: 'clip-vision.onnx', tokenizer: fx.tokenizer }, /one-tower\.json: needs "clip_model".*or both "text_model" and "vision_model"/],
+    [
+      'unknown-kind.json',
+      { name: 'x', kind: 'imagereward', ...split },
+      /unknown-kind\.json: "kind" must be one of pickscore, hps, clip, aesthetic/,
+    ],
+    [
+      'no-tokenizer.json',
+      { name: 'x', kind: 'pickscore', text_model: 'clip-text.onnx', vision_model: 'clip-vision.onnx' },
+      /no-tokenizer\.json: needs "tokenizer"/,
+    ],
+    [
+      'bad-formula.json',
+      { name: 'x', kind: 'pickscore', score: 'cos', ...split },
+      /bad-formula\.json: "score" for kind pickscore must be logit-scale-cos/,
+    ],
+    [
+      'odd-formula.json',
+      { name: 'x', kind: 'clip', score: '10*cos', ...split },
+      /odd-formula\.json: "score" for kind clip must be cos or clip-100/,
+    ],
+    [
+      'no-head.json',
+      { name: 'x', kind: 'aesthetic', vision_model: 'clip-vision.onnx' },
+      /no-head\.json: an aesthetic metric needs "head_model"/,
+    ],
+    [
+      'one-tower.json',
+      { name: 'x', kind: 'hps', vision_model: 'clip-vision.onnx', tokenizer: fx.tokenizer },
+      /one-tower\.json: needs "clip_model".*or both "text_model" and "vision_model"/,
+    ],
     ['bad-tau.json', { name: 'x', kind: 'hps', temperature: 0, ...split }, /bad-tau\.json: "temperature" must be > 0/],
     ['bad-name.json', { name: '../x', kind: 'hps', ...split }, /bad-name\.json: "name" must be a plain identifier/],
     ['not-json.json', '{ "name": "x", ', /not-json\.json: cannot read metric JSON/],
@@ -537,7 +594,12 @@ test('metric JSON mistakes are one clear MetricSpecError each, naming the file',
 
 test('an aesthetic metric reading a full CLIP export without a tokenizer is refused before any image is read', async () => {
   const dir = await copyOfSample('full-aesthetic');
-  const metric = await fx.writeMetric('aesthetic-on-full.json', { name: 'aesfull', kind: 'aesthetic', clip_model: 'clip-full.onnx', head_model: 'aesthetic-mlp.onnx' });
+  const metric = await fx.writeMetric('aesthetic-on-full.json', {
+    name: 'aesfull',
+    kind: 'aesthetic',
+    clip_model: 'clip-full.onnx',
+    head_model: 'aesthetic-mlp.onnx',
+  });
   await assertRefused(dir, [metric], /aesthetic-on-full\.json: .*"tokenizer"/);
   // Refused up front, as every other contract check is: nothing of the metric is left in scores/.
   assert.deepEqual(await readdir(join(dir, 'scores')).catch(() => []), []);
@@ -560,8 +622,14 @@ test('shards 0/2 and 1/2 together score exactly the rows of one unsharded run', 
     assert.equal(files.filter((f) => f.endsWith('-s0of2.parquet')).length, 2);
     const union = await scoreRows(sharded, name);
     const reference = await scoreRows(whole, name);
-    assert.deepEqual(union.map((r) => `${r.image_id}:${r.prompt_id}`), reference.map((r) => `${r.image_id}:${r.prompt_id}`), name);
-    union.forEach((r, i) => assert.ok(Math.abs(r.score - reference[i]!.score) <= TOL, `${name} ${r.image_id}: ${r.score} vs ${reference[i]!.score}`));
+    assert.deepEqual(
+      union.map((r) => `${r.image_id}:${r.prompt_id}`),
+      reference.map((r) => `${r.image_id}:${r.prompt_id}`),
+      name,
+    );
+    union.forEach((r, i) =>
+      assert.ok(Math.abs(r.score - reference[i]!.score) <= TOL, `${name} ${r.image_id}: ${r.score} vs ${reference[i]!.score}`),
+    );
     // No image is scored by both shards.
     const perShard = await query(
       `SELECT count(*) AS n, count(DISTINCT image_id || prompt_id) AS d FROM read_parquet(${sql(join(sharded, 'scores', name, '*.parquet'))})`,

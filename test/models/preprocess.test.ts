@@ -51,8 +51,14 @@ function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 test('fixtures are the ones the reference script made', () => {
   assert.ok(manifest.cases.length >= 14, 'at least 14 reference cases');
-  assert.deepEqual(manifest.mean, [...CLIP_MEAN].map((x) => Math.fround(x)));
-  assert.deepEqual(manifest.std, [...CLIP_STD].map((x) => Math.fround(x)));
+  assert.deepEqual(
+    manifest.mean,
+    [...CLIP_MEAN].map((x) => Math.fround(x)),
+  );
+  assert.deepEqual(
+    manifest.std,
+    [...CLIP_STD].map((x) => Math.fround(x)),
+  );
   for (const c of manifest.cases) {
     assert.equal(createHash('sha256').update(bytesOf(c.file)).digest('hex'), c.sha256, c.file);
     assert.equal(referenceOf(c).length, c.crop_size * c.crop_size * 3, c.reference);
@@ -90,7 +96,7 @@ test('matches PIL / CLIPImageProcessor within 1/255 per channel on every fixture
   console.log(lines.join('\n'));
 });
 
-test('lossless inputs are bit-exact: the resampler is PIL\'s, the normalisation is numpy\'s float32', async () => {
+test("lossless inputs are bit-exact: the resampler is PIL's, the normalisation is numpy's float32", async () => {
   // PNG decoding has no decoder-version latitude (unlike JPEG's IDCT), so here any difference is ours.
   const pngs = manifest.cases.filter((c) => c.file.endsWith('.png'));
   assert.ok(pngs.length >= 3, 'at least 3 PNG cases');
@@ -104,7 +110,7 @@ test('lossless inputs are bit-exact: the resampler is PIL\'s, the normalisation 
   }
 });
 
-test('control: the tolerance has teeth — sharp\'s own cubic cover resize misses it', async () => {
+test("control: the tolerance has teeth — sharp's own cubic cover resize misses it", async () => {
   // Why the resampler is ours: sharp rounds the resized size and crop offset its own way, and ignores the kernel
   // when enlarging. A one-row shift alone takes the portrait fixture far past 1/255.
   for (const file of ['motorcycle-portrait.jpg', 'chelsea-rgba.png']) {

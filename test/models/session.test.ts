@@ -8,14 +8,23 @@ import { createSession, float32Output } from '../../src/models/session.ts';
 import { tinyAestheticModel, tinyClipTextModel } from '../../tools/onnx-builder/tiny-models.ts';
 
 // Whether this machine has onnxruntime-node's CUDA provider library (it does not in CI or on the dev box).
-const ortBin = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+const ortBin = join(
+  dirname(createRequire(import.meta.url).resolve('onnxruntime-node')),
+  '..',
+  'bin',
+  'napi-v6',
+  process.platform,
+  process.arch,
+);
 const hasCudaLibrary = existsSync(join(ortBin, 'libonnxruntime_providers_cuda.so'));
 
 const IDS = [49406, 320, 1125, 49407, 49406, 555, 49407, 49407];
 const MASK = [1, 1, 1, 1, 1, 1, 1, 0];
 const AESTHETIC = tinyAestheticModel({ inputDim: 4, hidden: [8, 4] });
 
-test('device auto picks the CPU on a machine without the CUDA provider, and says why', { skip: hasCudaLibrary && 'CUDA provider installed' }, async () => {
+test('device auto picks the CPU on a machine without the CUDA provider, and says why', {
+  skip: hasCudaLibrary && 'CUDA provider installed',
+}, async () => {
   const s = await createSession(AESTHETIC);
   try {
     assert.equal(s.provider, 'cpu');
@@ -31,8 +40,13 @@ test('device auto picks the CPU on a machine without the CUDA provider, and says
   await cpu.dispose();
 });
 
-test('device cuda without the CUDA provider is a clear error, not a silent CPU fallback', { skip: hasCudaLibrary && 'CUDA provider installed' }, async () => {
-  await assert.rejects(createSession(AESTHETIC, { device: 'cuda' }), /cannot use the CUDA execution provider for <\d+-byte model>: .+\(install onnxruntime-node with its CUDA libraries/);
+test('device cuda without the CUDA provider is a clear error, not a silent CPU fallback', {
+  skip: hasCudaLibrary && 'CUDA provider installed',
+}, async () => {
+  await assert.rejects(
+    createSession(AESTHETIC, { device: 'cuda' }),
+    /cannot use the CUDA execution provider for <\d+-byte model>: .+\(install onnxruntime-node with its CUDA libraries/,
+  );
   await assert.rejects(createSession(AESTHETIC, { device: 'gpu' as 'cuda' }), /unknown device "gpu"/);
   await assert.rejects(createSession(AESTHETIC, { intraOpNumThreads: 0 }), /intraOpNumThreads must be a positive integer/);
 });
@@ -74,7 +88,10 @@ test('extra feeds are dropped; number arrays and Int32Array convert to int64; ou
     assert.ok(a.data.some((v) => Math.abs(v) > 0.1));
     const only = await s.run({ input_ids: { data: IDS, dims: [2, 4] }, attention_mask: { data: MASK, dims: [2, 4] } }, ['text_embeds']);
     assert.deepEqual(Object.keys(only), ['text_embeds']);
-    await assert.rejects(s.run({ input_ids: { data: IDS, dims: [2, 4] }, attention_mask: { data: MASK, dims: [2, 4] } }, ['logits']), /has no output "logits" \(outputs: text_embeds, last_hidden_state\)/);
+    await assert.rejects(
+      s.run({ input_ids: { data: IDS, dims: [2, 4] }, attention_mask: { data: MASK, dims: [2, 4] } }, ['logits']),
+      /has no output "logits" \(outputs: text_embeds, last_hidden_state\)/,
+    );
   } finally {
     await s.dispose();
   }
@@ -100,7 +117,10 @@ test('missing, mistyped or misshaped inputs are clear errors naming the input', 
       s.run({ input_ids: { data: IDS, dims: [8] }, attention_mask: { data: MASK, dims: [2, 4] } }),
       /input input_ids: dims \[8\] do not match the declared \[batch_size, sequence_length\]/,
     );
-    await assert.rejects(a.run({ embedding: { data: new Float32Array(8), dims: [1, 8] } }), /input embedding: dims \[1, 8\] do not match the declared \[batch_size, 4\]/);
+    await assert.rejects(
+      a.run({ embedding: { data: new Float32Array(8), dims: [1, 8] } }),
+      /input embedding: dims \[1, 8\] do not match the declared \[batch_size, 4\]/,
+    );
     await assert.rejects(a.run({ embedding: { data: new Float32Array(7), dims: [2, 4] } }), /7 values do not fill dims \[2, 4\] \(8\)/);
     // Float64 and plain numbers are accepted for float32 inputs.
     const x = [0.5, -0.5, 0.5, 0.5];

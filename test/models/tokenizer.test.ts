@@ -100,10 +100,16 @@ test('batch: int64 [n, 77], padded with the configured pad id, mask over real to
   assert.deepEqual(row(batch.attentionMask, 0), [1, 1, 1, ...new Array(74).fill(0)]);
   // Row 1: the empty prompt is just the two special tokens.
   assert.deepEqual(row(batch.inputIds, 1).slice(0, 3), [BOS, EOS, EOS]);
-  assert.equal(row(batch.attentionMask, 1).reduce((s, x) => s + x, 0), 2);
+  assert.equal(
+    row(batch.attentionMask, 1).reduce((s, x) => s + x, 0),
+    2,
+  );
   // Row 2: cut, full mask, end token last.
   assert.equal(row(batch.inputIds, 2)[76], EOS);
-  assert.equal(row(batch.attentionMask, 2).reduce((s, x) => s + x, 0), 77);
+  assert.equal(
+    row(batch.attentionMask, 2).reduce((s, x) => s + x, 0),
+    77,
+  );
   assert.deepEqual(batch.untruncatedLengths.slice(0, 2), [3, 2]);
   assert.ok(batch.untruncatedLengths[2]! > 77, 'row 2 was longer than 77');
 
@@ -158,7 +164,10 @@ test('unicode, emoji and markup prompts tokenize without crashing, byte-level', 
       assert.ok(ids.length >= 2 && ids.length <= 77, text);
       assert.equal(ids[0], BOS);
       assert.equal(ids[ids.length - 1], EOS);
-      assert.ok(ids.every((id) => Number.isInteger(id) && id >= 0 && id < 49408), text);
+      assert.ok(
+        ids.every((id) => Number.isInteger(id) && id >= 0 && id < 49408),
+        text,
+      );
     }
     assert.deepEqual(fromJson.encode(text).ids, fromPair.encode(text).ids);
   }

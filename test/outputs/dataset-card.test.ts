@@ -51,7 +51,7 @@ test('every table of a dataset directory is a config of its card, whose glob mat
     assert.ok(parts.length > 0, name);
     assert.deepEqual(await matching(dir, glob), parts, `${name}: the glob takes every part, whatever split word its name holds`);
   }
-  assert.match(card, /- config_name: "scores_clip"\n  default: true/);
+  assert.match(card, /- config_name: "scores_clip"\n {2}default: true/);
 });
 
 test('a README.md the user wrote is never replaced', async (t) => {
@@ -70,6 +70,6 @@ test('after bdpo tables the Parquet copies are configs too, and the pairs copy i
   const card = await readFile(join(dir, 'README.md'), 'utf8');
   const configs = configsOf(card);
   assert.deepEqual([...configs.keys()].sort(), ['tables_images', 'tables_pairs', 'tables_prompts', 'tables_rejects']);
-  assert.match(card, /- config_name: "tables_pairs"\n  default: true/);
+  assert.match(card, /- config_name: "tables_pairs"\n {2}default: true/);
   for (const [name, glob] of configs) assert.ok((await matching(dir, glob)).length > 0, name);
 });

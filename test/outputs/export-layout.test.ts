@@ -118,8 +118,15 @@ describe('export layout', () => {
       groups.set(m[1]!, [...(groups.get(m[1]!) ?? []), { k: Number(m[2]), n: Number(m[3]) }]);
     }
     for (const [split, parts] of groups) {
-      assert.deepEqual(parts.map((p) => p.k), parts.map((_, i) => i), `${split}: k counts from 0`);
-      assert.ok(parts.every((p) => p.n === parts.length), `${split}: n is the number of files`);
+      assert.deepEqual(
+        parts.map((p) => p.k),
+        parts.map((_, i) => i),
+        `${split}: k counts from 0`,
+      );
+      assert.ok(
+        parts.every((p) => p.n === parts.length),
+        `${split}: n is the number of files`,
+      );
     }
     const perFile = await query(
       `SELECT filename, list(DISTINCT split) AS splits, count(*) AS n FROM read_parquet(${sql(join(out, 'data/*.parquet'))}, filename = true) GROUP BY filename`,
@@ -129,7 +136,9 @@ describe('export layout', () => {
       const name = String(row.filename).slice(out.length + 1);
       assert.deepEqual(row.splits, [HF_FILE.exec(name)![1]], `${name} holds one split, the one it is named for`);
     }
-    const kept = await query(`SELECT split, count(*) AS n FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))}) WHERE kept GROUP BY split`);
+    const kept = await query(
+      `SELECT split, count(*) AS n FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))}) WHERE kept GROUP BY split`,
+    );
     assert.deepEqual(new Set(groups.keys()), new Set(kept.map((r) => String(r.split))));
     assert.deepEqual(new Set(groups.keys()), new Set(['train', 'validation_unique']));
     const card = cardSplits(await readFile(join(out, 'README.md'), 'utf8'));
@@ -138,22 +147,38 @@ describe('export layout', () => {
     // The new layout is recognised as ours: an export over it replaces it.
     const again = await runExport(dir, { rule: 'majority', out, rowsPerPart: 100 });
     assert.deepEqual(await listTree(out), again.files.slice().sort());
-    assert.deepEqual(await listTree(out), ['README.md', 'data/train-00000-of-00001.parquet', 'data/validation_unique-00000-of-00001.parquet']);
+    assert.deepEqual(await listTree(out), [
+      'README.md',
+      'data/train-00000-of-00001.parquet',
+      'data/validation_unique-00000-of-00001.parquet',
+    ]);
   });
 
   test('a folder holding a card and data files of someone else is not ours to replace', async () => {
     const foreign = join(root, 'foreign-card');
     await writeParquetPart(foreign, 'data/train-00000-of-00001.parquet', SCORE_SPECS, {
-      image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'],
+      image_id: ['a'],
+      prompt_id: ['b'],
+      score: [1],
+      metric_version: ['v'],
     });
     await writeFile(join(foreign, 'README.md'), '# my dataset\n');
-    await assert.rejects(runExport(dir, { rule: 'majority', out: foreign }), (e: Error) => e instanceof ExportError && /not an export/.test(e.message));
+    await assert.rejects(
+      runExport(dir, { rule: 'majority', out: foreign }),
+      (e: Error) => e instanceof ExportError && /not an export/.test(e.message),
+    );
     assert.equal(await readFile(join(foreign, 'README.md'), 'utf8'), '# my dataset\n');
     // An export of ours in the earlier layout (part files at the top) is still ours to replace.
     const legacy = join(root, 'legacy');
-    await writeParquetPart(legacy, 'part-00000.parquet', SCORE_SPECS, { image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'] }, {
-      metadata: { source: 'balanced-dpo export' },
-    });
+    await writeParquetPart(
+      legacy,
+      'part-00000.parquet',
+      SCORE_SPECS,
+      { image_id: ['a'], prompt_id: ['b'], score: [1], metric_version: ['v'] },
+      {
+        metadata: { source: 'balanced-dpo export' },
+      },
+    );
     const replaced = await runExport(dir, { rule: 'majority', out: legacy });
     assert.deepEqual(await listTree(legacy), replaced.files.slice().sort());
   });
@@ -161,11 +186,16 @@ describe('export layout', () => {
   test('ties never reach the export without --keep-ties; they are left out and counted', async () => {
     const out = join(root, 'out-no-ties');
     const summary = await runExport(dir, { rule: 'majority.ties-half', out });
-    const ties = await query(`SELECT count(*) AS n FROM read_parquet(${sql(join(dir, 'consensus/majority.ties-half/*.parquet'))}) WHERE kept AND label = 0.5`);
+    const ties = await query(
+      `SELECT count(*) AS n FROM read_parquet(${sql(join(dir, 'consensus/majority.ties-half/*.parquet'))}) WHERE kept AND label = 0.5`,
+    );
     const tieCount = Number(ties[0]!.n);
     assert.ok(tieCount > 0);
     const labels = await query(`SELECT label_0, count(*) AS n FROM read_parquet(${sql(join(out, 'data/*.parquet'))}) GROUP BY label_0`);
-    assert.ok(labels.every((r) => r.label_0 === 0 || r.label_0 === 1), labels.map((r) => `${String(r.label_0)} ×${String(r.n)}`).join(', '));
+    assert.ok(
+      labels.every((r) => r.label_0 === 0 || r.label_0 === 1),
+      labels.map((r) => `${String(r.label_0)} ×${String(r.n)}`).join(', '),
+    );
     assert.equal(summary.tiesLeftOut, tieCount);
     assert.equal(summary.pairs + tieCount, 26);
     assert.equal(summary.byLabel['0.5'], undefined);
@@ -175,11 +205,15 @@ describe('export layout', () => {
     const out = join(root, 'out-keep-ties');
     const result = await bdpo(['export', dir, '--rule', 'majority.ties-half', '--out', out, '--keep-ties']);
     assert.equal(result.code, 0, result.stderr);
-    const tied = await query(`SELECT count(*) AS n FROM read_parquet(${sql(join(out, 'data/*.parquet'))}) WHERE label_0 = 0.5 AND label_1 = 0.5`);
+    const tied = await query(
+      `SELECT count(*) AS n FROM read_parquet(${sql(join(out, 'data/*.parquet'))}) WHERE label_0 = 0.5 AND label_1 = 0.5`,
+    );
     const n = Number(tied[0]!.n);
     assert.ok(n > 0);
     assert.ok(
-      `${result.stdout}${result.stderr}`.includes(`${n} tied pairs exported with label_0 = 0.5: diffusers and DiffusionDPO train them as jpg_0 wins`),
+      `${result.stdout}${result.stderr}`.includes(
+        `${n} tied pairs exported with label_0 = 0.5: diffusers and DiffusionDPO train them as jpg_0 wins`,
+      ),
       `${result.stdout}\n${result.stderr}`,
     );
     const without = await bdpo(['export', dir, '--rule', 'majority.ties-half', '--out', join(root, 'out-cli-no-ties')]);
@@ -193,7 +227,10 @@ describe('export layout', () => {
     const models = new Map<string, string | null>();
     for await (const row of readRows(dir, 'images')) models.set(row.image_id, row.model);
     const consensus = new Map(
-      (await query(`SELECT pair_id, image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`)).map((r) => [r.pair_id, r]),
+      (await query(`SELECT pair_id, image_a, image_b FROM read_parquet(${sql(join(dir, 'consensus/majority/*.parquet'))})`)).map((r) => [
+        r.pair_id,
+        r,
+      ]),
     );
     const rows = await query(`SELECT pair_id, model_0, model_1 FROM read_parquet(${sql(join(out, 'data/*.parquet'))})`);
     assert.ok(rows.length > 0);
@@ -213,7 +250,9 @@ describe('export layout', () => {
     await scoredDataset(bare, bareDir);
     const bareOut = join(root, 'out-bare');
     await runExport(bareDir, { rule: 'majority', out: bareOut });
-    const nulls = await query(`SELECT count(*) AS n, count(model_0) AS m0, count(model_1) AS m1 FROM read_parquet(${sql(join(bareOut, 'data/*.parquet'))})`);
+    const nulls = await query(
+      `SELECT count(*) AS n, count(model_0) AS m0, count(model_1) AS m1 FROM read_parquet(${sql(join(bareOut, 'data/*.parquet'))})`,
+    );
     assert.ok(Number(nulls[0]!.n) > 0);
     assert.equal(Number(nulls[0]!.m0), 0);
     assert.equal(Number(nulls[0]!.m1), 0);

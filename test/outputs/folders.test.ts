@@ -55,7 +55,11 @@ after(async () => {
 async function assertParquetFolder(folder: string, base = dir): Promise<void> {
   const names = await readdir(join(base, folder));
   assert.ok(names.length > 0, `${folder}: empty`);
-  assert.deepEqual(names.filter((n) => !n.endsWith('.parquet')), [], `${folder}: files that are not Parquet`);
+  assert.deepEqual(
+    names.filter((n) => !n.endsWith('.parquet')),
+    [],
+    `${folder}: files that are not Parquet`,
+  );
   const [row] = await query(`SELECT count(*)::INTEGER AS n FROM read_parquet(${sql(join(base, folder, '*'))})`);
   assert.ok((row!.n as number) > 0, `${folder}: DuckDB read no rows`);
 }
@@ -107,7 +111,9 @@ describe('bdpo tables: Parquet copies of the Arrow tables', () => {
     const summary = await runTables(dir);
     for (const table of ['prompts', 'pairs', 'rejects', 'images'] as const) {
       await assertParquetFolder(join('tables', table));
-      const arrowParts = (await readdir(join(dir, table))).filter((n) => n.endsWith('.arrow')).map((n) => n.replace(/\.arrow$/, '.parquet'));
+      const arrowParts = (await readdir(join(dir, table)))
+        .filter((n) => n.endsWith('.arrow'))
+        .map((n) => n.replace(/\.arrow$/, '.parquet'));
       assert.deepEqual((await readdir(join(dir, 'tables', table))).sort(), arrowParts.sort(), table);
       let rows = 0;
       for await (const _row of readRows(dir, table)) rows++;
@@ -116,7 +122,10 @@ describe('bdpo tables: Parquet copies of the Arrow tables', () => {
       assert.equal(summary.tables[table].rowsWritten, rows);
     }
     const columns = await query(`DESCRIBE SELECT * FROM read_parquet(${sql(join(dir, 'tables/images/*'))})`);
-    assert.deepEqual(columns.map((c) => c.column_name), ['image_id', 'prompt_id', 'mime', 'width', 'height', 'source_ref', 'model', 'seed']);
+    assert.deepEqual(
+      columns.map((c) => c.column_name),
+      ['image_id', 'prompt_id', 'mime', 'width', 'height', 'source_ref', 'model', 'seed'],
+    );
   });
 
   test('captions join pairs and consensus labels in one SQL query', async () => {
@@ -132,7 +141,10 @@ describe('bdpo tables: Parquet copies of the Arrow tables', () => {
     for await (const pair of readRows(dir, 'pairs')) expected.push({ caption: captions.get(pair.prompt_id)!, pair_id: pair.pair_id });
     expected.sort((a, b) => (a.pair_id < b.pair_id ? -1 : a.pair_id > b.pair_id ? 1 : 0));
     assert.ok(expected.length > 0);
-    assert.deepEqual(rows.map((r) => ({ caption: r.caption, pair_id: r.pair_id })), expected);
+    assert.deepEqual(
+      rows.map((r) => ({ caption: r.caption, pair_id: r.pair_id })),
+      expected,
+    );
   });
 
   test('a re-run skips current parts, redoes a lost one, and --images-bytes rewrites images with their bytes', async () => {

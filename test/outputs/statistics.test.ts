@@ -29,7 +29,10 @@ test('calibrate prints and records a likelihood gain only for metrics whose fitt
     metrics: Record<string, { status: string; gainPerPair: number | null; tauUsed: boolean; note: string | null }>;
   };
   const statuses = Object.values(recorded.metrics).map((m) => m.status);
-  assert.ok(statuses.some((s) => s !== 'ok'), `the fixture needs a metric whose τ is not used: ${statuses.join(', ')}`);
+  assert.ok(
+    statuses.some((s) => s !== 'ok'),
+    `the fixture needs a metric whose τ is not used: ${statuses.join(', ')}`,
+  );
   const text = formatCalibrationSummary(summary);
   for (const [name, fit] of Object.entries(recorded.metrics)) {
     const line = text.split('\n').find((l) => l.trim().startsWith(`${name} `))!;

@@ -71,7 +71,7 @@ async function rejectsWith(action: Promise<unknown>, ...patterns: RegExp[]): Pro
   return caught;
 }
 
-const escape = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+const literal = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
 
 /** One hand-made score file per metric for every image of the sample, so consensus can run. */
 async function writeScores(dir: string): Promise<void> {
@@ -98,24 +98,37 @@ describe('Arrow parts', () => {
     const dir = await tempDir(t);
     const written = await writeRowsPart(dir, 'rejects', 'x', [{ source_ref: 'a', stage: 's', reason: 'bad_image', detail: 'd' }]);
     await truncate(join(dir, written.file), written.bytes - 40);
-    await rejectsWith(readPart(dir, written.file), escape(join(dir, written.file)), /truncated/);
+    await rejectsWith(readPart(dir, written.file), literal(join(dir, written.file)), /truncated/);
   });
 
   test('readPart: a file that is not Arrow IPC is named and called so', async (t) => {
     const dir = await tempDir(t);
     await mkdir(join(dir, 'pairs'));
     await writeFile(join(dir, 'pairs/part-x.arrow'), '{"this": "is json"}');
-    await rejectsWith(readPart(dir, 'pairs/part-x.arrow'), escape(join(dir, 'pairs/part-x.arrow')), /not an Arrow IPC file/);
+    await rejectsWith(readPart(dir, 'pairs/part-x.arrow'), literal(join(dir, 'pairs/part-x.arrow')), /not an Arrow IPC file/);
   });
 
   test('readRows: a part whose column type differs from schema.ts names the file and the column', async (t) => {
     const dir = await tempDir(t);
     // prompts with prompt_index as text instead of Int32.
-    const fields = [new Field('prompt_id', new Utf8()), new Field('text', new Utf8()), new Field('source', new Utf8()),
-      new Field('split', new Utf8(), true), new Field('category', new Utf8(), true), new Field('challenge', new Utf8(), true),
-      new Field('note', new Utf8(), true), new Field('prompt_index', new Utf8(), true)];
+    const fields = [
+      new Field('prompt_id', new Utf8()),
+      new Field('text', new Utf8()),
+      new Field('source', new Utf8()),
+      new Field('split', new Utf8(), true),
+      new Field('category', new Utf8(), true),
+      new Field('challenge', new Utf8(), true),
+      new Field('note', new Utf8(), true),
+      new Field('prompt_index', new Utf8(), true),
+    ];
     const values: Record<string, (string | null)[]> = {
-      prompt_id: ['p'], text: ['a cat'], source: ['parti'], split: [null], category: [null], challenge: [null], note: [null],
+      prompt_id: ['p'],
+      text: ['a cat'],
+      source: ['parti'],
+      split: [null],
+      category: [null],
+      challenge: [null],
+      note: [null],
       prompt_index: ['7'],
     };
     const children = fields.map((f) => vectorFromArray(values[f.name]!, f.type).data[0]!);
@@ -125,7 +138,7 @@ describe('Arrow parts', () => {
     const rows = async (): Promise<void> => {
       for await (const row of readRows(dir, 'prompts')) void row;
     };
-    await rejectsWith(rows(), escape(join(dir, 'prompts/part-bad.arrow')), /prompt_index/, /Int32/);
+    await rejectsWith(rows(), literal(join(dir, 'prompts/part-bad.arrow')), /prompt_index/, /Int32/);
   });
 
   test('readRows: a part without a column of schema.ts names the file and the column', async (t) => {
@@ -135,7 +148,7 @@ describe('Arrow parts', () => {
     const data = makeData({ type: new Struct(fields), length: 1, nullCount: 0, children });
     await mkdir(join(dir, 'prompts'));
     await writeFile(join(dir, 'prompts/part-bad.arrow'), tableToIPC(new Table([new RecordBatch(new Schema(fields), data)]), 'file'));
-    await rejectsWith(readPart(dir, 'prompts/part-bad.arrow'), escape(join(dir, 'prompts/part-bad.arrow')), /no column "text"/);
+    await rejectsWith(readPart(dir, 'prompts/part-bad.arrow'), literal(join(dir, 'prompts/part-bad.arrow')), /no column "text"/);
   });
 });
 
@@ -154,7 +167,7 @@ describe('label with a bad input', () => {
     const size = (await stat(join(dir, last))).size;
     await truncate(join(dir, last), Math.floor(size / 2));
     const before = await listing(dir);
-    await rejectsWith(runLabel(dir, labelOptions()), escape(join(dir, last)), /truncated/);
+    await rejectsWith(runLabel(dir, labelOptions()), literal(join(dir, last)), /truncated/);
     assert.deepEqual(await listing(dir), before, 'nothing written');
   });
 
@@ -162,7 +175,7 @@ describe('label with a bad input', () => {
     const dir = await copyOfSample();
     await writeFile(join(dir, 'manifest.json'), '{"format": 1, "tool": "balanced-dpo", "runs": [], "units": {"k": {"parts": 3}}}');
     const before = await listing(dir);
-    await rejectsWith(runLabel(dir, labelOptions()), escape(join(dir, 'manifest.json')), /parts/);
+    await rejectsWith(runLabel(dir, labelOptions()), literal(join(dir, 'manifest.json')), /parts/);
     assert.deepEqual(await listing(dir), before, 'nothing written');
   });
 });
@@ -171,16 +184,16 @@ describe('manifest.json', () => {
   test('readManifest: a JSON syntax error names the file and the position, and quotes nothing', async (t) => {
     const dir = await tempDir(t);
     await writeFile(join(dir, 'manifest.json'), '{\n  "format": 1,\n  "tool": hunter2-secret\n}\n');
-    const error = await rejectsWith(readManifest(dir), escape(join(dir, 'manifest.json')), /line 3 column 11/);
+    const error = await rejectsWith(readManifest(dir), literal(join(dir, 'manifest.json')), /line 3 column 11/);
     assert.doesNotMatch(error.message, /hunter2/);
   });
 
   test('readManifest: a wrong shape names the file and the field', async (t) => {
     const dir = await tempDir(t);
     await writeFile(join(dir, 'manifest.json'), JSON.stringify({ format: 1, tool: 'balanced-dpo', runs: {}, units: {} }));
-    await rejectsWith(readManifest(dir), escape(join(dir, 'manifest.json')), /"runs" is not an array/);
+    await rejectsWith(readManifest(dir), literal(join(dir, 'manifest.json')), /"runs" is not an array/);
     await writeFile(join(dir, 'manifest.json'), '[]');
-    await rejectsWith(readManifest(dir), escape(join(dir, 'manifest.json')), /not an object/);
+    await rejectsWith(readManifest(dir), literal(join(dir, 'manifest.json')), /not an object/);
   });
 
   test('consensus: a bad manifest fails before the consensus folder is built or swapped in', async () => {
@@ -190,8 +203,8 @@ describe('manifest.json', () => {
     const built = await listing(join(dir, 'consensus'));
     const good = await readFile(join(dir, 'manifest.json'), 'utf8');
     await writeFile(join(dir, 'manifest.json'), good.slice(0, good.length / 2));
-    await rejectsWith(runConsensus(dir, { rule: 'majority', ties: 'half' }), escape(join(dir, 'manifest.json')), /not valid JSON/);
-    await rejectsWith(runConsensus(dir, { rule: 'majority' }), escape(join(dir, 'manifest.json')), /not valid JSON/);
+    await rejectsWith(runConsensus(dir, { rule: 'majority', ties: 'half' }), literal(join(dir, 'manifest.json')), /not valid JSON/);
+    await rejectsWith(runConsensus(dir, { rule: 'majority' }), literal(join(dir, 'manifest.json')), /not valid JSON/);
     assert.deepEqual(await listing(join(dir, 'consensus')), built, 'the consensus folder is as it was, and no other was made');
   });
 
@@ -201,7 +214,7 @@ describe('manifest.json', () => {
     await runConsensus(dir, { rule: 'majority' });
     await writeFile(join(dir, 'manifest.json'), '{"tool": "balanced-dpo"');
     const out = join(root, `export-${copies++}`);
-    await rejectsWith(runExport(dir, { rule: 'majority', out }), escape(join(dir, 'manifest.json')));
+    await rejectsWith(runExport(dir, { rule: 'majority', out }), literal(join(dir, 'manifest.json')));
     await assert.rejects(stat(out), { code: 'ENOENT' });
     const siblings = await readdir(root);
     assert.ok(!siblings.some((name) => name.startsWith(`.export-`)), 'no staging folder left');
@@ -211,7 +224,7 @@ describe('manifest.json', () => {
     const dir = join(root, `ingest-${copies++}`);
     await mkdir(dir);
     await writeFile(join(dir, 'manifest.json'), '{"format": 1, "tool": "balanced-dpo", "runs": [], "units": []}');
-    await rejectsWith(ingestPickapic([PICKAPIC], { out: dir }), escape(join(dir, 'manifest.json')), /"units" is not an object/);
+    await rejectsWith(ingestPickapic([PICKAPIC], { out: dir }), literal(join(dir, 'manifest.json')), /"units" is not an object/);
     assert.deepEqual(await readdir(dir), ['manifest.json']);
   });
 
@@ -220,7 +233,7 @@ describe('manifest.json', () => {
     await writeScores(dir);
     await runCalibrate(dir);
     await writeFile(join(dir, 'calibration.json'), '{"metrics": {"aes": {"tau": 0.5,}}}');
-    await rejectsWith(runConsensus(dir, { rule: 'majority' }), escape(join(dir, 'calibration.json')), /line 1 column/);
+    await rejectsWith(runConsensus(dir, { rule: 'majority' }), literal(join(dir, 'calibration.json')), /line 1 column/);
     await assert.rejects(stat(join(dir, 'consensus')), { code: 'ENOENT' });
   });
 });
@@ -251,7 +264,7 @@ describe('safetensors headers', () => {
     const bytes = await readFile(path);
     bytes.writeBigUInt64LE(1n << 40n, 0);
     await writeFile(path, bytes);
-    await rejectsWith(readSafetensors(path), escape(path), /header length/);
+    await rejectsWith(readSafetensors(path), literal(path), /header length/);
   });
 
   test('a header that is not JSON names the file and the position, without quoting it', async (t) => {
@@ -260,7 +273,7 @@ describe('safetensors headers', () => {
     const bytes = await readFile(path);
     bytes.write('{"zz-secret', 8, 'latin1');
     await writeFile(path, bytes);
-    const error = await rejectsWith(readSafetensors(path), escape(path), /not JSON/, /column/);
+    const error = await rejectsWith(readSafetensors(path), literal(path), /not JSON/, /column/);
     assert.doesNotMatch(error.message, /zz-secret/);
   });
 
@@ -269,7 +282,7 @@ describe('safetensors headers', () => {
     await withHeader(path, (header) => {
       header['b.bias']!.data_offsets = [24, 4000];
     });
-    await rejectsWith(readSafetensors(path), escape(path), /b\.bias/, /outside the data/);
+    await rejectsWith(readSafetensors(path), literal(path), /b\.bias/, /outside the data/);
   });
 
   test('a dtype other than F32 and a shape that does not fit its bytes name the file and the tensor', async (t) => {
@@ -277,11 +290,11 @@ describe('safetensors headers', () => {
     await withHeader(path, (header) => {
       header['a.weight']!.dtype = 'F16';
     });
-    await rejectsWith(readSafetensors(path), escape(path), /a\.weight/, /F16/);
+    await rejectsWith(readSafetensors(path), literal(path), /a\.weight/, /F16/);
     await withHeader(path, (header) => {
       header['a.weight']!.shape = [3, 3];
     });
-    await rejectsWith(readSafetensors(path), escape(path), /a\.weight/, /shape/);
+    await rejectsWith(readSafetensors(path), literal(path), /a\.weight/, /shape/);
   });
 });
 
@@ -291,7 +304,7 @@ describe('tokenizer.json', () => {
     const text = (await readFile(clipTokenizerPath(), 'utf8')).replace('"model"', 'PRIVATE-CONTENT "model"');
     await writeFile(join(dir, 'tokenizer.json'), text);
     const path = join(dir, 'tokenizer.json');
-    const error = await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(path), /not valid JSON/, /line \d+ column \d+/);
+    const error = await rejectsWith(ClipTokenizer.fromDirectory(dir), literal(path), /not valid JSON/, /line \d+ column \d+/);
     assert.doesNotMatch(error.message, /PRIVATE-CONTENT|vocab|merges/);
     assert.ok(error.message.length < 300, 'a short message');
   });
@@ -299,7 +312,7 @@ describe('tokenizer.json', () => {
   test('valid JSON that is not a tokenizer names the file', async (t) => {
     const dir = await tempDir(t);
     await writeFile(join(dir, 'tokenizer.json'), JSON.stringify({ model: { type: 'BPE', vocab: 'PRIVATE-CONTENT' } }));
-    const error = await rejectsWith(ClipTokenizer.fromFile(join(dir, 'tokenizer.json')), escape(join(dir, 'tokenizer.json')));
+    const error = await rejectsWith(ClipTokenizer.fromFile(join(dir, 'tokenizer.json')), literal(join(dir, 'tokenizer.json')));
     assert.doesNotMatch(error.message, /PRIVATE-CONTENT/);
   });
 
@@ -307,11 +320,11 @@ describe('tokenizer.json', () => {
     const dir = await tempDir(t);
     await cp(clipTokenizerPath(), join(dir, 'tokenizer.json'));
     await writeFile(join(dir, 'tokenizer_config.json'), '{"pad_token": "!" "x"}');
-    await rejectsWith(ClipTokenizer.fromDirectory(dir), escape(join(dir, 'tokenizer_config.json')), /line 1 column 19/);
+    await rejectsWith(ClipTokenizer.fromDirectory(dir), literal(join(dir, 'tokenizer_config.json')), /line 1 column 19/);
     const other = await tempDir(t);
     await writeFile(join(other, 'vocab.json'), '{"a": 1,');
     await writeFile(join(other, 'merges.txt'), '#version: 0.2\n');
-    await rejectsWith(ClipTokenizer.fromDirectory(other), escape(join(other, 'vocab.json')), /unexpected end/);
+    await rejectsWith(ClipTokenizer.fromDirectory(other), literal(join(other, 'vocab.json')), /unexpected end/);
   });
 });
 
@@ -323,7 +336,10 @@ describe('checkpoints', () => {
     reference: null,
     optimizer: {
       step: 3,
-      moments: new Map([['m.w', { shape: [4], data: new Float32Array(4) }], ['v.w', { shape: [4], data: new Float32Array(4) }]]),
+      moments: new Map([
+        ['m.w', { shape: [4], data: new Float32Array(4) }],
+        ['v.w', { shape: [4], data: new Float32Array(4) }],
+      ]),
     },
   });
 
@@ -336,7 +352,7 @@ describe('checkpoints', () => {
     // The exponent of the last float: still a valid file, a weight 2^128 times larger.
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x40, bytes.length - 1);
     await writeFile(path, bytes);
-    await rejectsWith(loadCheckpoint(dir), escape(path), /sha256/);
+    await rejectsWith(loadCheckpoint(dir), literal(path), /sha256/);
   });
 
   test('files the run wrote into the checkpoint before it (run.json) are verified too', async (t) => {
@@ -344,14 +360,14 @@ describe('checkpoints', () => {
     await writeFile(join(dir, 'run.json'), '{"format": "x", "step": 3}\n');
     await saveCheckpoint(dir, { config: tinyConfig, options: { seed: 1, learningRate: 1e-3 }, state: state() });
     await writeFile(join(dir, 'run.json'), '{"format": "x", "step": 9}\n');
-    await rejectsWith(loadCheckpoint(dir), escape(join(dir, 'run.json')), /sha256/);
+    await rejectsWith(loadCheckpoint(dir), literal(join(dir, 'run.json')), /sha256/);
   });
 });
 
 describe('other JSON files a stage reads', () => {
   const BROKEN = '{\n  "name": "x",\n  "secret": SECRET-CONTENT\n}\n';
   const expectNamed = async (action: Promise<unknown>, path: string): Promise<void> => {
-    const error = await rejectsWith(action, escape(path), /line 3 column 13/);
+    const error = await rejectsWith(action, literal(path), /line 3 column 13/);
     assert.doesNotMatch(error.message, /SECRET-CONTENT/);
   };
 
@@ -377,6 +393,6 @@ test('consensus: a damaged pairs part fails naming it and leaves no staging fold
   const parts = await listParts(dir, 'pairs');
   const last = parts[parts.length - 1]!;
   await truncate(join(dir, last), 100);
-  await rejectsWith(runConsensus(dir, { rule: 'majority' }), escape(join(dir, last)), /truncated/);
+  await rejectsWith(runConsensus(dir, { rule: 'majority' }), literal(join(dir, last)), /truncated/);
   assert.deepEqual(await readdir(join(dir, 'consensus')).catch(() => []), []);
 });

@@ -63,7 +63,11 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 let root: string;
 let dir: string;
@@ -126,7 +130,10 @@ describe('export never deletes what it did not write', () => {
     await runExport(dir, { rule: 'majority', out, rowsPerPart: 3 });
     const second = await runExport(dir, { rule: 'majority', out, rowsPerPart: 100 });
     assert.deepEqual(
-      [...(await readdir(join(out, 'data'))).map((name) => `data/${name}`), ...(await readdir(out)).filter((name) => name !== 'data')].sort(),
+      [
+        ...(await readdir(join(out, 'data'))).map((name) => `data/${name}`),
+        ...(await readdir(out)).filter((name) => name !== 'data'),
+      ].sort(),
       second.files.slice().sort(),
     );
     // An empty folder is fine too.
@@ -164,7 +171,11 @@ describe('staging folders', () => {
     const namesBefore = new Set(await readdir(join(copy, 'consensus')));
     await assert.rejects(runConsensus(copy, { rule: 'majority' }));
     const names = await readdir(join(copy, 'consensus'));
-    assert.deepEqual(names.filter((n) => !namesBefore.has(n)), [], 'no staging folder left');
+    assert.deepEqual(
+      names.filter((n) => !namesBefore.has(n)),
+      [],
+      'no staging folder left',
+    );
     assert.deepEqual(await readdir(join(copy, 'consensus', 'majority')), before);
   });
 
@@ -231,7 +242,12 @@ test('a second train --out RUN while one runs fails at once, naming the folder a
   });
   try {
     const deadline = Date.now() + 30_000;
-    while (!(await readFile(join(run, 'metrics.jsonl'), 'utf8').then((t) => t.length > 0, () => false))) {
+    while (
+      !(await readFile(join(run, 'metrics.jsonl'), 'utf8').then(
+        (t) => t.length > 0,
+        () => false,
+      ))
+    ) {
       assert.ok(Date.now() < deadline && first.exitCode === null, 'the first run started');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -249,7 +265,10 @@ test('a second train --out RUN while one runs fails at once, naming the folder a
   const third = await bdpo(resumeArgs, { limitMs: 30_000 });
   assert.equal(third.code, 0, third.stderr);
   const lines = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n');
-  const steps = lines.map((l) => (JSON.parse(l) as { phase: string; step: number })).filter((l) => l.phase === 'train').map((l) => l.step);
+  const steps = lines
+    .map((l) => JSON.parse(l) as { phase: string; step: number })
+    .filter((l) => l.phase === 'train')
+    .map((l) => l.step);
   assert.deepEqual(steps, [...new Set(steps)], 'no metrics line twice');
 });
 

@@ -49,11 +49,18 @@ test('ingest images --model with ../ segments writes nothing outside --out; the 
   assert.deepEqual((await readdir(root)).sort(), ['in', 'out'], 'nothing written beside --out');
   assert.deepEqual(await filesUnder(join(root, 'in')), ['gens/00000.jpg', 'prompts.json']);
   for (const file of await filesUnder(out)) {
-    assert.match(file, /^(manifest\.json|README\.md|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json)$/, file);
+    assert.match(
+      file,
+      /^(manifest\.json|README\.md|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json)$/,
+      file,
+    );
   }
   assert.equal(summary.counts.taken, 2);
   const { images } = await readDataset(out);
-  assert.deepEqual(images.map((image) => image.model), [model]);
+  assert.deepEqual(
+    images.map((image) => image.model),
+    [model],
+  );
 });
 
 test('safeName keeps plain names byte-identical and turns any other name into one distinct safe segment', async () => {
@@ -141,17 +148,14 @@ test('Pick-a-Pic: label_0 stored as a string is an error naming the file, the co
     const file = join(root, `train-${index}.parquet`);
     await writeShard(file, await pickapicColumns(overrides));
     const out = join(root, `out-${index}`);
-    await assert.rejects(
-      ingestPickapic([file], { out, decode: false }),
-      (error: Error) => {
-        assert.ok(error instanceof InputError, `${column}: ${error.message}`);
-        assert.ok(error.message.includes(file), error.message);
-        assert.match(error.message, new RegExp(`\\b${column}\\b`));
-        assert.match(error.message, /expected/);
-        assert.match(error.message, found);
-        return true;
-      },
-    );
+    await assert.rejects(ingestPickapic([file], { out, decode: false }), (error: Error) => {
+      assert.ok(error instanceof InputError, `${column}: ${error.message}`);
+      assert.ok(error.message.includes(file), error.message);
+      assert.match(error.message, new RegExp(`\\b${column}\\b`));
+      assert.match(error.message, /expected/);
+      assert.match(error.message, found);
+      return true;
+    });
     assert.deepEqual(await readdir(out).catch(() => []), [], 'nothing written');
   }
   // The published types still read.
@@ -231,8 +235,14 @@ test('generations prompt list (JSON): an entry with invalid UTF-8 is rejected an
   const out = join(root, 'out');
   const summary = await ingestGenerations(folder, { out, prompts, model: 'm' });
   const { prompts: stored, images, rejects } = await readDataset(out);
-  assert.deepEqual(stored.map((p) => p.text), [REAL_FFFD_CAFE]);
-  assert.deepEqual(images.map((i) => i.source_ref), ['gens/00001.jpg']);
+  assert.deepEqual(
+    stored.map((p) => p.text),
+    [REAL_FFFD_CAFE],
+  );
+  assert.deepEqual(
+    images.map((i) => i.source_ref),
+    ['gens/00001.jpg'],
+  );
   const byRef = Object.fromEntries(rejects.map((r) => [r.source_ref, r]));
   assertBadTextAt(byRef['prompts.json:0'], head.length + 'a caf'.length);
   assert.equal(byRef['gens/00000.jpg']?.reason, 'missing_prompt');
@@ -261,8 +271,14 @@ test('HPD train.json: invalid UTF-8 and a lone surrogate escape are bad_text rej
   const out = join(root, 'out');
   const summary = await ingestHpd(root, { out, decode: false });
   const { prompts, pairs, rejects } = await readDataset(out);
-  assert.deepEqual(prompts.map((p) => p.text), [REAL_FFFD_CAFE]);
-  assert.deepEqual(pairs.map((p) => p.prompt_id), [promptIdOf(REAL_FFFD_CAFE)]);
+  assert.deepEqual(
+    prompts.map((p) => p.text),
+    [REAL_FFFD_CAFE],
+  );
+  assert.deepEqual(
+    pairs.map((p) => p.prompt_id),
+    [promptIdOf(REAL_FFFD_CAFE)],
+  );
   const byRef = Object.fromEntries(rejects.map((r) => [r.source_ref, r]));
   assertBadTextAt(byRef['train.json#0'], 1 + '{"prompt":"a caf'.length);
   assert.equal(byRef['train.json#2']?.reason, 'bad_text');
@@ -286,7 +302,10 @@ test('Pick-a-Pic: a caption with invalid UTF-8 is rejected, a caption with a rea
   const out = join(root, 'out');
   const summary = await ingestPickapic([file], { out, decode: false });
   const { prompts, rejects } = await readDataset(out);
-  assert.deepEqual(prompts.map((p) => p.text), [REAL_FFFD_CAFE]);
+  assert.deepEqual(
+    prompts.map((p) => p.text),
+    [REAL_FFFD_CAFE],
+  );
   const byRef = Object.fromEntries(rejects.map((r) => [r.source_ref, r]));
   assertBadTextAt(byRef['train-00000-of-00001.parquet#0'], 'a caf'.length);
   assert.match(byRef['train-00000-of-00001.parquet#0']!.detail, /caption/);
@@ -307,8 +326,20 @@ test('firstInvalidUtf8 agrees with a strict decoder on every kind of ill-formed 
     }
   };
   const cases: number[][] = [
-    [0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf0, 0x80, 0x80, 0x80], [0xf4, 0x90, 0x80, 0x80],
-    [0xf5, 0x80, 0x80, 0x80], [0xe2, 0x82], [0x80], [0xbf], [0xff], [0xef, 0xbf, 0xbd], [0xf0, 0x9f, 0x98, 0x80], [0xed, 0x9f, 0xbf],
+    [0xc0, 0x80],
+    [0xc1, 0xbf],
+    [0xe0, 0x80, 0x80],
+    [0xed, 0xa0, 0x80],
+    [0xf0, 0x80, 0x80, 0x80],
+    [0xf4, 0x90, 0x80, 0x80],
+    [0xf5, 0x80, 0x80, 0x80],
+    [0xe2, 0x82],
+    [0x80],
+    [0xbf],
+    [0xff],
+    [0xef, 0xbf, 0xbd],
+    [0xf0, 0x9f, 0x98, 0x80],
+    [0xed, 0x9f, 0xbf],
   ];
   let seed = 7;
   const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

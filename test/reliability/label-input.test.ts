@@ -62,7 +62,11 @@ interface Run {
 /** A separate node process (a defect that hangs must not hang the test runner), killed after `timeoutMs`. */
 function runNode(args: string[], timeoutMs: number): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BDPO_DEBUG: '' }, cwd: REPO });
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BDPO_DEBUG: '' },
+      cwd: REPO,
+    });
     let stderr = '';
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -99,7 +103,9 @@ describe('numeric options', () => {
     const dir = await copyOfSample();
     const runs = await Promise.all(
       // parseArgs takes a value starting with '-' only in the --flag=value form.
-      ['0', '-1'].map((value) => runNode([BIN, 'label', dir, '--metrics', fx.metrics.aesthetic, `--batch-size=${value}`, '--device', 'cpu'], 30_000)),
+      ['0', '-1'].map((value) =>
+        runNode([BIN, 'label', dir, '--metrics', fx.metrics.aesthetic, `--batch-size=${value}`, '--device', 'cpu'], 30_000),
+      ),
     );
     for (const [i, run] of runs.entries()) {
       const value = ['0', '-1'][i]!;
@@ -197,7 +203,11 @@ async function scoreCount(dir: string, metric: string): Promise<number> {
   const duck = await DuckDBInstance.create(':memory:', { threads: '1' });
   const db = await duck.connect();
   try {
-    const rows = (await db.runAndReadAll(`SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE NOT isfinite(score))::INTEGER AS bad FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`)).getRowObjectsJS();
+    const rows = (
+      await db.runAndReadAll(
+        `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE NOT isfinite(score))::INTEGER AS bad FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`,
+      )
+    ).getRowObjectsJS();
     const { n, bad } = rows[0] as { n: number; bad: number };
     assert.equal(bad, 0, `${metric}: non-finite scores were written`);
     return n;
@@ -211,7 +221,9 @@ async function scoreValues(dir: string, metric: string): Promise<number[]> {
   const duck = await DuckDBInstance.create(':memory:', { threads: '1' });
   const db = await duck.connect();
   try {
-    const rows = (await db.runAndReadAll(`SELECT score FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`)).getRowObjectsJS();
+    const rows = (
+      await db.runAndReadAll(`SELECT score FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`)
+    ).getRowObjectsJS();
     return rows.map((r) => Number(r.score));
   } finally {
     db.closeSync();
@@ -230,8 +242,13 @@ describe('model outputs', () => {
     const dir = await copyOfSample();
     // The first component of each image's unit embedding, scored by a probe head; log(x₀ − c) with c between two of
     // them is then finite for the images above c and NaN (or −Inf) for the others.
-    const onehot = (g: GraphBuilder): { name: string } => g.const(Float32Array.from({ length: SPLIT_CLIP.embedDim! }, (_, j) => (j === 0 ? 1 : 0)), [SPLIT_CLIP.embedDim!]);
-    const first = (g: GraphBuilder, x: { name: string }): { name: string } => g.op('ReduceSum', [g.op('Mul', [x, onehot(g)]), g.ints([1])], { keepdims: 1 });
+    const onehot = (g: GraphBuilder): { name: string } =>
+      g.const(
+        Float32Array.from({ length: SPLIT_CLIP.embedDim! }, (_, j) => (j === 0 ? 1 : 0)),
+        [SPLIT_CLIP.embedDim!],
+      );
+    const first = (g: GraphBuilder, x: { name: string }): { name: string } =>
+      g.op('ReduceSum', [g.op('Mul', [x, onehot(g)]), g.ints([1])], { keepdims: 1 });
     const probeDir = await copyOfSample();
     await runLabel(probeDir, { ...BASE, metrics: [await aestheticWithHead('probe', headModel(first, ['batch_size', 1]))] });
     const firsts = (await scoreValues(probeDir, 'probe')).sort((x, y) => x - y);
@@ -241,9 +258,19 @@ describe('model outputs', () => {
     assert.ok(above > 0 && above < 34);
     const logHead = headModel((g, x) => g.op('Log', [g.op('Sub', [first(g, x), g.scalar(c)])]), ['batch_size', 1]);
     // x / 0: ±Inf (or NaN where x is 0) for every image.
-    const divHead = headModel((g, x) => g.op('Div', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 1 }), g.scalar(0)]), ['batch_size', 1]);
-    const nanHead = headModel((g, x) => g.op('Mul', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 0 }), g.scalar(Number.NaN)]), ['batch_size']);
-    const metrics = [await aestheticWithHead('loghead', logHead), await aestheticWithHead('divhead', divHead), await aestheticWithHead('nanhead', nanHead)];
+    const divHead = headModel(
+      (g, x) => g.op('Div', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 1 }), g.scalar(0)]),
+      ['batch_size', 1],
+    );
+    const nanHead = headModel(
+      (g, x) => g.op('Mul', [g.op('ReduceSum', [x, g.ints([1])], { keepdims: 0 }), g.scalar(Number.NaN)]),
+      ['batch_size'],
+    );
+    const metrics = [
+      await aestheticWithHead('loghead', logHead),
+      await aestheticWithHead('divhead', divHead),
+      await aestheticWithHead('nanhead', nanHead),
+    ];
     const summary = await runLabel(dir, { ...BASE, metrics, batchSize: 8 });
     const rejects = await labelRejects(dir);
     const manifest = await readManifest(dir);
@@ -277,7 +304,13 @@ describe('model outputs', () => {
     g.output(g.op('MatMul', [pooled, weight]), 'float32', ['batch_size', SPLIT_CLIP.embedDim!], 'image_embeds');
     await writeFile(join(fx.dir, 'nan-vision.onnx'), g.toBytes());
     const metric = await fx.writeMetric('nan-clip.json', {
-      name: 'nanclip', kind: 'clip', version: 'nanclip-1', text_model: 'clip-text.onnx', vision_model: 'nan-vision.onnx', tokenizer: fx.tokenizer, image_size: SPLIT_CLIP.imageSize,
+      name: 'nanclip',
+      kind: 'clip',
+      version: 'nanclip-1',
+      text_model: 'clip-text.onnx',
+      vision_model: 'nan-vision.onnx',
+      tokenizer: fx.tokenizer,
+      image_size: SPLIT_CLIP.imageSize,
     });
     const summary = await runLabel(dir, { ...BASE, metrics: [metric] });
     assert.equal(await scoreCount(dir, 'nanclip'), 0);
@@ -285,12 +318,18 @@ describe('model outputs', () => {
     assert.deepEqual(summary.counts.byReason, { non_finite_score: 34 });
     const rejects = await labelRejects(dir);
     assert.equal(rejects.length, 34);
-    assert.ok(rejects.every((r) => r.reason === 'non_finite_score' && r.detail.startsWith('metric nanclip:')), rejects[0]?.detail);
+    assert.ok(
+      rejects.every((r) => r.reason === 'non_finite_score' && r.detail.startsWith('metric nanclip:')),
+      rejects[0]?.detail,
+    );
   });
 
   test('an aesthetic head of output [n, 3] is refused naming the model file and the shape', async () => {
     const dir = await copyOfSample();
-    const wide = headModel((g, x) => g.op('MatMul', [x, g.initializer('w', new Float32Array(SPLIT_CLIP.embedDim! * 3).fill(0.1), [SPLIT_CLIP.embedDim!, 3])]), ['batch_size', 3]);
+    const wide = headModel(
+      (g, x) => g.op('MatMul', [x, g.initializer('w', new Float32Array(SPLIT_CLIP.embedDim! * 3).fill(0.1), [SPLIT_CLIP.embedDim!, 3])]),
+      ['batch_size', 3],
+    );
     const metric = await aestheticWithHead('widehead', wide);
     await assert.rejects(runLabel(dir, { ...BASE, metrics: [metric], batchSize: 4 }), /widehead\.onnx: .*\[4, 3\].*\[n\] or \[n, 1\]/);
   });
@@ -299,9 +338,17 @@ describe('model outputs', () => {
     const dir = await copyOfSample();
     await writeFile(join(fx.dir, 'vision-8.onnx'), tinyClipVisionModel({ ...SPLIT_CLIP, embedDim: 8 }));
     const metric = await fx.writeMetric('narrow.json', {
-      name: 'narrow', kind: 'clip', text_model: 'clip-text.onnx', vision_model: 'vision-8.onnx', tokenizer: fx.tokenizer, image_size: SPLIT_CLIP.imageSize,
+      name: 'narrow',
+      kind: 'clip',
+      text_model: 'clip-text.onnx',
+      vision_model: 'vision-8.onnx',
+      tokenizer: fx.tokenizer,
+      image_size: SPLIT_CLIP.imageSize,
     });
-    await assert.rejects(runLabel(dir, { ...BASE, metrics: [metric], batchSize: 4 }), /vision-8\.onnx.*\[4, 8\].*clip-text\.onnx.*\[\d+, 16\]/);
+    await assert.rejects(
+      runLabel(dir, { ...BASE, metrics: [metric], batchSize: 4 }),
+      /vision-8\.onnx.*\[4, 8\].*clip-text\.onnx.*\[\d+, 16\]/,
+    );
   });
 });
 
@@ -314,12 +361,35 @@ describe('long captions', () => {
     tokenizer = await ClipTokenizer.fromFile(clipTokenizerPath());
     // The two-file layout lives in the shared data folder beside the repo (as for the tokenizer reference tests).
     const clipDir = resolve(REPO, '..', 'shared', 'data', 'clip');
-    pair = existsSync(join(clipDir, 'vocab.json')) ? await ClipTokenizer.fromVocabMerges(join(clipDir, 'vocab.json'), join(clipDir, 'merges.txt')) : tokenizer;
+    pair = existsSync(join(clipDir, 'vocab.json'))
+      ? await ClipTokenizer.fromVocabMerges(join(clipDir, 'vocab.json'), join(clipDir, 'merges.txt'))
+      : tokenizer;
   });
 
   /** Words joined by assorted separators, with the characters whose handling depends on what surrounds them. */
   function caption(words: number, seed: number): string {
-    const vocabulary = ['a', 'photo', 'of', 'ΟΔΟΣ', 'Σ', 'café', 'e\u0301', '\u0301x', '2024', "it's", '<|endoftext|>', '😀', 'naïve', '東京タワー', 'x1y2', 'foo.bar', 'A.Σ', "don't", '...', 'ﬁne'];
+    const vocabulary = [
+      'a',
+      'photo',
+      'of',
+      'ΟΔΟΣ',
+      'Σ',
+      'café',
+      'e\u0301',
+      '\u0301x',
+      '2024',
+      "it's",
+      '<|endoftext|>',
+      '😀',
+      'naïve',
+      '東京タワー',
+      'x1y2',
+      'foo.bar',
+      'A.Σ',
+      "don't",
+      '...',
+      'ﬁne',
+    ];
     const separators = [' ', ' ', ' ', '  ', '\t', '\n', '\u00a0', ' \u3000 ', '\r\n', ''];
     let state = seed;
     const next = (n: number): number => {
@@ -332,7 +402,12 @@ describe('long captions', () => {
   }
 
   test('a long caption gives the ids of the whole text cut to 77, for both tokenizer layouts', () => {
-    for (const [seed, words] of [[1, 4000], [2, 6000], [3, 9000], [4, 20_000]] as const) {
+    for (const [seed, words] of [
+      [1, 4000],
+      [2, 6000],
+      [3, 9000],
+      [4, 20_000],
+    ] as const) {
       const text = caption(words, seed);
       assert.ok(text.length > 8192, `caption ${seed} is long (${text.length} chars)`);
       for (const tok of [tokenizer, pair]) {
@@ -373,7 +448,14 @@ describe('long captions', () => {
     await writeAuditFixture(dataDir);
     const long = `${'a very long prompt about a red car '.repeat(6000)}end`;
     const rows: PromptRow[] = Object.entries(PROMPTS).map(([key, p]) => ({
-      prompt_id: promptId(key), text: key === 'vehicle' ? long : p.text, source: 'test', split: null, category: p.category, challenge: null, note: null, prompt_index: null,
+      prompt_id: promptId(key),
+      text: key === 'vehicle' ? long : p.text,
+      source: 'test',
+      split: null,
+      category: p.category,
+      challenge: null,
+      note: null,
+      prompt_index: null,
     }));
     await writeRowsPart(dataDir, 'prompts', 'test', rows);
     const out = join(root, 'audit-long-report');
@@ -407,13 +489,25 @@ describe('sizes in config files', () => {
 
   test('runLabel with "image_size": 100000 is a clear error naming the file, not an internal one', async () => {
     const dir = await copyOfSample();
-    const metric = await fx.writeMetric('huge.json', { name: 'huge', kind: 'aesthetic', vision_model: 'clip-vision.onnx', head_model: 'aesthetic-mlp.onnx', image_size: 100_000 });
+    const metric = await fx.writeMetric('huge.json', {
+      name: 'huge',
+      kind: 'aesthetic',
+      vision_model: 'clip-vision.onnx',
+      head_model: 'aesthetic-mlp.onnx',
+      image_size: 100_000,
+    });
     await assert.rejects(runLabel(dir, { ...BASE, metrics: [metric] }), /huge\.json: "image_size" must be an integer in 8\.\.2048/);
   });
 
   test('encode resolution out of range is an EncodeError naming the field', async () => {
-    await assert.rejects(runEncode(join(root, 'nowhere'), { vae: 'v.onnx', text: 't.onnx', resolution: 100_000 }), /resolution must be a multiple of 8 in 8\.\.4096, got 100000/);
-    await assert.rejects(runEncode(join(root, 'nowhere'), { vae: 'v.onnx', text: 't.onnx', concurrency: 0 }), /concurrency must be a positive integer, got 0/);
+    await assert.rejects(
+      runEncode(join(root, 'nowhere'), { vae: 'v.onnx', text: 't.onnx', resolution: 100_000 }),
+      /resolution must be a multiple of 8 in 8\.\.4096, got 100000/,
+    );
+    await assert.rejects(
+      runEncode(join(root, 'nowhere'), { vae: 'v.onnx', text: 't.onnx', concurrency: 0 }),
+      /concurrency must be a positive integer, got 0/,
+    );
   });
 
   test('training config sizes out of range are ConfigErrors naming the file and the key', async () => {

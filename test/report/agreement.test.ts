@@ -22,9 +22,11 @@ const close = (actual: number, expected: number, tol = 1e-12) =>
 function fromTable(table: number[][]): PairAgreement {
   const votes: Vote[] = [1, -1, 0];
   const acc = new PairAgreement();
-  table.forEach((row, i) => row.forEach((c, j) => {
-    for (let k = 0; k < c; k++) acc.add(votes[i]!, votes[j]!);
-  }));
+  table.forEach((row, i) =>
+    row.forEach((c, j) => {
+      for (let k = 0; k < c; k++) acc.add(votes[i]!, votes[j]!);
+    }),
+  );
   return acc;
 }
 
@@ -39,13 +41,20 @@ test('humanVote maps P(a ≻ b) to a vote and rejects non-probabilities', () => 
 
 test("Cohen's κ on the textbook 2×2 tables", () => {
   // 50 applications, two readers: yes/yes 20, yes/no 5, no/yes 10, no/no 15. p_o = 0.7, p_e = 0.5·0.6 + 0.5·0.4 = 0.5.
-  const r = fromTable([[20, 5, 0], [10, 15, 0], [0, 0, 0]]).result();
+  const r = fromTable([
+    [20, 5, 0],
+    [10, 15, 0],
+    [0, 0, 0],
+  ]).result();
   assert.equal(r.n, 50);
   close(r.agreement, 0.7);
   close(r.expected, 0.5);
   close(r.kappa, 0.4);
   // 45/15/25/15: p_o = 0.6, p_e = 0.6·0.7 + 0.4·0.3 = 0.54, κ = 0.06 / 0.46.
-  const s = cohenKappa([[45, 15], [25, 15]]);
+  const s = cohenKappa([
+    [45, 15],
+    [25, 15],
+  ]);
   close(s.agreement, 0.6);
   close(s.expected, 0.54);
   close(s.kappa, 0.06 / 0.46);
@@ -53,7 +62,11 @@ test("Cohen's κ on the textbook 2×2 tables", () => {
 
 test("Cohen's κ over a, b, tie with nulls skipped and counted", () => {
   // rows 15/10/5, columns 13/11/6, diagonal 20 of 30: p_o = 600/900, p_e = (195 + 110 + 30)/900, κ = 265/565.
-  const table = [[10, 2, 3], [1, 8, 1], [2, 1, 2]];
+  const table = [
+    [10, 2, 3],
+    [1, 8, 1],
+    [2, 1, 2],
+  ];
   const acc = fromTable(table);
   acc.add(null, 1);
   acc.add(0, null);
@@ -69,13 +82,27 @@ test("Cohen's κ over a, b, tie with nulls skipped and counted", () => {
   close(r.tieRateY, 6 / 30);
 
   // Merging two halves gives the same table as one pass.
-  const merged = fromTable([[10, 0, 3], [1, 8, 0], [0, 1, 2]]).merge(fromTable([[0, 2, 0], [0, 0, 1], [2, 0, 0]]));
+  const merged = fromTable([
+    [10, 0, 3],
+    [1, 8, 0],
+    [0, 1, 2],
+  ]).merge(
+    fromTable([
+      [0, 2, 0],
+      [0, 0, 1],
+      [2, 0, 0],
+    ]),
+  );
   assert.deepEqual(merged.result().confusion, table);
   close(merged.result().kappa, 53 / 113);
 });
 
 test("Cohen's κ is NaN where it is undefined, and a non-vote is rejected", () => {
-  const r = fromTable([[4, 0, 0], [0, 0, 0], [0, 0, 0]]).result();
+  const r = fromTable([
+    [4, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]).result();
   assert.equal(r.agreement, 1);
   assert.ok(Number.isNaN(r.kappa));
   assert.ok(Number.isNaN(new PairAgreement().result().agreement));
@@ -85,13 +112,27 @@ test("Cohen's κ is NaN where it is undefined, and a non-vote is rejected", () =
 
 test('AgreementMatrix gives every pair the same numbers as a PairAgreement of that pair', () => {
   const items: (Vote | null)[][] = [
-    [1, 1, -1], [1, -1, -1], [0, 1, 1], [-1, -1, null], [1, 1, 1], [-1, 0, -1], [null, 1, 0], [1, 1, -1],
+    [1, 1, -1],
+    [1, -1, -1],
+    [0, 1, 1],
+    [-1, -1, null],
+    [1, 1, 1],
+    [-1, 0, -1],
+    [null, 1, 0],
+    [1, 1, -1],
   ];
   const matrix = new AgreementMatrix(['pickscore', 'hps', 'human']);
   for (const v of items) matrix.add(v);
   const result = matrix.result();
-  assert.deepEqual(result.pairs.map((p) => `${p.x}-${p.y}`), ['pickscore-hps', 'pickscore-human', 'hps-human']);
-  const pairIndices = [[0, 1], [0, 2], [1, 2]] as const;
+  assert.deepEqual(
+    result.pairs.map((p) => `${p.x}-${p.y}`),
+    ['pickscore-hps', 'pickscore-human', 'hps-human'],
+  );
+  const pairIndices = [
+    [0, 1],
+    [0, 2],
+    [1, 2],
+  ] as const;
   pairIndices.forEach(([i, j], p) => {
     const direct = new PairAgreement();
     for (const v of items) direct.add(v[i]!, v[j]!);
@@ -105,8 +146,16 @@ test('AgreementMatrix gives every pair the same numbers as a PairAgreement of th
 
 // Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories.
 const FLEISS_TABLE = [
-  [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-  [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+  [0, 0, 0, 0, 14],
+  [0, 2, 6, 4, 2],
+  [0, 0, 3, 5, 6],
+  [0, 3, 9, 2, 0],
+  [2, 2, 8, 1, 1],
+  [7, 7, 0, 0, 0],
+  [3, 2, 6, 3, 0],
+  [2, 5, 3, 2, 2],
+  [6, 5, 2, 1, 0],
+  [0, 2, 2, 3, 7],
 ];
 
 test("Fleiss' κ on the worked example: P̄ = 0.378, P̄e = 0.213, κ = 0.210", () => {
@@ -248,9 +297,12 @@ test('mean τ over ranked groups skips incomplete and undefined groups', () => {
 
 const METRICS = ['pickscore', 'hps', 'clip', 'aesthetic'];
 const PATTERN_ITEMS: (Vote | null)[][] = [
-  [1, 1, -1, -1], [1, 1, -1, -1], [1, 1, -1, -1],
+  [1, 1, -1, -1],
+  [1, 1, -1, -1],
+  [1, 1, -1, -1],
   [-1, -1, 1, 1],
-  [1, 1, 1, 0], [1, 1, 1, 0],
+  [1, 1, 1, 0],
+  [1, 1, 1, 0],
   [1, null, -1, -1],
   [0, -1, 1, 1],
 ];
@@ -260,13 +312,16 @@ test('vote patterns count coalitions with ties and missing votes', () => {
   for (const v of PATTERN_ITEMS) acc.add(v);
   const top = acc.top();
   assert.equal(acc.items, 8);
-  assert.deepEqual(top.map((p) => [p.key, p.count]), [
-    ['pickscore+hps vs clip+aesthetic', 3],
-    ['pickscore+hps+clip vs — (tie: aesthetic)', 2],
-    ['clip+aesthetic vs hps (tie: pickscore)', 1],
-    ['clip+aesthetic vs pickscore+hps', 1],
-    ['pickscore vs clip+aesthetic (missing: hps)', 1],
-  ]);
+  assert.deepEqual(
+    top.map((p) => [p.key, p.count]),
+    [
+      ['pickscore+hps vs clip+aesthetic', 3],
+      ['pickscore+hps+clip vs — (tie: aesthetic)', 2],
+      ['clip+aesthetic vs hps (tie: pickscore)', 1],
+      ['clip+aesthetic vs pickscore+hps', 1],
+      ['pickscore vs clip+aesthetic (missing: hps)', 1],
+    ],
+  );
   close(top[0]!.fraction, 3 / 8);
   assert.deepEqual(top[1]!.tie, ['aesthetic']);
   assert.deepEqual(top[4]!.missing, ['hps']);
@@ -278,12 +333,15 @@ test('folded vote patterns merge a coalition with its mirror image, and merging 
   const second = new VotePatterns(METRICS, { foldSides: true });
   PATTERN_ITEMS.forEach((v, i) => (i % 2 === 0 ? first : second).add(v));
   const top = first.merge(second).top();
-  assert.deepEqual(top.map((p) => [p.key, p.count]), [
-    ['pickscore+hps vs clip+aesthetic', 4],
-    ['pickscore+hps+clip vs — (tie: aesthetic)', 2],
-    // The first metric that voted (hps) leads the left side.
-    ['hps vs clip+aesthetic (tie: pickscore)', 1],
-    ['pickscore vs clip+aesthetic (missing: hps)', 1],
-  ]);
+  assert.deepEqual(
+    top.map((p) => [p.key, p.count]),
+    [
+      ['pickscore+hps vs clip+aesthetic', 4],
+      ['pickscore+hps+clip vs — (tie: aesthetic)', 2],
+      // The first metric that voted (hps) leads the left side.
+      ['hps vs clip+aesthetic (tie: pickscore)', 1],
+      ['pickscore vs clip+aesthetic (missing: hps)', 1],
+    ],
+  );
   close(top[0]!.fraction, 0.5);
 });

@@ -126,7 +126,13 @@ describe('audit statistics against the hand-computed table', () => {
 
   test('per split and per category', () => {
     const split = (name: string) => report.bySplit.find((s) => s.name === name)!;
-    assert.deepEqual(report.bySplit.map((s) => [s.name, s.pairs]), [['test', 5], ['train', 7]]);
+    assert.deepEqual(
+      report.bySplit.map((s) => [s.name, s.pairs]),
+      [
+        ['test', 5],
+        ['train', 7],
+      ],
+    );
     close(split('train').tieRate, 1 / 7);
     close(split('test').tieRate, 3 / 5);
     close(split('train').fleiss!.kappa, 7 / 31);
@@ -137,7 +143,14 @@ describe('audit statistics against the hand-computed table', () => {
     close(kappa(split('test'), 'consensus', 'human').kappa, -1 / 5);
 
     const category = (name: string) => report.byCategory.find((s) => s.name === name)!;
-    assert.deepEqual(report.byCategory.map((s) => [s.name, s.pairs]), [['animal', 4], ['vehicle', 2], ['(none)', 6]]);
+    assert.deepEqual(
+      report.byCategory.map((s) => [s.name, s.pairs]),
+      [
+        ['animal', 4],
+        ['vehicle', 2],
+        ['(none)', 6],
+      ],
+    );
     close(category('animal').fleiss!.kappa, -1 / 27);
     close(accuracy(category('animal'), 'consensus').accuracy, 7 / 8);
     close(kappa(category('animal'), 'consensus', 'human').kappa, 3 / 7);
@@ -161,7 +174,9 @@ describe('audit statistics against the hand-computed table', () => {
   });
 
   test('vote patterns (folded coalitions) and which side the humans took', () => {
-    const patterns = Object.fromEntries(report.overall.patterns.map((p) => [p.key, [p.count, p.human.left, p.human.right, p.human.tie, p.human.unlabelled]]));
+    const patterns = Object.fromEntries(
+      report.overall.patterns.map((p) => [p.key, [p.count, p.human.left, p.human.right, p.human.tie, p.human.unlabelled]]),
+    );
     assert.deepEqual(patterns, {
       'aes+clip+hps+pick vs —': [2, 2, 0, 0, 0], // 1 (all a), 4 (all b, folded)
       'aes+clip+hps vs pick': [2, 1, 1, 0, 0], // 2, 8
@@ -178,14 +193,20 @@ describe('audit statistics against the hand-computed table', () => {
 
   test('contested pairs: highest disagreement, then the widest spread of p', () => {
     // Entropy 1 (2–2) for pairs 3, 7, 10, 11; spreads σ(3)−σ(−3), σ(.5)−σ(−.5), σ(2)−σ(−2), σ(1)−σ(−2).
-    assert.deepEqual(report.contested.byDisagreement.map((p) => p.pairId), [3, 10, 11, 7].map(pairId));
+    assert.deepEqual(
+      report.contested.byDisagreement.map((p) => p.pairId),
+      [3, 10, 11, 7].map(pairId),
+    );
     const s = (x: number) => 1 / (1 + Math.exp(-x));
     close(report.contested.byDisagreement[0]!.spread, s(3) - s(-3));
     close(report.contested.byDisagreement[2]!.spread, s(1) - s(-2));
     close(report.contested.byDisagreement[0]!.disagreement!, 1);
     const first = report.contested.byDisagreement[0]!;
     assert.equal(first.prompt, 'a cat sleeping on a windowsill');
-    assert.deepEqual(first.metrics.map((m) => m.vote), [1, 1, -1, -1]);
+    assert.deepEqual(
+      first.metrics.map((m) => m.vote),
+      [1, 1, -1, -1],
+    );
     close(first.metrics[0]!.p!, s(3));
   });
 
@@ -194,7 +215,10 @@ describe('audit statistics against the hand-computed table', () => {
     // Pairs 1 (4–0), 4 (0–4) and 12 (3–0, aes missing) have disagreement 0 and are left out. After the four 2–2
     // splits come the 2–1 splits 6 and 9 (0.918 bits), then the 3–1 splits 2, 5, 8 (0.811 bits); within each, the
     // spreads are all σ(1) − σ(−1), so pair ids decide.
-    assert.deepEqual(all.contested.byDisagreement.map((p) => p.pairId), [3, 10, 11, 7, 6, 9, 2, 5, 8].map(pairId));
+    assert.deepEqual(
+      all.contested.byDisagreement.map((p) => p.pairId),
+      [3, 10, 11, 7, 6, 9, 2, 5, 8].map(pairId),
+    );
     close(all.contested.byDisagreement[4]!.disagreement!, -(2 / 3) * Math.log2(2 / 3) - (1 / 3) * Math.log2(1 / 3));
   });
 
@@ -211,7 +235,10 @@ describe('audit statistics against the hand-computed table', () => {
     // 9 ordinary pairs × 2 images + 3 group images; aes lacks one.
     assert.equal(scores.aes!.count, 20);
     assert.equal(scores.pick!.count, 21);
-    assert.equal(scores.pick!.histogram.counts.reduce((a, b) => a + b, 0), 21);
+    assert.equal(
+      scores.pick!.histogram.counts.reduce((a, b) => a + b, 0),
+      21,
+    );
     // pick's scores: a-images 1, −1, −3, −1, −1, −1, 0.5, −1, 1; group 1, 1, 0; b-images 0 → sum −3.5.
     close(scores.pick!.mean, -3.5 / 21);
     close(scores.pick!.min, -3);
@@ -229,7 +256,10 @@ describe('audit outputs', () => {
     const json = JSON.parse(await readFile(result.files.json, 'utf8')) as AuditReport;
     assert.equal(json.overall.fleiss!.kappa, report.overall.fleiss!.kappa);
     assert.equal(json.byCategory.find((s) => s.name === 'animal')!.agreement.find((p) => p.x === 'aes' && p.y === 'clip')!.kappa, null);
-    assert.deepEqual(json.contested.byDisagreement.map((p) => p.pairId), report.contested.byDisagreement.map((p) => p.pairId));
+    assert.deepEqual(
+      json.contested.byDisagreement.map((p) => p.pairId),
+      report.contested.byDisagreement.map((p) => p.pairId),
+    );
   });
 
   test('the page: CSP, no script, escaped prompts, inline SVG, small data-URI thumbnails', async () => {
@@ -268,17 +298,52 @@ describe('audit outputs', () => {
     assert.equal(await auditCommand([fixture.dir, '--out', join(root, 'cli'), '--top', '2']), 0);
     assert.match(lines.join('\n'), /tie rate 33\.3%/);
     assert.match(lines.join('\n'), /consensus ≠ human on 2 of 7 decided pairs/);
-    await assert.rejects(auditCommand([fixture.dir, '--out', join(root, 'cli'), '--rule', 'mean-prob']), /no consensus\/mean-prob\/part-\*\.parquet \(run bdpo consensus .* --rule mean-prob first; consensus folders here: majority\)/);
-    await assert.rejects(auditCommand([fixture.dir, '--out', join(root, 'cli'), '--top=-1']), /--top must be an integer in 0\.\.10000, got "-1"/);
+    await assert.rejects(
+      auditCommand([fixture.dir, '--out', join(root, 'cli'), '--rule', 'mean-prob']),
+      /no consensus\/mean-prob\/part-\*\.parquet \(run bdpo consensus .* --rule mean-prob first; consensus folders here: majority\)/,
+    );
+    await assert.rejects(
+      auditCommand([fixture.dir, '--out', join(root, 'cli'), '--top=-1']),
+      /--top must be an integer in 0\.\.10000, got "-1"/,
+    );
     await assert.rejects(auditCommand([fixture.dir]), /--out is required/);
   });
 });
 
 describe('audit building blocks', () => {
   test('ranks from pairs: ties share a rank; an absent or unlabelled pair gives null', () => {
-    assert.deepEqual(ranksFromPairs([0, 1, 2], [{ i: 0, j: 1, pref: 1 }, { i: 0, j: 2, pref: 1 }, { i: 1, j: 2, pref: 1 }]), [1, 2, 3]);
-    assert.deepEqual(ranksFromPairs([0, 1, 2], [{ i: 0, j: 1, pref: 0 }, { i: 0, j: 2, pref: 0.5 }, { i: 1, j: 2, pref: 1 }]), [2, 1, 2]);
-    assert.equal(ranksFromPairs([0, 1, 2], [{ i: 0, j: 1, pref: 1 }, { i: 1, j: 2, pref: 1 }]), null);
+    assert.deepEqual(
+      ranksFromPairs(
+        [0, 1, 2],
+        [
+          { i: 0, j: 1, pref: 1 },
+          { i: 0, j: 2, pref: 1 },
+          { i: 1, j: 2, pref: 1 },
+        ],
+      ),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      ranksFromPairs(
+        [0, 1, 2],
+        [
+          { i: 0, j: 1, pref: 0 },
+          { i: 0, j: 2, pref: 0.5 },
+          { i: 1, j: 2, pref: 1 },
+        ],
+      ),
+      [2, 1, 2],
+    );
+    assert.equal(
+      ranksFromPairs(
+        [0, 1, 2],
+        [
+          { i: 0, j: 1, pref: 1 },
+          { i: 1, j: 2, pref: 1 },
+        ],
+      ),
+      null,
+    );
     assert.equal(ranksFromPairs([0, 1], [{ i: 0, j: 1, pref: null }]), null);
   });
 

@@ -13,7 +13,16 @@ import { HOSTILE_PROMPT, writeAuditFixture, writeGenerationsFixture, type Genera
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (install Debian's chromium package: apt-get install -y chromium)`;
 
 let root: string;
@@ -77,7 +86,10 @@ describe('report pages in headless Chromium', { skip }, () => {
 
   async function checkImages(page: Page, expected: number): Promise<void> {
     const sources = await page.locator('img').evaluateAll((images) =>
-      images.map((img) => ({ src: (img as HTMLImageElement).src, loaded: (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0 })),
+      images.map((img) => ({
+        src: (img as HTMLImageElement).src,
+        loaded: (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth > 0,
+      })),
     );
     assert.equal(sources.length, expected);
     for (const image of sources) {

@@ -51,14 +51,29 @@ test('quantiles interpolate linearly between order statistics (numpy default)', 
 test('reliability bins, ECE, MCE and Brier by hand (ties count ½)', () => {
   const acc = new Reliability(10);
   const pairs: [number, number | null][] = [
-    [0.05, 0], [0.15, 0], [0.15, 1], [0.95, 1], [0.95, 0.5], [1, 1], [0.62, 1], [0.5, null],
+    [0.05, 0],
+    [0.15, 0],
+    [0.15, 1],
+    [0.95, 1],
+    [0.95, 0.5],
+    [1, 1],
+    [0.62, 1],
+    [0.5, null],
   ];
   for (const [p, y] of pairs) acc.add(p, y);
   const r = acc.result();
   assert.equal(r.count, 7);
   assert.equal(r.skipped, 1);
   const nonEmpty = r.bins.filter((b) => b.count > 0);
-  assert.deepEqual(nonEmpty.map((b) => [b.lo, b.count]), [[0, 1], [0.1, 2], [0.6, 1], [0.9, 3]]);
+  assert.deepEqual(
+    nonEmpty.map((b) => [b.lo, b.count]),
+    [
+      [0, 1],
+      [0.1, 2],
+      [0.6, 1],
+      [0.9, 3],
+    ],
+  );
   // Bin 9 holds 0.95, 0.95 and p = 1: mean 2.9/3, observed (1 + ½ + 1)/3.
   close(nonEmpty[3]!.meanPredicted, 2.9 / 3);
   close(nonEmpty[3]!.observed, 2.5 / 3);

@@ -27,9 +27,30 @@ import { makeTempDir, removeDir } from '../support/tmp.ts';
 const close = (actual: number | undefined, expected: number, tol = 1e-12): void =>
   assert.ok(actual !== undefined && Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);
 
-const PICK: [number, number][] = [[2, 1], [1, 1], [0, 1], [0, 2], [3, 1], [3, 2]];
-const CLIP: [number, number][] = [[0.3, 0.1], [0.3, 0.2], [0.3, 0.1], [0.1, 0.3], [0.2, 0.2], [0.2, 0.2]];
-const KEYS = [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]] as const;
+const PICK: [number, number][] = [
+  [2, 1],
+  [1, 1],
+  [0, 1],
+  [0, 2],
+  [3, 1],
+  [3, 2],
+];
+const CLIP: [number, number][] = [
+  [0.3, 0.1],
+  [0.3, 0.2],
+  [0.3, 0.1],
+  [0.1, 0.3],
+  [0.2, 0.2],
+  [0.2, 0.2],
+];
+const KEYS = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+  [2, 0],
+  [2, 1],
+] as const;
 
 function side(model: string, which: 0 | 1, keys: readonly (readonly [number, number])[] = KEYS): GenerationSpec {
   return {
@@ -122,7 +143,10 @@ describe('eval win rates against the hand-computed table', () => {
   test('gallery: one entry per prompt, largest |gap| first, gap in pooled standard deviations', () => {
     assert.equal(report.gallery.length, 3);
     const gaps = report.gallery.map((g) => Math.abs(g.gap));
-    assert.deepEqual(gaps, [...gaps].sort((x, y) => y - x));
+    assert.deepEqual(
+      gaps,
+      [...gaps].sort((x, y) => y - x),
+    );
     // Pooled over the 12 images: pick scores 2,1,0,0,3,3 | 1,1,1,2,1,2; clip .3,.3,.3,.1,.2,.2 | .1,.2,.1,.3,.2,.2.
     const sd = (xs: number[]) => {
       const m = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -133,7 +157,7 @@ describe('eval win rates against the hand-computed table', () => {
     // Prompt 2: seed 0 gap ((3−1)/sdPick + 0)/2 beats seed 1 ((3−2)/sdPick)/2.
     const p2 = report.gallery.find((g) => g.promptIndex === 2)!;
     assert.equal(p2.seed, 0);
-    close(p2.gap, (2 / sdPick) / 2, 1e-9);
+    close(p2.gap, 2 / sdPick / 2, 1e-9);
     // Prompt 1: seed 0 (−1/sdPick + .2/sdClip)/2 vs seed 1 (−2/sdPick − .2/sdClip)/2: seed 1 is larger.
     const p1 = report.gallery.find((g) => g.promptIndex === 1)!;
     assert.equal(p1.seed, 1);
@@ -146,33 +170,62 @@ describe('eval coverage and inputs', () => {
   test('different (prompt, seed)s: an error naming the missing ones, never a subset', async () => {
     const partial = join(root, 'partial');
     // B lacks prompt 1 seed 1 and has prompt 2 seed 7 that A lacks.
-    await writeGenerationsFixture(partial, side('model-b', 1, [[0, 0], [0, 1], [1, 0], [2, 0], [2, 1], [2, 7]]));
+    await writeGenerationsFixture(
+      partial,
+      side('model-b', 1, [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [2, 0],
+        [2, 1],
+        [2, 7],
+      ]),
+    );
     await assert.rejects(buildEvalReport(dirA, partial), (error: unknown) => {
       assert.ok(error instanceof EvalCoverageError);
       assert.match(error.message, /do not cover the same \(prompt, seed\)s/);
       assert.match(error.message, /1 in A are missing from B: #1 "a red car <img src=x onerror=\\"window\.__…" seed 1/);
       assert.match(error.message, /1 in B are missing from A: #2 "a blue bicycle leaning on a wall" seed 7/);
-      assert.deepEqual(error.missingFromB.map((k) => [k.promptIndex, k.seed]), [[1, 1]]);
-      assert.deepEqual(error.missingFromA.map((k) => [k.promptIndex, k.seed]), [[2, 7]]);
+      assert.deepEqual(
+        error.missingFromB.map((k) => [k.promptIndex, k.seed]),
+        [[1, 1]],
+      );
+      assert.deepEqual(
+        error.missingFromA.map((k) => [k.promptIndex, k.seed]),
+        [[2, 7]],
+      );
       return true;
     });
     const few = join(root, 'few');
     await writeGenerationsFixture(few, side('model-b', 1, [[0, 0]]));
-    await assert.rejects(buildEvalReport(dirA, few), /5 in A are missing from B: #0 "a corgi wearing a party hat" seed 1; #1 .* seed 0; #1 .* seed 1; #2 .* seed 0; #2 .* seed 1$/);
+    await assert.rejects(
+      buildEvalReport(dirA, few),
+      /5 in A are missing from B: #0 "a corgi wearing a party hat" seed 1; #1 .* seed 0; #1 .* seed 1; #2 .* seed 0; #2 .* seed 1$/,
+    );
     await assert.rejects(buildEvalReport(few, dirA), /5 in B are missing from A/);
     // More than five: the first five in prompt-list order, then the count of the rest.
     const wide = join(root, 'wide');
-    await writeGenerationsFixture(wide, side('model-b', 1, [0, 1, 2].flatMap((p) => [0, 1, 2, 3].map((s) => [p, s] as const))));
+    await writeGenerationsFixture(
+      wide,
+      side(
+        'model-b',
+        1,
+        [0, 1, 2].flatMap((p) => [0, 1, 2, 3].map((s) => [p, s] as const)),
+      ),
+    );
     await assert.rejects(
       buildEvalReport(dirA, wide),
-      /A \(.*\) and B \(.*\) do not cover the same \(prompt, seed\)s:\n  6 in B are missing from A: #0 "a corgi wearing a party hat" seed 2; #0 .* seed 3; #1 .* seed 2; #1 .* seed 3; #2 .* seed 2; … 1 more$/,
+      /A \(.*\) and B \(.*\) do not cover the same \(prompt, seed\)s:\n {2}6 in B are missing from A: #0 "a corgi wearing a party hat" seed 2; #0 .* seed 3; #1 .* seed 2; #1 .* seed 3; #2 .* seed 2; … 1 more$/,
     );
   });
 
   test('two images for one (prompt, seed), or two models in one folder, are refused', async () => {
     const twice = join(root, 'twice');
     await writeGenerationsFixture(twice, side('model-b', 1, [...KEYS, [0, 0]]));
-    await assert.rejects(buildEvalReport(dirA, twice), /1 \(prompt, seed\)s have more than one image: #0 "a corgi wearing a party hat" seed 0/);
+    await assert.rejects(
+      buildEvalReport(dirA, twice),
+      /1 \(prompt, seed\)s have more than one image: #0 "a corgi wearing a party hat" seed 0/,
+    );
   });
 
   test('--model-a / --model-b pick one model of a directory; an absent model is an error naming those present', async () => {
@@ -210,6 +263,9 @@ describe('eval coverage and inputs', () => {
     assert.match(text, /pick\s+A wins 58\.3%/);
     assert.match(text, /not compared: aes \(scored on A only\)/);
     await assert.rejects(evalCommand(['--a', dirA, '--out', join(root, 'cli')]), /--b is required/);
-    await assert.rejects(evalCommand(['--a', dirA, '--b', dirB, '--out', join(root, 'cli'), '--resamples', '0']), /--resamples must be an integer in 1\.\.1000000, got "0"/);
+    await assert.rejects(
+      evalCommand(['--a', dirA, '--b', dirB, '--out', join(root, 'cli'), '--resamples', '0']),
+      /--resamples must be an integer in 1\.\.1000000, got "0"/,
+    );
   });
 });

@@ -8,7 +8,7 @@ const close = (actual: number, expected: number, tol = 1e-12) =>
 
 /** The widely published mulberry32, transcribed as is, to check ours against. */
 function referenceMulberry32(a: number): () => number {
-  return function () {
+  return () => {
     a |= 0;
     a = (a + 0x6d2b79f5) | 0;
     let t = Math.imul(a ^ (a >>> 15), 1 | a);
@@ -39,11 +39,15 @@ test('comparison credit: 1 win, ½ tie, 0 loss', () => {
 /** Two metrics, three prompts, 1–3 seeds each (scores A, B per seed). */
 function handExample(order: 'forward' | 'reverse' = 'forward'): WinRateAccumulator {
   const rows: [string, string, number, number, string][] = [
-    ['p1', 'pickscore', 21, 20, 'animals'], ['p1', 'pickscore', 20, 20, 'animals'],
-    ['p2', 'pickscore', 19, 20, 'animals'], ['p2', 'pickscore', 18, 20, 'animals'],
+    ['p1', 'pickscore', 21, 20, 'animals'],
+    ['p1', 'pickscore', 20, 20, 'animals'],
+    ['p2', 'pickscore', 19, 20, 'animals'],
+    ['p2', 'pickscore', 18, 20, 'animals'],
     ['p3', 'pickscore', 22, 20, 'people'],
     ['p1', 'hps', 0.25, 0.26, 'animals'],
-    ['p2', 'hps', 0.27, 0.26, 'animals'], ['p2', 'hps', 0.28, 0.26, 'animals'], ['p2', 'hps', 0.26, 0.26, 'animals'],
+    ['p2', 'hps', 0.27, 0.26, 'animals'],
+    ['p2', 'hps', 0.28, 0.26, 'animals'],
+    ['p2', 'hps', 0.26, 0.26, 'animals'],
     ['p3', 'hps', 0.3, 0.3, 'people'],
   ];
   const acc = new WinRateAccumulator(['pickscore', 'hps']);
@@ -64,7 +68,13 @@ test('win rate by hand: seeds averaged within a prompt, prompts averaged, metric
   close(r.average.winRate, (1.75 / 3 + (2.5 / 3 + 0.5) / 3) / 2);
   assert.equal(r.prompts, 3);
 
-  assert.deepEqual(r.byCategory.map((c) => [c.category, c.prompts]), [['animals', 2], ['people', 1]]);
+  assert.deepEqual(
+    r.byCategory.map((c) => [c.category, c.prompts]),
+    [
+      ['animals', 2],
+      ['people', 1],
+    ],
+  );
   const [animals, people] = r.byCategory;
   close(animals!.metrics[0]!.winRate, 0.375);
   close(animals!.metrics[1]!.winRate, 2.5 / 6);
@@ -111,7 +121,10 @@ test('bootstrap interval: seeded, contains the estimate, [1, 1] for all wins, wi
   const acc = bernoulliPrompts(100, 60);
   const a = acc.result({ seed: 5 });
   assert.deepEqual(acc.result({ seed: 5 }), a);
-  assert.notDeepEqual([a.metrics[0]!.lo, a.metrics[0]!.hi], [acc.result({ seed: 6 }).metrics[0]!.lo, acc.result({ seed: 6 }).metrics[0]!.hi]);
+  assert.notDeepEqual(
+    [a.metrics[0]!.lo, a.metrics[0]!.hi],
+    [acc.result({ seed: 6 }).metrics[0]!.lo, acc.result({ seed: 6 }).metrics[0]!.hi],
+  );
   const m = a.metrics[0]!;
   close(m.winRate, 0.6);
   assert.ok(m.lo < m.winRate && m.winRate < m.hi);

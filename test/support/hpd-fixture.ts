@@ -67,7 +67,9 @@ export async function noiseJpeg(size: number): Promise<Buffer> {
     state = (state * 1103515245 + 12345) >>> 0;
     pixels[i] = state >>> 24;
   }
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -41,8 +41,7 @@ export async function noiseImage(seed: number, options: NoiseImageOptions = {}):
   const pixels = Buffer.alloc(width * height * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = Math.floor(random() * 256);
   const image = sharp(pixels, { raw: { width, height, channels: 3 } });
-  const encoded =
-    options.format === 'png' ? await image.png().toBuffer() : await image.jpeg({ quality: options.quality ?? 80 }).toBuffer();
+  const encoded = options.format === 'png' ? await image.png().toBuffer() : await image.jpeg({ quality: options.quality ?? 80 }).toBuffer();
   return new Uint8Array(encoded);
 }
 

@@ -73,7 +73,17 @@ export const promptId = (key: string): string => `prompt-${key}`;
 
 function promptRow(key: string, extra: Partial<PromptRow> = {}): PromptRow {
   const p = PROMPTS[key]!;
-  return { prompt_id: promptId(key), text: p.text, source: 'test', split: null, category: p.category, challenge: null, note: null, prompt_index: null, ...extra };
+  return {
+    prompt_id: promptId(key),
+    text: p.text,
+    source: 'test',
+    split: null,
+    category: p.category,
+    challenge: null,
+    note: null,
+    prompt_index: null,
+    ...extra,
+  };
 }
 
 /** A small real JPEG of colour number `n` (distinct hues) with a diagonal band, so thumbnails have something to show. */
@@ -95,7 +105,18 @@ function hsl(h: number, s: number, l: number): [number, number, number] {
 }
 
 async function imageRow(imageId: string, prompt: string, n: number, extra: Partial<ImageRow> = {}): Promise<ImageRow> {
-  return { image_id: imageId, prompt_id: prompt, bytes: await colourImage(n), mime: 'image/jpeg', width: 96, height: 96, source_ref: imageId, model: null, seed: null, ...extra };
+  return {
+    image_id: imageId,
+    prompt_id: prompt,
+    bytes: await colourImage(n),
+    mime: 'image/jpeg',
+    width: 96,
+    height: 96,
+    source_ref: imageId,
+    model: null,
+    seed: null,
+    ...extra,
+  };
 }
 
 async function writeScores(dir: string, info: MetricInfo, rows: { image: string; prompt: string; score: number }[]): Promise<void> {
@@ -117,7 +138,12 @@ export interface AuditFixture {
 
 /** The audit dataset in `dir`: 12 pairs in two pairs parts, four metrics, majority consensus (ties dropped). */
 export async function writeAuditFixture(dir: string): Promise<AuditFixture> {
-  await writeRowsPart(dir, 'prompts', 'test', Object.keys(PROMPTS).map((k) => promptRow(k)));
+  await writeRowsPart(
+    dir,
+    'prompts',
+    'test',
+    Object.keys(PROMPTS).map((k) => promptRow(k)),
+  );
   const images: ImageRow[] = [];
   const pairs: PairRow[] = [];
   const scores: Record<AuditMetric, { image: string; prompt: string; score: number }[]> = { aes: [], clip: [], hps: [], pick: [] };
@@ -126,7 +152,15 @@ export async function writeAuditFixture(dir: string): Promise<AuditFixture> {
     const b = `img-${spec.n}b`;
     const prompt = promptId(spec.prompt);
     images.push(await imageRow(a, prompt, 2 * spec.n), await imageRow(b, prompt, 2 * spec.n + 1));
-    pairs.push({ pair_id: pairId(spec.n), prompt_id: prompt, image_a: a, image_b: b, human_pref: spec.human, split: spec.split, source_ref: `fixture#${spec.n}` });
+    pairs.push({
+      pair_id: pairId(spec.n),
+      prompt_id: prompt,
+      image_a: a,
+      image_b: b,
+      human_pref: spec.human,
+      split: spec.split,
+      source_ref: `fixture#${spec.n}`,
+    });
     AUDIT_METRICS.forEach((m, i) => {
       const vote = spec.votes[i]!;
       if (vote !== null) scores[m].push({ image: a, prompt, score: vote * (spec.weight ?? 1) });
@@ -196,12 +230,24 @@ export async function writeGenerationsFixture(dir: string, spec: GenerationSpec)
   const rows: ImageRow[] = [];
   for (const [k, image] of spec.images.entries()) {
     const id = `${spec.model}-${image.prompt}-${image.seed ?? 'x'}-${k}`;
-    rows.push(await imageRow(id, `gen-prompt-${image.prompt}`, offset + k, { model: spec.model, seed: image.seed, source_ref: `${spec.model}/${image.prompt}_${image.seed}.jpg` }));
+    rows.push(
+      await imageRow(id, `gen-prompt-${image.prompt}`, offset + k, {
+        model: spec.model,
+        seed: image.seed,
+        source_ref: `${spec.model}/${image.prompt}_${image.seed}.jpg`,
+      }),
+    );
   }
   await writeRowsPart(dir, 'images', 'gen', rows);
   const metrics = [...new Set(spec.images.flatMap((i) => Object.keys(i.scores)))];
   for (const m of metrics) {
-    const scored = spec.images.map((image, k) => ({ image: rows[k]!.image_id, prompt: `gen-prompt-${image.prompt}`, score: image.scores[m] })).filter((r) => r.score !== undefined);
-    await writeScores(dir, { name: m, kind: m, version: spec.versions?.[m] ?? `${m}-1`, score: 'test', temperature: 1 }, scored as { image: string; prompt: string; score: number }[]);
+    const scored = spec.images
+      .map((image, k) => ({ image: rows[k]!.image_id, prompt: `gen-prompt-${image.prompt}`, score: image.scores[m] }))
+      .filter((r) => r.score !== undefined);
+    await writeScores(
+      dir,
+      { name: m, kind: m, version: spec.versions?.[m] ?? `${m}-1`, score: 'test', temperature: 1 },
+      scored as { image: string; prompt: string; score: number }[],
+    );
   }
 }

@@ -63,7 +63,15 @@ function attributeGraph() {
   const ones = g.op('ConstantOfShape', [g.ints([1, 1, 4])], {
     value: { kind: 'tensor', value: { name: 'value', elemType: 'float32', dims: [1], data: Float32Array.of(2.5) } },
   });
-  g.op('Concat', [shifted, g.op('Expand', [ones, g.op('Concat', [g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([1])]), g.ints([1, 4])], { axis: 0 })])], { axis: -2 }, { out: 'y' });
+  g.op(
+    'Concat',
+    [
+      shifted,
+      g.op('Expand', [ones, g.op('Concat', [g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([1])]), g.ints([1, 4])], { axis: 0 })]),
+    ],
+    { axis: -2 },
+    { out: 'y' },
+  );
   g.output({ name: 'y' }, 'float32', ['batch', 3, 4]);
 
   const reference = (xs: Float32Array, batch: number): Float64Array => {
@@ -147,7 +155,9 @@ test('a tensor whose data does not fill its dims is rejected at encoding', () =>
   assert.throws(() => g.toBytes(), /5 values for dims \[2, 3\]/);
 });
 
-test('python onnx decodes the model to the same structure and passes check_model(full_check)', { skip: !pythonOnnx && 'python3-onnx not installed' }, () => {
+test('python onnx decodes the model to the same structure and passes check_model(full_check)', {
+  skip: !pythonOnnx && 'python3-onnx not installed',
+}, () => {
   const { bytes } = attributeGraph();
   const dir = mkdtempSync(join(tmpdir(), 'bdpo-graph-py-'));
   try {

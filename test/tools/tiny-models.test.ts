@@ -37,7 +37,8 @@ function images(count: number, size: number, f: (n: number, c: number, y: number
   for (let n = 0; n < count; n++)
     for (let c = 0; c < 3; c++)
       for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) out[((n * 3 + c) * size + y) * size + x] = (f(n, c, y, x) - (MEAN[c] as number)) / (STD[c] as number);
+        for (let x = 0; x < size; x++)
+          out[((n * 3 + c) * size + y) * size + x] = (f(n, c, y, x) - (MEAN[c] as number)) / (STD[c] as number);
   return out;
 }
 
@@ -65,7 +66,9 @@ const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 // Two prompts, padded like HF's CLIPTokenizer pads OpenAI CLIP (with the end token), plus a mask.
 const IDS = [49406, 320, 1125, 539, 49407, 49407, 49406, 5000, 700, 12, 40000, 49407];
 const MASK = [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1];
-const PIXELS = images(2, 224, (n, c, y, x) => (n === 0 ? 0.5 + 0.4 * Math.sin((x + 2 * y) / 9 + c) : ((x >> 4) + (y >> 4)) % 2 ? 0.9 : 0.2));
+const PIXELS = images(2, 224, (n, c, y, x) =>
+  n === 0 ? 0.5 + 0.4 * Math.sin((x + 2 * y) / 9 + c) : ((x >> 4) + (y >> 4)) % 2 ? 0.9 : 0.2,
+);
 
 const sessions: OnnxSession[] = [];
 async function open(bytes: Uint8Array): Promise<OnnxSession> {
@@ -120,7 +123,10 @@ test('text tower: names and shapes of the HF export, outputs equal the plain-TS 
 
 test('text tower pools at the end token: causal, so tokens after it do not matter; tokens before it do', async () => {
   const run = async (ids: number[], mask: number[]) =>
-    float32Output(await text.run({ input_ids: { data: ids, dims: [1, ids.length] }, attention_mask: { data: mask, dims: [1, ids.length] } }), 'text_embeds').data;
+    float32Output(
+      await text.run({ input_ids: { data: ids, dims: [1, ids.length] }, attention_mask: { data: mask, dims: [1, ids.length] } }),
+      'text_embeds',
+    ).data;
   const base = await run([49406, 320, 1125, 49407, 49407, 49407], [1, 1, 1, 1, 0, 0]);
   const afterEnd = await run([49406, 320, 1125, 49407, 7, 9], [1, 1, 1, 1, 1, 1]);
   const shorter = await run([49406, 320, 1125, 49407], [1, 1, 1, 1]);
@@ -153,7 +159,10 @@ test('brighter images give steadily more different image embeddings', async () =
   const row = (i: number) => e.subarray(i * 16, (i + 1) * 16);
   const fromDarkest = levels.map((_, i) => cosine(row(0), row(i)));
   for (let i = 1; i < levels.length; i++) {
-    assert.ok((fromDarkest[i] as number) < (fromDarkest[i - 1] as number) - 0.01, `cos to darkest: ${fromDarkest.map((c) => c.toFixed(3)).join(' ')}`);
+    assert.ok(
+      (fromDarkest[i] as number) < (fromDarkest[i - 1] as number) - 0.01,
+      `cos to darkest: ${fromDarkest.map((c) => c.toFixed(3)).join(' ')}`,
+    );
   }
   assert.ok((fromDarkest[4] as number) < 0.5, `darkest vs brightest cos ${fromDarkest[4]}`);
 });
@@ -163,7 +172,12 @@ test('vision model without projection outputs only last_hidden_state and pooler_
   assert.deepEqual(s.outputNames, ['last_hidden_state', 'pooler_output']);
   assert.deepEqual(s.outputs[1], { name: 'pooler_output', type: 'float32', shape: ['batch_size', 16] });
   const out = await s.run({ pixel_values: { data: PIXELS, dims: [2, 3, 224, 224] } });
-  assertClose(float32Output(out, 'pooler_output').data, clipVisionForward(tinyClipWeights().vision, PIXELS, 2).pooled, 1e-5, 'pooler_output');
+  assertClose(
+    float32Output(out, 'pooler_output').data,
+    clipVisionForward(tinyClipWeights().vision, PIXELS, 2).pooled,
+    1e-5,
+    'pooler_output',
+  );
 });
 
 test('full CLIP: normalised embeddings and logits = exp(logit_scale)·cos, consistent with the split towers', async () => {
@@ -191,7 +205,10 @@ test('full CLIP: normalised embeddings and logits = exp(logit_scale)·cos, consi
   assertClose(float32Output(out, 'image_embeds').data, ref.imageEmbeds, 1e-5, 'image_embeds');
 
   // Same options → same weights as the split towers: normalising their outputs gives the full model's.
-  const t = float32Output(await text.run({ input_ids: { data: IDS, dims: [2, 6] }, attention_mask: { data: MASK, dims: [2, 6] } }), 'text_embeds');
+  const t = float32Output(
+    await text.run({ input_ids: { data: IDS, dims: [2, 6] }, attention_mask: { data: MASK, dims: [2, 6] } }),
+    'text_embeds',
+  );
   const v = float32Output(await vision.run({ pixel_values: { data: PIXELS, dims: [2, 3, 224, 224] } }), 'image_embeds');
   const tn = l2Normalize(Float64Array.from(t.data), 2);
   const vn = l2Normalize(Float64Array.from(v.data), 2);
@@ -208,7 +225,16 @@ test('full CLIP: normalised embeddings and logits = exp(logit_scale)·cos, consi
 });
 
 test('other architectures (2 layers, 4 heads, quick_gelu, full 49408-row vocab, patch 32) match the reference', async () => {
-  const options: TinyClipOptions = { seed: 5, width: 8, layers: 2, heads: 4, activation: 'quick_gelu', vocabSize: 49408, patchSize: 32, embedDim: 6 };
+  const options: TinyClipOptions = {
+    seed: 5,
+    width: 8,
+    layers: 2,
+    heads: 4,
+    activation: 'quick_gelu',
+    vocabSize: 49408,
+    patchSize: 32,
+    embedDim: 6,
+  };
   const w = tinyClipWeights(options);
   const t = await open(tinyClipTextModel(options));
   const tOut = await t.run({ input_ids: { data: IDS, dims: [2, 6] }, attention_mask: { data: MASK, dims: [2, 6] } });
@@ -244,7 +270,10 @@ test('aesthetic MLP: 768→1024→128→64→16→1 Gemm layers; an affine map w
   const s = await open(tinyAestheticModel());
   assert.deepEqual(s.inputs, [{ name: 'embedding', type: 'float32', shape: ['batch_size', 768] }]);
   assert.deepEqual(s.outputs, [{ name: 'score', type: 'float32', shape: ['batch_size', 1] }]);
-  const x = l2Normalize(Float64Array.from({ length: 2 * 768 }, (_, i) => Math.sin(i * 0.7) + (i < 768 ? 0.3 : 0)), 2);
+  const x = l2Normalize(
+    Float64Array.from({ length: 2 * 768 }, (_, i) => Math.sin(i * 0.7) + (i < 768 ? 0.3 : 0)),
+    2,
+  );
   const out = float32Output(await s.run({ embedding: { data: Float32Array.from(x), dims: [2, 768] } }), 'score');
   assert.deepEqual(out.dims, [2, 1]);
   assertClose(out.data, aestheticForward(layers, Float32Array.from(x), 2), 1e-5, 'score');
@@ -298,8 +327,11 @@ test('every tiny model passes onnx.checker.check_model(full_check=True)', { skip
       vae: tinyVaeEncoder(),
     };
     for (const [name, bytes] of Object.entries(models)) writeFileSync(join(dir, `${name}.onnx`), bytes);
-    const script = 'import sys, onnx\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)\nprint(len(sys.argv) - 1)';
-    const r = spawnSync('/usr/bin/python3', ['-c', script, ...Object.keys(models).map((n) => join(dir, `${n}.onnx`))], { encoding: 'utf8' });
+    const script =
+      'import sys, onnx\nfor p in sys.argv[1:]:\n    onnx.checker.check_model(onnx.load(p), full_check=True)\nprint(len(sys.argv) - 1)';
+    const r = spawnSync('/usr/bin/python3', ['-c', script, ...Object.keys(models).map((n) => join(dir, `${n}.onnx`))], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), '7');
   } finally {

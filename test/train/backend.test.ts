@@ -26,7 +26,13 @@ test('auto picks the first backend that loads and says why', async () => {
     assert.ok(['tensorflow', 'wasm', 'cpu'].includes(selection.name));
   }
   // The wasm backend computes: a small matMul checked by hand.
-  const product = tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]]));
+  const product = tf.matMul(
+    tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]),
+    tf.tensor2d([[5], [6]]),
+  );
   assert.deepEqual([...product.dataSync()], [17, 39]);
 });
 

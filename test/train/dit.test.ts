@@ -26,7 +26,10 @@ const read = (f: () => tf.Tensor): Float32Array => {
 };
 
 test('patchify lays out (C, p, p) per token in row-major grid order; unpatchify inverts it', () => {
-  const x = tf.tensor4d(Float32Array.from({ length: 2 * 2 * 4 * 4 }, (_, i) => i), [2, 2, 4, 4]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 2 * 2 * 4 * 4 }, (_, i) => i),
+    [2, 2, 4, 4],
+  );
   const tokens = patchify(x, 2);
   assert.deepEqual(tokens.shape, [2 * 4, 2 * 2 * 2]);
   const values = tokens.arraySync() as number[][];
@@ -80,17 +83,39 @@ test('timestep, text and latents all reach the output; masked text tokens do not
   assert.ok(Math.max(...base.map(Math.abs)) > 0.01);
   // Rewrite the padded positions (mask 0): nothing may change.
   const padding = tf.tensor3d(
-    Array.from({ length: 3 }, (_, b) => Array.from({ length: TEXT_LENGTH }, (_, s) => new Array<number>(tinyConfig.textWidth).fill(mask.arraySync()[b]![s] ? 0 : 7))),
+    Array.from({ length: 3 }, (_, b) =>
+      Array.from({ length: TEXT_LENGTH }, (_, s) => new Array<number>(tinyConfig.textWidth).fill(mask.arraySync()[b]![s] ? 0 : 7)),
+    ),
   );
   const keep = tf.tidy(() => tf.reshape(mask, [3, TEXT_LENGTH, 1]));
   const edited = tf.tidy(() => tf.add(tf.mul(text, keep), padding)) as tf.Tensor3D;
-  assert.ok(maxAbsDiff(read(() => model.predict(x, t, edited, mask)), base) < 1e-5);
+  assert.ok(
+    maxAbsDiff(
+      read(() => model.predict(x, t, edited, mask)),
+      base,
+    ) < 1e-5,
+  );
   // Without the mask the same edit changes the output, and so do other timesteps and other latents.
-  assert.ok(maxAbsDiff(read(() => model.predict(x, t, edited)), read(() => model.predict(x, t, text))) > 1e-3);
+  assert.ok(
+    maxAbsDiff(
+      read(() => model.predict(x, t, edited)),
+      read(() => model.predict(x, t, text)),
+    ) > 1e-3,
+  );
   const t2 = tf.tensor1d([900, 50, 500]);
-  assert.ok(maxAbsDiff(read(() => model.predict(x, t2, text, mask)), base) > 1e-3);
+  assert.ok(
+    maxAbsDiff(
+      read(() => model.predict(x, t2, text, mask)),
+      base,
+    ) > 1e-3,
+  );
   const x2 = tf.tidy(() => tf.add(x, 0.5)) as tf.Tensor4D;
-  assert.ok(maxAbsDiff(read(() => model.predict(x2, t, text, mask)), base) > 1e-3);
+  assert.ok(
+    maxAbsDiff(
+      read(() => model.predict(x2, t, text, mask)),
+      base,
+    ) > 1e-3,
+  );
   // Each image's output depends on its own inputs only: predicting image 1 alone gives the same values.
   const single = read(() => model.predict(tf.slice(x, 1, 1), tf.slice(t, 1, 1), tf.slice(text, 1, 1), tf.slice(mask, 1, 1)));
   assert.ok(maxAbsDiff(single, base.subarray(256, 512)) < 1e-5);
@@ -117,7 +142,12 @@ test('LoRA adapters: only they train, they start as a no-op, and switching them 
   // The same base weights in a model without adapters compute the "off" output.
   const plain = createDit(tinyConfig, 0);
   for (const [name, variable] of plain.parameters) variable.assign(model.parameters.get(name)!);
-  assert.ok(maxAbsDiff(read(() => plain.predict(x, t, text)), off) < 1e-5);
+  assert.ok(
+    maxAbsDiff(
+      read(() => plain.predict(x, t, text)),
+      off,
+    ) < 1e-5,
+  );
   tf.dispose([x, t, text]);
   model.dispose();
   plain.dispose();

@@ -60,7 +60,14 @@ test('z = 0 gives ln 2 whatever the label; y = ½ is symmetric in z; swapping a 
   const extreme = tf.tidy(() => {
     const big = tf.fill([1, 1, 1, 1], 1e3);
     const zero = tf.zeros([1, 1, 1, 1]);
-    return diffusionDpoLoss({ modelA: big, modelB: zero, refA: zero, refB: zero, noise: zero, label: tf.tensor1d([1]) }).loss.dataSync()[0]!;
+    return diffusionDpoLoss({
+      modelA: big,
+      modelB: zero,
+      refA: zero,
+      refB: zero,
+      noise: zero,
+      label: tf.tensor1d([1]),
+    }).loss.dataSync()[0]!;
   });
   // z = −½·5000·1e6 = −2.5e9: the loss is 2.5e9, finite.
   assert.ok(Number.isFinite(extreme) && Math.abs(extreme / 2.5e9 - 1) < 1e-6, String(extreme));
@@ -111,7 +118,10 @@ test('tfjs loss, z, accuracy and gradients match the plain-array twin on random 
     label,
     beta,
   });
-  const tensors = Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, tf.tensor(v, shape)])) as Record<keyof typeof arrays, tf.Tensor>;
+  const tensors = Object.fromEntries(Object.entries(arrays).map(([k, v]) => [k, tf.tensor(v, shape)])) as Record<
+    keyof typeof arrays,
+    tf.Tensor
+  >;
   const labelTensor = tf.tensor1d(label);
   const lossOf = (modelA: tf.Tensor, modelB: tf.Tensor): tf.Scalar =>
     diffusionDpoLoss({ ...tensors, modelA, modelB, label: labelTensor, beta }).loss;
@@ -124,8 +134,18 @@ test('tfjs loss, z, accuracy and gradients match the plain-array twin on random 
 
   assert.ok(Math.abs(loss - twin.loss) < 1e-5, `${loss} vs ${twin.loss}`);
   assert.ok(maxAbsDiff(z, twin.z) < 1e-4, `z ${z} vs ${twin.z}`);
-  assert.ok(twin.z.every((v) => Math.abs(v) > 0.05), 'fixture has no z near 0, so the accuracy comparison is meaningful');
-  const accuracy = dpoMetrics({ z, label, modelErrA: twin.modelErrA, modelErrB: twin.modelErrB, refErrA: twin.refErrA, refErrB: twin.refErrB });
+  assert.ok(
+    twin.z.every((v) => Math.abs(v) > 0.05),
+    'fixture has no z near 0, so the accuracy comparison is meaningful',
+  );
+  const accuracy = dpoMetrics({
+    z,
+    label,
+    modelErrA: twin.modelErrA,
+    modelErrB: twin.modelErrB,
+    refErrA: twin.refErrA,
+    refErrB: twin.refErrB,
+  });
   assert.equal(accuracy.implicitAccuracy, twin.implicitAccuracy);
   const expectedA = twin.gradModelA.flatMap((row) => [...row]);
   const expectedB = twin.gradModelB.flatMap((row) => [...row]);

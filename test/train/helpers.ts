@@ -26,7 +26,14 @@ export function normalArray(rng: Rng, size: number, scale = 1): Float32Array {
 }
 
 export function normalTensor<T extends tf.Tensor>(rng: Rng, shape: number[], scale = 1): T {
-  return tf.tensor(normalArray(rng, shape.reduce((n, d) => n * d, 1), scale), shape) as T;
+  return tf.tensor(
+    normalArray(
+      rng,
+      shape.reduce((n, d) => n * d, 1),
+      scale,
+    ),
+    shape,
+  ) as T;
 }
 
 /**
@@ -91,7 +98,10 @@ export class BrightnessTask {
       text.set(this.texts[prompt]!, i * TEXT_LENGTH * this.config.textWidth);
     }
     const shapes = this.shapes(count);
-    return { x0: tf.tensor4d(x0, shapes.latent as [number, number, number, number]), textStates: tf.tensor3d(text, shapes.text as [number, number, number]) };
+    return {
+      x0: tf.tensor4d(x0, shapes.latent as [number, number, number, number]),
+      textStates: tf.tensor3d(text, shapes.text as [number, number, number]),
+    };
   }
 
   /** `labels`: 'true' (the prompt's preference), 'flipped' (the opposite) or 'random' (a coin per pair). */
@@ -107,7 +117,7 @@ export class BrightnessTask {
       this.image(rng, prompt, brightA, a, i * this.sampleSize);
       this.image(rng, prompt, brightB, b, i * this.sampleSize);
       text.set(this.texts[prompt]!, i * TEXT_LENGTH * this.config.textWidth);
-      const brighterA = (brightA > brightB) === (prompt % 2 === 0) ? 1 : 0;
+      const brighterA = brightA > brightB === (prompt % 2 === 0) ? 1 : 0;
       const coin = rng.uniform() < 0.5 ? 1 : 0;
       label.push(labels === 'true' ? brighterA : labels === 'flipped' ? 1 - brighterA : coin);
     }

@@ -108,11 +108,17 @@ const textOf = (j: number): number[] => Array.from({ length: 6 }, (_, k) => j + 
 const EMPTY_TEXT = [-1, -2, -3, -4, -5, -6];
 
 async function writeLatents(target: string, file: string, images: number[], rowGroupSize: number): Promise<void> {
-  await writeParquetPart(target, `latents/${file}`, LATENT_SPECS, {
-    image_id: images.map(imageIdOf),
-    shape: images.map(() => LATENT.join('x')),
-    latent: images.map((i) => encodeFloat16(latentOf(i))),
-  }, { rowGroupSize });
+  await writeParquetPart(
+    target,
+    `latents/${file}`,
+    LATENT_SPECS,
+    {
+      image_id: images.map(imageIdOf),
+      shape: images.map(() => LATENT.join('x')),
+      latent: images.map((i) => encodeFloat16(latentOf(i))),
+    },
+    { rowGroupSize },
+  );
 }
 
 before(async () => {
@@ -126,21 +132,34 @@ before(async () => {
     await writeConsensus(dir, pairs, file, rowGroupSize);
   }
   // Images in two parts, the second out of order and holding image 3 a second time.
-  await writeLatents(dir, 'part-0.parquet', Array.from({ length: 60 }, (_, i) => i), 8);
+  await writeLatents(
+    dir,
+    'part-0.parquet',
+    Array.from({ length: 60 }, (_, i) => i),
+    8,
+  );
   await writeLatents(dir, 'part-1.parquet', [3, ...Array.from({ length: 60 }, (_, i) => 119 - i)], 5);
   const prompts = Array.from({ length: PROMPTS }, (_, j) => j);
-  await writeParquetPart(dir, 'text/part-0.parquet', TEXT_SPECS, {
-    prompt_id: ['', ...prompts.map(promptIdOf)],
-    shape: ['', ...prompts].map(() => TEXT.join('x')),
-    hidden: [encodeFloat16(EMPTY_TEXT), ...prompts.map((j) => encodeFloat16(textOf(j)))],
-  }, { rowGroupSize: 7 });
+  await writeParquetPart(
+    dir,
+    'text/part-0.parquet',
+    TEXT_SPECS,
+    {
+      prompt_id: ['', ...prompts.map(promptIdOf)],
+      shape: ['', ...prompts].map(() => TEXT.join('x')),
+      hidden: [encodeFloat16(EMPTY_TEXT), ...prompts.map((j) => encodeFloat16(textOf(j)))],
+    },
+    { rowGroupSize: 7 },
+  );
   for (let i = 0; i < IMAGES; i++) imageIndex.set(imageIdOf(i), i);
   for (let j = 0; j < PROMPTS; j++) promptIndex.set(promptIdOf(j), j);
 
   const duck = await DuckDBInstance.create(':memory:', { threads: '1' });
   const db = await duck.connect();
-  const rows = (await db.runAndReadAll(`SELECT pair_id, label, soft, split, image_a, image_b, prompt_id
-    FROM read_parquet('${join(dir, 'consensus/r/*.parquet')}') WHERE kept AND label IS NOT NULL`)).getRowObjectsJS();
+  const rows = (
+    await db.runAndReadAll(`SELECT pair_id, label, soft, split, image_a, image_b, prompt_id
+    FROM read_parquet('${join(dir, 'consensus/r/*.parquet')}') WHERE kept AND label IS NOT NULL`)
+  ).getRowObjectsJS();
   eligible = new Map(rows.map((r) => [r.pair_id as string, r as never]));
   db.closeSync();
   duck.closeSync();
@@ -186,10 +205,16 @@ describe('order', () => {
       epoch.slice(0, -1).forEach((b) => assert.equal(b.pairIds.length, 7));
       assert.equal(epoch.at(-1)!.pairIds.length, eligible.size % 7 || 7);
     }
-    assert.deepEqual(batches.map((b) => b.index), batches.map((_, i) => i));
+    assert.deepEqual(
+      batches.map((b) => b.index),
+      batches.map((_, i) => i),
+    );
     assert.notDeepEqual(idsOf(perEpoch[0]!), idsOf(perEpoch[1]!));
     // Shuffled, not merely rotated: the order differs from the files' order.
-    assert.notDeepEqual(idsOf(perEpoch[0]!), written.filter((p) => p.kept).map((p) => p.pair_id));
+    assert.notDeepEqual(
+      idsOf(perEpoch[0]!),
+      written.filter((p) => p.kept).map((p) => p.pair_id),
+    );
   });
 
   test('the same seed gives the same batches; another seed another order', async () => {
@@ -248,7 +273,10 @@ describe('batch contents', () => {
     const expected = [...eligible].filter(([, p]) => p.split === 'validation_unique').map(([id]) => id);
     assert.ok(expected.length > 20);
     assert.deepEqual(idsOf(batches).sort(), expected.sort());
-    await assert.rejects(run({ splits: ['no-such-split'] }), (e: Error) => e instanceof MissingDataError && /no kept pair in split/.test(e.message));
+    await assert.rejects(
+      run({ splits: ['no-such-split'] }),
+      (e: Error) => e instanceof MissingDataError && /no kept pair in split/.test(e.message),
+    );
   });
 
   test('caption dropout: rate within tolerance, dropped rows carry the empty prompt', async () => {
@@ -331,7 +359,10 @@ test('a pair whose latent is not cached is an error naming the encode step', asy
   const copy = join(root, 'missing');
   await cp(dir, copy, { recursive: true });
   await rm(join(copy, 'latents/part-1.parquet'));
-  await assert.rejects(run({ dir: copy, batchSize: 1000 }), (e: Error) => e instanceof MissingDataError && /latents\/ has no row for image .*bdpo encode/.test(e.message));
+  await assert.rejects(
+    run({ dir: copy, batchSize: 1000 }),
+    (e: Error) => e instanceof MissingDataError && /latents\/ has no row for image .*bdpo encode/.test(e.message),
+  );
   await assert.rejects(run({ dir: copy, rule: 'nope' }), /no consensus\/nope\/part-\*\.parquet/);
 });
 

@@ -112,7 +112,12 @@ test('LoRA soft update merges the fraction α and keeps the rest in the adapters
   assert.equal(reference.afterStep(1), false);
   assert.equal(reference.afterStep(2), true);
   assert.ok(maxAbsDiff(values(model.predict(x, t, text)), before) < 1e-5);
-  assert.ok(maxAbsDiff(values(model.parameters.get('blocks.0.cross_attn.o.lora_B')!), bBefore.map((v) => v * 0.5)) < 1e-7);
+  assert.ok(
+    maxAbsDiff(
+      values(model.parameters.get('blocks.0.cross_attn.o.lora_B')!),
+      bBefore.map((v) => v * 0.5),
+    ) < 1e-7,
+  );
   const baseAfter = values(reference.predict(x, t, text));
   assert.ok(maxAbsDiff(baseAfter, baseBefore) > 1e-4 && maxAbsDiff(baseAfter, before) > 1e-4, 'the reference is half way');
   tf.dispose([x, t, text]);

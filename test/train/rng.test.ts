@@ -6,8 +6,14 @@ test('same seed, same stream; state round-trips mid-stream', () => {
   const a = createRng(42);
   const b = createRng(42);
   const xs = Array.from({ length: 5 }, () => a.uniform());
-  assert.deepEqual(xs, Array.from({ length: 5 }, () => b.uniform()));
-  assert.notDeepEqual(xs, Array.from({ length: 5 }, () => createRng(43).uniform()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 5 }, () => b.uniform()),
+  );
+  assert.notDeepEqual(
+    xs,
+    Array.from({ length: 5 }, () => createRng(43).uniform()),
+  );
   const saved = a.state();
   const next = [a.uniform(), a.int(1000), ...a.fillNormal(new Float32Array(3))];
   const c = createRng(0);

@@ -71,7 +71,7 @@ async function writeDataset(dir: string): Promise<void> {
       const brightB = 2 * rng.uniform() - 1;
       const a = image(rng, prompt, brightA);
       const b = image(rng, prompt, brightB);
-      const aWins = (brightA > brightB) === (prompt % 2 === 0);
+      const aWins = brightA > brightB === (prompt % 2 === 0);
       pairs.push({ prompt, a, b, label: aWins ? 1 : 0, kept: true, split });
     }
   };
@@ -80,31 +80,42 @@ async function writeDataset(dir: string): Promise<void> {
   // Ties the rule dropped: present in the file, never trained on.
   for (let k = 0; k < 6; k++) pairs.push({ prompt: k % PROMPTS, a: k, b: k + 1, label: null, kept: false, split: 'train' });
 
-  const n = pairs.length;
-  await writeParquetPart(dir, `consensus/${RULE}/part-00000.parquet`, consensusSpecs(['m1']), {
-    pair_id: pairs.map((_, i) => sha256Hex(`pair ${i}`)),
-    prompt_id: pairs.map((p) => promptIdOf(p.prompt)),
-    image_a: pairs.map((p) => imageIdOf(p.a)),
-    image_b: pairs.map((p) => imageIdOf(p.b)),
-    human_pref: pairs.map(() => null),
-    split: pairs.map((p) => p.split),
-    p_m1: pairs.map((p) => p.label),
-    vote_m1: Int32Array.from(pairs, (p) => (p.label === null ? 0 : p.label === 1 ? 1 : -1)),
-    votes_a: Int32Array.from(pairs, (p) => (p.label === 1 ? 1 : 0)),
-    votes_b: Int32Array.from(pairs, (p) => (p.label === 0 ? 1 : 0)),
-    label: pairs.map((p) => p.label),
-    soft: pairs.map((p) => p.label),
-    margin: pairs.map(() => 0),
-    disagreement: pairs.map(() => 0),
-    kept: pairs.map((p) => p.kept),
-    tie: pairs.map((p) => p.label === null),
-    reason: pairs.map((p) => (p.kept ? 'decided' : 'tie-dropped')),
-  }, { rowGroupSize: 64 });
-  await writeParquetPart(dir, 'latents/part-0.parquet', LATENT_SPECS, {
-    image_id: latents.map((_, i) => imageIdOf(i)),
-    shape: latents.map(() => LATENT.join('x')),
-    latent: latents,
-  }, { rowGroupSize: 128 });
+  await writeParquetPart(
+    dir,
+    `consensus/${RULE}/part-00000.parquet`,
+    consensusSpecs(['m1']),
+    {
+      pair_id: pairs.map((_, i) => sha256Hex(`pair ${i}`)),
+      prompt_id: pairs.map((p) => promptIdOf(p.prompt)),
+      image_a: pairs.map((p) => imageIdOf(p.a)),
+      image_b: pairs.map((p) => imageIdOf(p.b)),
+      human_pref: pairs.map(() => null),
+      split: pairs.map((p) => p.split),
+      p_m1: pairs.map((p) => p.label),
+      vote_m1: Int32Array.from(pairs, (p) => (p.label === null ? 0 : p.label === 1 ? 1 : -1)),
+      votes_a: Int32Array.from(pairs, (p) => (p.label === 1 ? 1 : 0)),
+      votes_b: Int32Array.from(pairs, (p) => (p.label === 0 ? 1 : 0)),
+      label: pairs.map((p) => p.label),
+      soft: pairs.map((p) => p.label),
+      margin: pairs.map(() => 0),
+      disagreement: pairs.map(() => 0),
+      kept: pairs.map((p) => p.kept),
+      tie: pairs.map((p) => p.label === null),
+      reason: pairs.map((p) => (p.kept ? 'decided' : 'tie-dropped')),
+    },
+    { rowGroupSize: 64 },
+  );
+  await writeParquetPart(
+    dir,
+    'latents/part-0.parquet',
+    LATENT_SPECS,
+    {
+      image_id: latents.map((_, i) => imageIdOf(i)),
+      shape: latents.map(() => LATENT.join('x')),
+      latent: latents,
+    },
+    { rowGroupSize: 128 },
+  );
   await writeParquetPart(dir, 'text/part-0.parquet', TEXT_SPECS, {
     prompt_id: ['', ...texts.map((_, j) => promptIdOf(j))],
     shape: ['', ...texts].map(() => `${TEXT_LENGTH}x${TEXT_WIDTH}`),
@@ -133,7 +144,10 @@ type Line = Record<string, unknown> & { phase: string; step: number };
 
 async function metrics(out: string): Promise<Line[]> {
   const text = await readFile(join(out, 'metrics.jsonl'), 'utf8');
-  return text.trim().split('\n').map((line) => JSON.parse(line) as Line);
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Line);
 }
 
 async function weights(checkpoint: string, file = 'model.safetensors'): Promise<Map<string, Float32Array>> {
@@ -177,18 +191,39 @@ test('a run learns the held-out preference, logs every window, checkpoints, and 
   assert.equal(straight.stopped, null);
   assert.equal(straight.backend, tf.getBackend());
   const fresh = createDit(tiny.model);
-  assert.equal(straight.parameters, [...fresh.parameters.values()].reduce((n, v) => n + v.size, 0));
+  assert.equal(
+    straight.parameters,
+    [...fresh.parameters.values()].reduce((n, v) => n + v.size, 0),
+  );
   fresh.dispose();
 
   const lines = await metrics(out);
   const pretrain = lines.filter((l) => l.phase === 'pretrain');
   const train = lines.filter((l) => l.phase === 'train');
   const validation = lines.filter((l) => l.phase === 'validation');
-  assert.deepEqual(pretrain.map((l) => l.step), Array.from({ length: 20 }, (_, i) => 5 * (i + 1)));
-  assert.deepEqual(train.map((l) => l.step), [5, 10, 15, 20, 25, 30, 35, 40]);
-  assert.deepEqual(validation.map((l) => l.step), [20, 40]);
+  assert.deepEqual(
+    pretrain.map((l) => l.step),
+    Array.from({ length: 20 }, (_, i) => 5 * (i + 1)),
+  );
+  assert.deepEqual(
+    train.map((l) => l.step),
+    [5, 10, 15, 20, 25, 30, 35, 40],
+  );
+  assert.deepEqual(
+    validation.map((l) => l.step),
+    [20, 40],
+  );
   for (const line of train) {
-    for (const key of ['loss', 'implicitAccuracy', 'rewardMargin', 'modelMse', 'referenceMse', 'gradNorm', 'learningRate', 'samplesPerSecond']) {
+    for (const key of [
+      'loss',
+      'implicitAccuracy',
+      'rewardMargin',
+      'modelMse',
+      'referenceMse',
+      'gradNorm',
+      'learningRate',
+      'samplesPerSecond',
+    ]) {
       assert.ok(typeof line[key] === 'number' && Number.isFinite(line[key]), `train line ${line.step}: ${key} = ${String(line[key])}`);
     }
     assert.equal(line.referenceUpdated, false);
@@ -196,10 +231,15 @@ test('a run learns the held-out preference, logs every window, checkpoints, and 
     assert.equal(line.learningRate, tiny.learningRate);
   }
   // Pre-training makes a denoiser: an all-zero prediction (the DiT at initialisation) scores 1.
-  assert.ok((pretrain[0]!.loss as number) > 0.6 && (pretrain.at(-1)!.loss as number) < 0.3, `pre-training MSE ${pretrain[0]!.loss} → ${pretrain.at(-1)!.loss}`);
+  assert.ok(
+    (pretrain[0]!.loss as number) > 0.6 && (pretrain.at(-1)!.loss as number) < 0.3,
+    `pre-training MSE ${pretrain[0]!.loss} → ${pretrain.at(-1)!.loss}`,
+  );
 
   const final = validation.at(-1)!;
-  t.diagnostic(`held-out implicit accuracy ${validation.map((l) => (l.implicitAccuracy as number).toFixed(3)).join(' → ')}; model MSE ${(final.modelMse as number).toFixed(4)} vs start ${(final.startMse as number).toFixed(4)}`);
+  t.diagnostic(
+    `held-out implicit accuracy ${validation.map((l) => (l.implicitAccuracy as number).toFixed(3)).join(' → ')}; model MSE ${(final.modelMse as number).toFixed(4)} vs start ${(final.startMse as number).toFixed(4)}`,
+  );
   assert.equal(final.heldOut, true);
   assert.equal(final.pairs, HELD_OUT_PAIRS);
   assert.ok((final.implicitAccuracy as number) >= 0.75, `held-out implicit accuracy ${final.implicitAccuracy}`);
@@ -207,12 +247,29 @@ test('a run learns the held-out preference, logs every window, checkpoints, and 
   assert.ok((final.modelMse as number) < 1.2 * (final.startMse as number), 'the model is still a good denoiser');
   assert.equal(straight.validation?.implicitAccuracy, final.implicitAccuracy);
 
-  assert.deepEqual((await readdir(out)).sort(), ['checkpoint-0', 'checkpoint-20', 'checkpoint-40', 'config.json', 'latest', 'metrics.jsonl']);
+  assert.deepEqual((await readdir(out)).sort(), [
+    'checkpoint-0',
+    'checkpoint-20',
+    'checkpoint-40',
+    'config.json',
+    'latest',
+    'metrics.jsonl',
+  ]);
   assert.equal((await readFile(join(out, 'latest'), 'utf8')).trim(), 'checkpoint-40');
-  assert.deepEqual((await readdir(join(out, 'checkpoint-40'))).sort(), ['model.safetensors', 'optimizer.safetensors', 'reference.safetensors', 'run.json', 'trainer.json']);
+  assert.deepEqual((await readdir(join(out, 'checkpoint-40'))).sort(), [
+    'model.safetensors',
+    'optimizer.safetensors',
+    'reference.safetensors',
+    'run.json',
+    'trainer.json',
+  ]);
   assert.equal(straight.weights, join(out, 'checkpoint-40', 'model.safetensors'));
   // The reference (mode none) is the model as DPO started: checkpoint-0's weights.
-  assertSameWeights(await weights(join(out, 'checkpoint-0')), await weights(join(out, 'checkpoint-40'), 'reference.safetensors'), 'reference');
+  assertSameWeights(
+    await weights(join(out, 'checkpoint-0')),
+    await weights(join(out, 'checkpoint-40'), 'reference.safetensors'),
+    'reference',
+  );
 });
 
 test('stopped at step k with --steps k and resumed through the CLI: the same weights and metrics as the uninterrupted run', async () => {
@@ -249,14 +306,29 @@ test('LoRA with a soft reference resumes bit for bit too, the anchor included', 
     checkpointEvery: 0,
     logEvery: 1,
   });
-  const run = (out: string, steps: number, resume = false): Promise<TrainSummary> => runTrain(data, { rule: RULE, out, config, steps, resume, ...quiet });
+  const run = (out: string, steps: number, resume = false): Promise<TrainSummary> =>
+    runTrain(data, { rule: RULE, out, config, steps, resume, ...quiet });
   const whole = await run(join(root, 'lora-whole'), 6);
   await run(join(root, 'lora-split'), 3);
   const resumed = await run(join(root, 'lora-split'), 6, true);
-  assert.deepEqual((await readdir(join(root, 'lora-whole', 'checkpoint-6'))).sort(), ['anchor.safetensors', 'model.safetensors', 'optimizer.safetensors', 'run.json', 'trainer.json']);
-  assertSameWeights(await weights(join(root, 'lora-whole', 'checkpoint-6')), await weights(join(root, 'lora-split', 'checkpoint-6')), 'model');
+  assert.deepEqual((await readdir(join(root, 'lora-whole', 'checkpoint-6'))).sort(), [
+    'anchor.safetensors',
+    'model.safetensors',
+    'optimizer.safetensors',
+    'run.json',
+    'trainer.json',
+  ]);
+  assertSameWeights(
+    await weights(join(root, 'lora-whole', 'checkpoint-6')),
+    await weights(join(root, 'lora-split', 'checkpoint-6')),
+    'model',
+  );
   // The anchor is the model as DPO started, whatever the soft updates did to the base since.
-  assertSameWeights(await weights(join(root, 'lora-whole', 'checkpoint-0')), await weights(join(root, 'lora-split', 'checkpoint-6'), 'anchor.safetensors'), 'anchor');
+  assertSameWeights(
+    await weights(join(root, 'lora-whole', 'checkpoint-0')),
+    await weights(join(root, 'lora-split', 'checkpoint-6'), 'anchor.safetensors'),
+    'anchor',
+  );
   assert.equal(resumed.validation?.startMse, whole.validation?.startMse);
   assert.equal(resumed.validation?.modelMse, whole.validation?.modelMse);
   // The first DPO step starts at the reference: z = 0 for every pair, loss ln 2, no pair counted correct.
@@ -269,18 +341,37 @@ test('LoRA with a soft reference resumes bit for bit too, the anchor included', 
 
 test('the MSE guard stops a run whose denoiser drifts under frequent hard reference copies, with a checkpoint and exit code 1', async (t) => {
   const configPath = join(root, 'guard.json');
-  await writeFile(configPath, JSON.stringify(configWith({ learningRate: 0.001, reference: { mode: 'hard', every: 2 }, pretrainMseSteps: 60, steps: 30, validateEvery: 2, validationPairs: 32, logEvery: 2, checkpointEvery: 0 })));
+  await writeFile(
+    configPath,
+    JSON.stringify(
+      configWith({
+        learningRate: 0.001,
+        reference: { mode: 'hard', every: 2 },
+        pretrainMseSteps: 60,
+        steps: 30,
+        validateEvery: 2,
+        validationPairs: 32,
+        logEvery: 2,
+        checkpointEvery: 0,
+      }),
+    ),
+  );
   const out = join(root, 'guard');
   const { code, stdout } = await cli([data, '--rule', RULE, '--config', configPath, '--out', out, '--json']);
   assert.equal(code, 1);
   const summary = JSON.parse(stdout) as TrainSummary;
-  assert.match(formatTrainSummary(summary), /\n {2}STOPPED: MSE guard at step \d+: model MSE [\d.]+ is [\d.]+× the starting model's [\d.]+ \(mseGuard factor 1\.5\)/);
+  assert.match(
+    formatTrainSummary(summary),
+    /\n {2}STOPPED: MSE guard at step \d+: model MSE [\d.]+ is [\d.]+× the starting model's [\d.]+ \(mseGuard factor 1\.5\)/,
+  );
   assert.ok(summary.stopped !== null && /MSE guard at step \d+/.test(summary.stopped), String(summary.stopped));
   assert.ok(summary.steps < 30);
   const lines = await metrics(out);
   const tripped = lines.filter((l) => l.phase === 'validation');
   const live = lines.filter((l) => l.phase === 'train').map((l) => (l.modelMse as number) / (l.referenceMse as number));
-  t.diagnostic(`stopped at step ${summary.steps}; MSE / start ${tripped.map((l) => (l.mseRatio as number).toFixed(2)).join(' ')}; MSE / live hard reference ${live.map((r) => r.toFixed(2)).join(' ')}`);
+  t.diagnostic(
+    `stopped at step ${summary.steps}; MSE / start ${tripped.map((l) => (l.mseRatio as number).toFixed(2)).join(' ')}; MSE / live hard reference ${live.map((r) => r.toFixed(2)).join(' ')}`,
+  );
   // Why the guard compares with the starting model: the hard reference copies the drift and hides it.
   assert.ok(summary.steps > 4 && live.every((r) => r < 1.2), 'a gradual drift, invisible against the live reference');
   assert.equal(tripped.at(-1)!.guardTripped, true);
@@ -297,15 +388,27 @@ test('without a held-out split nothing is held out, the summary says so, and the
   const summary = await runTrain(data, { rule: RULE, out, config, steps: 2, log: (line) => lines.push(line) });
   assert.equal(summary.validation, null);
   assert.match(summary.validationNote ?? '', /consensus\/pref has no kept pair in test_unique: nothing held out, no validation accuracy/);
-  assert.ok(lines.some((l) => /the MSE guard watches 16 training pairs/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /the MSE guard watches 16 training pairs/.test(l)),
+    lines.join('\n'),
+  );
   const validation = (await metrics(out)).filter((l) => l.phase === 'validation');
-  assert.deepEqual(validation.map((l) => [l.step, l.heldOut, l.pairs]), [[1, false, 16], [2, false, 16]]);
+  assert.deepEqual(
+    validation.map((l) => [l.step, l.heldOut, l.pairs]),
+    [
+      [1, false, 16],
+      [2, false, 16],
+    ],
+  );
   assert.deepEqual(validation[0]!.splits, ['train']);
 });
 
 test('bad configs and bad runs fail with one clear line', async () => {
   const bad = (overrides: Record<string, unknown>, pattern: RegExp): void => {
-    assert.throws(() => parseTrainConfig({ ...tiny, ...overrides }, 'train.json'), (e: Error) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes('\n'));
+    assert.throws(
+      () => parseTrainConfig({ ...tiny, ...overrides }, 'train.json'),
+      (e: Error) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes('\n'),
+    );
   };
   bad({ lerningRate: 1e-4 }, /^train\.json: unknown key "lerningRate" \(known: .*learningRate/);
   bad({ learningRate: -1 }, /^train\.json: learningRate must be a positive number, got -1$/);
@@ -336,12 +439,18 @@ test('bad configs and bad runs fail with one clear line', async () => {
   );
   assert.equal(tf.memory().numTensors, tensorsBefore);
   assert.ok(!(await readdir(root)).includes('wide'), 'a run that cannot start leaves no RUN/ folder');
-  await assert.rejects(runTrain(data, { rule: 'nope', out: join(root, 'nope'), config: tiny, ...quiet }), /no consensus\/nope\/part-\*\.parquet \(run bdpo consensus; rules here: pref\)/);
+  await assert.rejects(
+    runTrain(data, { rule: 'nope', out: join(root, 'nope'), config: tiny, ...quiet }),
+    /no consensus\/nope\/part-\*\.parquet \(run bdpo consensus; rules here: pref\)/,
+  );
 
   // An existing run is never overwritten, and a resumed one may not change what decides the weights.
   const out = join(root, 'existing');
   await cp(join(root, 'straight'), out, { recursive: true });
-  await assert.rejects(runTrain(data, { rule: RULE, out, config: straightConfig(), ...quiet }), /already holds a run \(checkpoint-40\): pass --resume/);
+  await assert.rejects(
+    runTrain(data, { rule: RULE, out, config: straightConfig(), ...quiet }),
+    /already holds a run \(checkpoint-40\): pass --resume/,
+  );
   await assert.rejects(
     runTrain(data, { rule: RULE, out, config: configWith({ learningRate: 1e-3 }), resume: true, ...quiet }),
     /differs from the resumed run's in learningRate/,
@@ -352,6 +461,12 @@ test('bad configs and bad runs fail with one clear line', async () => {
   assert.equal(done.steps, 40);
   assert.equal(done.validation?.implicitAccuracy, straight.validation?.implicitAccuracy);
 
-  await assert.rejects(trainCommand([data, '--rule', RULE, '--out', out]), (e: Error) => e instanceof UsageError && /--config is required/.test(e.message));
-  await assert.rejects(trainCommand([data, '--rule', RULE, '--out', out, '--config', path, '--backend', 'gpu']), /--backend must be one of auto, wasm/);
+  await assert.rejects(
+    trainCommand([data, '--rule', RULE, '--out', out]),
+    (e: Error) => e instanceof UsageError && /--config is required/.test(e.message),
+  );
+  await assert.rejects(
+    trainCommand([data, '--rule', RULE, '--out', out, '--config', path, '--backend', 'gpu']),
+    /--backend must be one of auto, wasm/,
+  );
 });

@@ -3,13 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  decodeSafetensors,
-  encodeSafetensors,
-  readSafetensors,
-  writeSafetensors,
-  type TensorDict,
-} from '../../src/io/safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type TensorDict } from '../../src/io/safetensors.ts';
 
 test('a tiny file is byte for byte what the format specifies', () => {
   const tensors: TensorDict = new Map([
@@ -76,10 +70,7 @@ test('malformed files are refused with a reason', () => {
   assert.throws(
     () =>
       decodeSafetensors(
-        withHeader(
-          { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
-          8,
-        ),
+        withHeader({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8),
       ),
     /gap or overlap/,
   );

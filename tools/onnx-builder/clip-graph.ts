@@ -3,7 +3,15 @@
 // pooling at argmax(input_ids), CLS pooling + post_layernorm for vision.
 
 import { float, GraphBuilder, type Value } from './graph.ts';
-import { CLIP_VOCAB_SIZE, tokensPerImage, type ClipTextWeights, type ClipVisionWeights, type Encoder, type LayerNorm, type Linear } from './clip-weights.ts';
+import {
+  CLIP_VOCAB_SIZE,
+  tokensPerImage,
+  type ClipTextWeights,
+  type ClipVisionWeights,
+  type Encoder,
+  type LayerNorm,
+  type Linear,
+} from './clip-weights.ts';
 
 /** Added to attention scores at masked positions (large enough that softmax gives them exactly 0). */
 export const MASKED_SCORE = -1e9;
@@ -19,12 +27,7 @@ export function linearNode(g: GraphBuilder, x: Value, l: Linear, prefix: string,
 export function layerNormNode(g: GraphBuilder, x: Value, ln: LayerNorm, prefix: string, out?: string): Value {
   const gamma = g.initializer(`${prefix}.weight`, ln.gamma, [ln.gamma.length]);
   const beta = g.initializer(`${prefix}.bias`, ln.beta, [ln.beta.length]);
-  return g.op(
-    'LayerNormalization',
-    [x, gamma, beta],
-    { axis: -1, epsilon: float(ln.epsilon) },
-    out === undefined ? {} : { out },
-  );
+  return g.op('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: float(ln.epsilon) }, out === undefined ? {} : { out });
 }
 
 function activationNode(g: GraphBuilder, x: Value, kind: Encoder['activation']): Value {
@@ -88,10 +91,7 @@ export function textTowerNodes(
   const width = w.encoder.width;
   const ids = w.vocabSize >= CLIP_VOCAB_SIZE ? inputIds : g.op('Mod', [inputIds, g.ints([w.vocabSize], [])]);
   const table = g.initializer(`${prefix}.embeddings.token_embedding.weight`, w.tokenEmbedding, [w.vocabSize, width]);
-  const positions = g.initializer(`${prefix}.embeddings.position_embedding.weight`, w.positionEmbedding, [
-    w.maxPositions,
-    width,
-  ]);
+  const positions = g.initializer(`${prefix}.embeddings.position_embedding.weight`, w.positionEmbedding, [w.maxPositions, width]);
   const seqLen = g.op('Slice', [g.op('Shape', [inputIds]), g.ints([1]), g.ints([2])]); // [1]
   const pos = g.op('Slice', [positions, g.ints([0]), seqLen, g.ints([0])]);
   const x = g.op('Add', [g.op('Gather', [table, ids], { axis: 0 }), pos]);
@@ -118,8 +118,7 @@ export function textTowerNodes(
     { keepdims: 0 },
     names.pooled === undefined ? {} : { out: names.pooled },
   );
-  const textEmbeds =
-    w.projection === null ? null : linearNode(g, pooled, w.projection, 'text_projection', names.textEmbeds);
+  const textEmbeds = w.projection === null ? null : linearNode(g, pooled, w.projection, 'text_projection', names.textEmbeds);
   return { lastHiddenState, pooled, textEmbeds };
 }
 
@@ -154,8 +153,7 @@ export function visionTowerNodes(
   const lastHiddenState = g.op('Identity', [encoded], {}, names.lastHiddenState === undefined ? {} : { out: names.lastHiddenState });
   const cls0 = g.op('Gather', [lastHiddenState, g.ints([0], [])], { axis: 1 });
   const pooled = layerNormNode(g, cls0, w.postLayerNorm, `${prefix}.post_layernorm`, names.pooled);
-  const imageEmbeds =
-    w.projection === null ? null : linearNode(g, pooled, w.projection, 'visual_projection', names.imageEmbeds);
+  const imageEmbeds = w.projection === null ? null : linearNode(g, pooled, w.projection, 'visual_projection', names.imageEmbeds);
   return { lastHiddenState, pooled, imageEmbeds };
 }
 

@@ -64,7 +64,13 @@ function activate(v: number, kind: Encoder['activation']): number {
 }
 
 /** allowed(b, i, j) says whether query i of sequence b may attend to key j. */
-function encoder(x: Float64Array, batch: number, tokens: number, enc: Encoder, allowed: (b: number, i: number, j: number) => boolean): Float64Array {
+function encoder(
+  x: Float64Array,
+  batch: number,
+  tokens: number,
+  enc: Encoder,
+  allowed: (b: number, i: number, j: number) => boolean,
+): Float64Array {
   const W = enc.width;
   const H = enc.heads;
   const d = W / H;
@@ -185,7 +191,8 @@ export function clipVisionForward(w: ClipVisionWeights, pixels: ArrayLike<number
       }
     }
     for (let t = 0; t < tokens; t++) {
-      for (let c = 0; c < W; c++) x[(b * tokens + t) * W + c] = (x[(b * tokens + t) * W + c] as number) + (w.positionEmbedding[t * W + c] as number);
+      for (let c = 0; c < W; c++)
+        x[(b * tokens + t) * W + c] = (x[(b * tokens + t) * W + c] as number) + (w.positionEmbedding[t * W + c] as number);
     }
   }
   const pre = layerNorm(x, batch * tokens, w.preLayerNorm);
@@ -263,7 +270,13 @@ export function aestheticForward(layers: readonly TorchLinear[], x: ArrayLike<nu
 }
 
 /** The tiny VAE encoder: 8×8 average pool, then a 3 → 4 channel affine map. */
-export function vaeEncoderForward(w: TinyVaeWeights, pixels: ArrayLike<number>, batch: number, height: number, width: number): Float64Array {
+export function vaeEncoderForward(
+  w: TinyVaeWeights,
+  pixels: ArrayLike<number>,
+  batch: number,
+  height: number,
+  width: number,
+): Float64Array {
   const lh = Math.floor(height / 8);
   const lw = Math.floor(width / 8);
   const out = new Float64Array(batch * 4 * lh * lw);
@@ -273,7 +286,8 @@ export function vaeEncoderForward(w: TinyVaeWeights, pixels: ArrayLike<number>, 
         const mean = [0, 0, 0];
         for (let c = 0; c < 3; c++) {
           let s = 0;
-          for (let dy = 0; dy < 8; dy++) for (let dx = 0; dx < 8; dx++) s += pixels[((b * 3 + c) * height + y * 8 + dy) * width + x * 8 + dx] as number;
+          for (let dy = 0; dy < 8; dy++)
+            for (let dx = 0; dx < 8; dx++) s += pixels[((b * 3 + c) * height + y * 8 + dy) * width + x * 8 + dx] as number;
           mean[c] = s / 64;
         }
         for (let o = 0; o < 4; o++) {

@@ -112,10 +112,7 @@ function encoder(rng: SeededRandom, o: TowerOptions): Encoder {
   return { width: o.width, heads: o.heads, activation: o.activation, layers };
 }
 
-export function randomTextWeights(
-  seed: number,
-  o: TowerOptions & { vocabSize: number; maxPositions: number },
-): ClipTextWeights {
+export function randomTextWeights(seed: number, o: TowerOptions & { vocabSize: number; maxPositions: number }): ClipTextWeights {
   const rng = new SeededRandom(seed);
   return {
     kind: 'text',
@@ -129,10 +126,7 @@ export function randomTextWeights(
   };
 }
 
-export function randomVisionWeights(
-  seed: number,
-  o: TowerOptions & { imageSize: number; patchSize: number },
-): ClipVisionWeights {
+export function randomVisionWeights(seed: number, o: TowerOptions & { imageSize: number; patchSize: number }): ClipVisionWeights {
   if (o.imageSize % o.patchSize !== 0) throw new Error(`image size ${o.imageSize} is not a multiple of patch ${o.patchSize}`);
   const rng = new SeededRandom(seed);
   const patches = (o.imageSize / o.patchSize) ** 2;

@@ -3,7 +3,15 @@
 // Tests and the demo build them in memory; nothing is downloaded. Weights come from a seeded generator, and the
 // same options always give the same bytes.
 
-import { CLIP_MAX_POSITIONS, randomTextWeights, randomVisionWeights, tokensPerImage, type Activation, type ClipTextWeights, type ClipVisionWeights } from './clip-weights.ts';
+import {
+  CLIP_MAX_POSITIONS,
+  randomTextWeights,
+  randomVisionWeights,
+  tokensPerImage,
+  type Activation,
+  type ClipTextWeights,
+  type ClipVisionWeights,
+} from './clip-weights.ts';
 import { clipVisionModelGraph, l2NormalizeNode, textTowerNodes, visionTowerNodes } from './clip-graph.ts';
 import { GraphBuilder } from './graph.ts';
 import { SeededRandom } from './seeded-random.ts';
@@ -137,9 +145,14 @@ export function tinyClipModel(options: TinyClipOptions = {}): Uint8Array {
   const textEmbeds = l2NormalizeNode(g, text.textEmbeds, 'text_embeds');
   const imageEmbeds = l2NormalizeNode(g, vision.imageEmbeds, 'image_embeds');
   const scale = g.op('Exp', [g.initializer('logit_scale', Float32Array.of(w.logitScale), [])]);
-  const perText = g.op('Mul', [g.op('MatMul', [textEmbeds, g.op('Transpose', [imageEmbeds], { perm: [1, 0] })]), scale], {}, {
-    out: 'logits_per_text',
-  });
+  const perText = g.op(
+    'Mul',
+    [g.op('MatMul', [textEmbeds, g.op('Transpose', [imageEmbeds], { perm: [1, 0] })]), scale],
+    {},
+    {
+      out: 'logits_per_text',
+    },
+  );
   g.op('Transpose', [perText], { perm: [1, 0] }, { out: 'logits_per_image' });
   g.output({ name: 'logits_per_image' }, 'float32', ['image_batch_size', 'text_batch_size']);
   g.output({ name: 'logits_per_text' }, 'float32', ['text_batch_size', 'image_batch_size']);
@@ -214,7 +227,8 @@ export function tinyAestheticWeights(options: TinyAestheticOptions = {}): TorchL
     for (let o = 0; o < l.outFeatures; o++) c += (row[o] as number) * (l.bias[o] as number);
     const next = new Array<number>(l.inFeatures).fill(0);
     for (let o = 0; o < l.outFeatures; o++) {
-      for (let j = 0; j < l.inFeatures; j++) next[j] = (next[j] as number) + (row[o] as number) * (l.weight[o * l.inFeatures + j] as number);
+      for (let j = 0; j < l.inFeatures; j++)
+        next[j] = (next[j] as number) + (row[o] as number) * (l.weight[o * l.inFeatures + j] as number);
     }
     row = next;
   }

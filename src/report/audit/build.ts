@@ -39,7 +39,11 @@ export interface AuditOptions {
 interface Candidate extends Omit<ContestedPair, 'prompt'> {}
 
 const byDisagreement = (x: Candidate, y: Candidate): boolean =>
-  x.disagreement! !== y.disagreement! ? x.disagreement! > y.disagreement! : x.spread !== y.spread ? x.spread > y.spread : x.pairId < y.pairId;
+  x.disagreement! !== y.disagreement!
+    ? x.disagreement! > y.disagreement!
+    : x.spread !== y.spread
+      ? x.spread > y.spread
+      : x.pairId < y.pairId;
 const byMargin = (x: Candidate, y: Candidate): boolean => {
   const mx = x.margin ?? -1;
   const my = y.margin ?? -1;
@@ -96,19 +100,35 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
       metrics = partMetrics;
       if (metrics.length === 0) throw new AuditInputError(`${join(dir, file)}: no p_<metric> columns`);
       const reserved = metrics.filter((m) => m === 'consensus' || m === 'human');
-      if (reserved.length > 0) throw new AuditInputError(`a metric named "${reserved[0]}" clashes with the audit's own rater of that name; rename the metric`);
+      if (reserved.length > 0)
+        throw new AuditInputError(`a metric named "${reserved[0]}" clashes with the audit's own rater of that name; rename the metric`);
       overall = new SliceAccumulator('all', 'all pairs', metrics);
       splits = new SliceSet('split', metrics);
       categorySlices = new SliceSet('category', metrics);
       reliability = [...metrics, 'consensus'].map(() => new Reliability(10));
     } else if (partMetrics.join(',') !== metrics.join(',')) {
-      throw new AuditInputError(`${join(dir, file)}: metrics ${partMetrics.join(', ')} differ from ${metrics.join(', ')} in the other parts`);
+      throw new AuditInputError(
+        `${join(dir, file)}: metrics ${partMetrics.join(', ')} differ from ${metrics.join(', ')} in the other parts`,
+      );
     }
     const M = metrics.length;
     const refs = await rankedRefs(dir, file);
     const wanted = [
-      'pair_id', 'prompt_id', 'image_a', 'image_b', 'human_pref', 'split', 'votes_a', 'votes_b', 'label', 'soft', 'margin',
-      'disagreement', 'tie', 'reason', ...metrics.flatMap((m) => [`p_${m}`, `vote_${m}`]),
+      'pair_id',
+      'prompt_id',
+      'image_a',
+      'image_b',
+      'human_pref',
+      'split',
+      'votes_a',
+      'votes_b',
+      'label',
+      'soft',
+      'margin',
+      'disagreement',
+      'tie',
+      'reason',
+      ...metrics.flatMap((m) => [`p_${m}`, `vote_${m}`]),
     ];
     const absent = wanted.filter((c) => !source.columns.includes(c));
     if (absent.length > 0) throw new AuditInputError(`${join(dir, file)}: not a consensus file (no ${absent.join(', ')})`);
@@ -127,8 +147,19 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         const label = cellNumber(c.label![i]);
         const p = pCols.map((col) => cellNumber(col[i]));
         const metricVotes = voteCols.map((col, m): Vote | null => (p[m] === null ? null : (Math.sign(Number(col[i])) as Vote)));
-        const consensus: Vote | null =
-          missing ? null : tie && !tiesResolved ? 0 : label === null ? (tie ? 0 : null) : label > 0.5 ? 1 : label < 0.5 ? -1 : 0;
+        const consensus: Vote | null = missing
+          ? null
+          : tie && !tiesResolved
+            ? 0
+            : label === null
+              ? tie
+                ? 0
+                : null
+              : label > 0.5
+                ? 1
+                : label < 0.5
+                  ? -1
+                  : 0;
         const human = humanVote(humanPref);
         // A tie resolved by the human label agrees with it by construction: not evidence of the rule's accuracy.
         const byHuman = c.reason![i] === 'tie-human';

@@ -16,7 +16,10 @@ export interface RankedGroup {
  * number of positions preferred over i. Null when a pair of the group is absent or unlabelled, as the ranks could
  * then not be rebuilt exactly.
  */
-export function ranksFromPairs(positions: readonly number[], prefs: readonly { i: number; j: number; pref: number | null }[]): number[] | null {
+export function ranksFromPairs(
+  positions: readonly number[],
+  prefs: readonly { i: number; j: number; pref: number | null }[],
+): number[] | null {
   const k = positions.length;
   if (prefs.length !== (k * (k - 1)) / 2) return null;
   const at = new Map(positions.map((p, index) => [p, index]));

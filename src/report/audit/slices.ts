@@ -1,13 +1,6 @@
 // The audit's per-slice accumulators: one per slice (all pairs, each split, each prompt category), fed pair by pair
 // while the consensus files stream past, each turned into a SliceReport at the end.
-import {
-  AgreementMatrix,
-  FleissKappa,
-  MeanKendallTau,
-  TieAwareAccuracy,
-  VotePatterns,
-  type Vote,
-} from '../agreement.ts';
+import { AgreementMatrix, FleissKappa, MeanKendallTau, TieAwareAccuracy, VotePatterns, type Vote } from '../agreement.ts';
 import type { PatternRow, SliceReport } from '../model.ts';
 
 export interface PairVotes {
@@ -99,7 +92,9 @@ export class SliceAccumulator {
       };
     });
     const agreement = this.agreement.result().pairs;
-    const humanKappas = agreement.filter((p) => p.y === 'human' && this.metrics.includes(p.x) && Number.isFinite(p.kappa)).map((p) => p.kappa);
+    const humanKappas = agreement
+      .filter((p) => p.y === 'human' && this.metrics.includes(p.x) && Number.isFinite(p.kappa))
+      .map((p) => p.kappa);
     return {
       kind: this.kind,
       name: this.name,

@@ -56,7 +56,9 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
   const [a, b] = await Promise.all([readSide(dirA, options.modelA), readSide(dirB, options.modelB)]);
   for (const side of [a, b]) {
     if (side.models.size > 1) {
-      throw new EvalInputError(`${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); choose one with --model-a / --model-b, or give each model its own dataset directory`);
+      throw new EvalInputError(
+        `${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); choose one with --model-a / --model-b, or give each model its own dataset directory`,
+      );
     }
     if (side.duplicates.length > 0) {
       const dups = side.duplicates.map((d) => withPrompt(keyOf(d.promptId, d.seed), a, b));
@@ -64,8 +66,16 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
     }
   }
 
-  const missingFromB = orderKeys([...a.images.keys()].filter((k) => !b.images.has(k)), a, b);
-  const missingFromA = orderKeys([...b.images.keys()].filter((k) => !a.images.has(k)), a, b);
+  const missingFromB = orderKeys(
+    [...a.images.keys()].filter((k) => !b.images.has(k)),
+    a,
+    b,
+  );
+  const missingFromA = orderKeys(
+    [...b.images.keys()].filter((k) => !a.images.has(k)),
+    a,
+    b,
+  );
   if (missingFromA.length + missingFromB.length > 0) {
     const lines = [`A (${dirA}) and B (${dirB}) do not cover the same (prompt, seed)s:`];
     if (missingFromB.length > 0) lines.push(`${missingFromB.length} in A are missing from B: ${describeKeys(missingFromB)}`);
@@ -82,7 +92,8 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
     if (x === undefined) ignoredMetrics.push({ metric: name, reason: 'scored on B only' });
     else if (y === undefined) ignoredMetrics.push({ metric: name, reason: 'scored on A only' });
     else if (x === null || y === null) ignoredMetrics.push({ metric: name, reason: 'no meta/scores/<metric>.json' });
-    else if (x.version !== y.version) ignoredMetrics.push({ metric: name, reason: `versions differ (A ${x.version}, B ${y.version}): not comparable` });
+    else if (x.version !== y.version)
+      ignoredMetrics.push({ metric: name, reason: `versions differ (A ${x.version}, B ${y.version}): not comparable` });
     else metrics.push(name);
   }
   if (metrics.length === 0) {
@@ -97,7 +108,9 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
 
   const byCategory = new WinRateAccumulator(metrics);
   const byChallenge = new WinRateAccumulator(metrics);
-  const gallery = new TopN<GalleryItem>(top, (x, y) => (Math.abs(x.gap) !== Math.abs(y.gap) ? Math.abs(x.gap) > Math.abs(y.gap) : x.promptId < y.promptId));
+  const gallery = new TopN<GalleryItem>(top, (x, y) =>
+    Math.abs(x.gap) !== Math.abs(y.gap) ? Math.abs(x.gap) > Math.abs(y.gap) : x.promptId < y.promptId,
+  );
   const seedsPerPrompt = new Map<string, number>();
   let ties = 0;
   let best: GalleryItem | null = null;

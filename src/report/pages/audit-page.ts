@@ -16,7 +16,8 @@ function agreementSection(slice: SliceReport, report: AuditReport): SafeHtml {
     return slice.agreement.find((p) => p.x === x && p.y === y)?.kappa ?? NaN;
   };
   const rows = slice.agreement.map(
-    (p) => html`<tr><td>${p.x}</td><td>${p.y}</td><td class="num">${countText(p.n)}</td><td class="num">${pct(p.agreement)}</td><td class="num">${fmt(p.expected)}</td><td class="num">${fmt(p.kappa)}</td></tr>`,
+    (p) =>
+      html`<tr><td>${p.x}</td><td>${p.y}</td><td class="num">${countText(p.n)}</td><td class="num">${pct(p.agreement)}</td><td class="num">${fmt(p.expected)}</td><td class="num">${fmt(p.kappa)}</td></tr>`,
   );
   const fleiss = slice.fleiss;
   return section(
@@ -30,17 +31,28 @@ function agreementSection(slice: SliceReport, report: AuditReport): SafeHtml {
 }
 
 function accuracySection(slice: SliceReport, report: AuditReport): SafeHtml {
-  const rows = slice.accuracy.map((a) => ({ label: a.rater, value: a.accuracy, colour: metricColour(report, a.rater), strong: a.rater === 'consensus', note: `${pct(a.accuracy)} of ${countText(a.n)}` }));
+  const rows = slice.accuracy.map((a) => ({
+    label: a.rater,
+    value: a.accuracy,
+    colour: metricColour(report, a.rater),
+    strong: a.rater === 'consensus',
+    note: `${pct(a.accuracy)} of ${countText(a.n)}`,
+  }));
   const table = slice.accuracy.map(
-    (a) => html`<tr class="${a.rater === 'consensus' ? 'strong' : ''}"><td>${a.rater}</td><td class="num">${countText(a.n)}</td><td class="num">${pct(a.accuracy)}</td><td class="num">${countText(a.agree)}</td><td class="num">${countText(a.disagree)}</td><td class="num">${countText(a.predictedTie)}</td><td class="num">${countText(a.humanTie)}</td><td class="num">${countText(a.bothTie)}</td></tr>`,
+    (a) =>
+      html`<tr class="${a.rater === 'consensus' ? 'strong' : ''}"><td>${a.rater}</td><td class="num">${countText(a.n)}</td><td class="num">${pct(a.accuracy)}</td><td class="num">${countText(a.agree)}</td><td class="num">${countText(a.disagree)}</td><td class="num">${countText(a.predictedTie)}</td><td class="num">${countText(a.humanTie)}</td><td class="num">${countText(a.bothTie)}</td></tr>`,
   );
-  const ties = slice.tieRates.map((t) => html`<tr><td>${t.rater}</td><td class="num">${countText(t.votes)}</td><td class="num">${countText(t.ties)}</td><td class="num">${pct(t.tieRate)}</td></tr>`);
+  const ties = slice.tieRates.map(
+    (t) =>
+      html`<tr><td>${t.rater}</td><td class="num">${countText(t.votes)}</td><td class="num">${countText(t.ties)}</td><td class="num">${pct(t.tieRate)}</td></tr>`,
+  );
   const kendall =
     slice.kendall === null
       ? html`<p class="lead">No ranked groups (HPD test.json) in this dataset: Kendall's τ is not computed.</p>`
       : html`<h3>Kendall's τ-b within ranked groups</h3><p class="lead">Per HPD test group, the metric's image scores against the human ranks rebuilt from the group's pairs (+1: same order as the humans), averaged over groups. Groups: ${countText(report.rankedGroups.groups)} (${countText(report.rankedGroups.incomplete)} with missing pairs left out).</p>
 <table><thead><tr><th>metric</th><th class="num">groups</th><th class="num">mean τ</th><th class="num">sd</th><th class="num">skipped</th></tr></thead><tbody>${slice.kendall.map(
-          (k) => html`<tr><td>${k.metric}</td><td class="num">${countText(k.groups)}</td><td class="num">${fmt(k.mean)}</td><td class="num">${fmt(k.sd)}</td><td class="num">${countText(k.skipped)}</td></tr>`,
+          (k) =>
+            html`<tr><td>${k.metric}</td><td class="num">${countText(k.groups)}</td><td class="num">${fmt(k.mean)}</td><td class="num">${fmt(k.sd)}</td><td class="num">${countText(k.skipped)}</td></tr>`,
         )}</tbody></table>`;
   return section(
     'accuracy',
@@ -58,7 +70,9 @@ function patternsSection(slice: SliceReport): SafeHtml {
   const shown = slice.patterns.slice(0, PATTERNS_SHOWN);
   const largest = Math.max(1e-9, ...shown.map((p) => p.fraction));
   const rows = shown.map(
-    (p) => html`<tr><td>${p.left.length > 0 ? p.left.join(' + ') : '—'}</td><td>${p.right.length > 0 ? p.right.join(' + ') : '—'}</td><td>${[...p.tie.map((t) => html`<span class="tag">${t} abstains</span>`), ...p.missing.map((t) => html`<span class="tag bad">${t} missing</span>`)]}</td>
+    (
+      p,
+    ) => html`<tr><td>${p.left.length > 0 ? p.left.join(' + ') : '—'}</td><td>${p.right.length > 0 ? p.right.join(' + ') : '—'}</td><td>${[...p.tie.map((t) => html`<span class="tag">${t} abstains</span>`), ...p.missing.map((t) => html`<span class="tag bad">${t} missing</span>`)]}</td>
 <td class="num">${countText(p.count)}</td><td class="num">${pct(p.fraction)}</td><td><div class="bar"><span style="width:${(100 * p.fraction) / largest}%"></span></div></td>
 <td class="num">${countText(p.human.left)} / ${countText(p.human.right)} / ${countText(p.human.tie)}</td><td class="num">${pct(p.humanSidesWithLeft)}</td></tr>`,
   );
@@ -67,7 +81,9 @@ function patternsSection(slice: SliceReport): SafeHtml {
     'Vote patterns',
     'Which coalitions form: each pair is folded so that the left coalition holds the first metric that voted. The human columns say how often the humans sided with the left coalition, the right one, or called a tie.',
     html`<div class="scroll"><table><thead><tr><th>coalition</th><th>against</th><th>abstaining / missing</th><th class="num">pairs</th><th class="num">share</th><th></th><th class="num">humans left / right / tie</th><th class="num">humans with left</th></tr></thead><tbody>${rows}</tbody></table></div>${
-      slice.distinctPatterns > shown.length ? html`<p class="lead">${countText(slice.distinctPatterns - shown.length)} rarer patterns are in report.json only.</p>` : null
+      slice.distinctPatterns > shown.length
+        ? html`<p class="lead">${countText(slice.distinctPatterns - shown.length)} rarer patterns are in report.json only.</p>`
+        : null
     }`,
   );
 }
@@ -91,10 +107,12 @@ function slicesSection(report: AuditReport): SafeHtml | null {
 
 function distributionsSection(report: AuditReport): SafeHtml {
   const histograms = report.scores.map(
-    (s) => html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, s.metric)}"></span>${s.metric}</h4><div class="meta">${countText(s.count)} images · mean ${fmt(s.mean)} · sd ${fmt(s.std)}${s.nonFinite > 0 ? ` · ${s.nonFinite} non-finite` : ''}</div>${histogramChart(s.histogram, `${s.metric} score histogram`, metricColour(report, s.metric))}</div>`,
+    (s) =>
+      html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, s.metric)}"></span>${s.metric}</h4><div class="meta">${countText(s.count)} images · mean ${fmt(s.mean)} · sd ${fmt(s.std)}${s.nonFinite > 0 ? ` · ${s.nonFinite} non-finite` : ''}</div>${histogramChart(s.histogram, `${s.metric} score histogram`, metricColour(report, s.metric))}</div>`,
   );
   const curves = report.calibration.map(
-    (c) => html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, c.rater)}"></span>${c.rater}</h4><div class="meta">${countText(c.reliability.count)} labelled pairs · ECE ${fmt(c.reliability.ece)} · Brier ${fmt(c.reliability.brier)}</div>${reliabilityChart(c.reliability, `${c.rater} reliability`, metricColour(report, c.rater))}</div>`,
+    (c) =>
+      html`<div class="panel"><h4><span class="swatch" style="background:${metricColour(report, c.rater)}"></span>${c.rater}</h4><div class="meta">${countText(c.reliability.count)} labelled pairs · ECE ${fmt(c.reliability.ece)} · Brier ${fmt(c.reliability.brier)}</div>${reliabilityChart(c.reliability, `${c.rater} reliability`, metricColour(report, c.rater))}</div>`,
   );
   return html`${section('scores', 'Score distributions', 'Each metric’s per-image scores (every scored image, read from scores/<metric>/).', html`<div class="grid">${histograms}</div>`)}
 ${section('calibration', 'Calibration against humans', 'Reliability curves: per bin of the predicted P(a ≻ b), the mean prediction (x) against how often humans preferred a (y, ties count ½). On the dashed diagonal a metric’s p means what it says; dot size is the number of pairs. ' + calibrationFitText(report.calibrationFit) + '.', report.calibration.length > 0 && report.calibration.some((c) => c.reliability.count > 0) ? html`<div class="grid narrow">${curves}</div>` : html`<p class="lead">No human labels: nothing to calibrate against.</p>`)}`;
@@ -111,13 +129,17 @@ export function renderAuditPage(report: AuditReport, thumbs: ReadonlyMap<string,
     'contested',
     'Most contested pairs',
     `The ${report.contested.byDisagreement.length} pairs with the highest disagreement (entropy of the votes), the most confident split first (largest spread of p across metrics).`,
-    report.contested.byDisagreement.length > 0 ? html`<div class="cards">${report.contested.byDisagreement.map((p) => contestedCard(p, report, thumbs))}</div>` : html`<p class="lead">The metrics never split: no contested pair.</p>`,
+    report.contested.byDisagreement.length > 0
+      ? html`<div class="cards">${report.contested.byDisagreement.map((p) => contestedCard(p, report, thumbs))}</div>`
+      : html`<p class="lead">The metrics never split: no contested pair.</p>`,
   );
   const mismatches = section(
     'mismatches',
     'Where the consensus and the humans differ',
     `${countText(report.contested.mismatchCount)} of ${countText(report.contested.mismatchCompared)} pairs where both decided (no tie) got opposite answers; the ${report.contested.mismatches.length} shown are those the rule was surest about (largest margin).`,
-    report.contested.mismatches.length > 0 ? html`<div class="cards">${report.contested.mismatches.map((p) => contestedCard(p, report, thumbs))}</div>` : html`<p class="lead">None.</p>`,
+    report.contested.mismatches.length > 0
+      ? html`<div class="cards">${report.contested.mismatches.map((p) => contestedCard(p, report, thumbs))}</div>`
+      : html`<p class="lead">None.</p>`,
   );
   const body = html`${tiles}${agreementSection(o, report)}${accuracySection(o, report)}${patternsSection(o)}${slicesSection(report)}${distributionsSection(report)}${contested}${mismatches}`;
   return pageShell(`Metric audit · ${report.datasetName}`, header, body);

@@ -16,7 +16,10 @@ export interface BarRow {
 }
 
 /** Horizontal bars from `min` with optional interval whiskers and a dashed reference line (e.g. ½). */
-export function barChart(rows: readonly BarRow[], options: { min?: number; max?: number; reference?: number; title: string; format?: (x: number) => string }): SafeHtml {
+export function barChart(
+  rows: readonly BarRow[],
+  options: { min?: number; max?: number; reference?: number; title: string; format?: (x: number) => string },
+): SafeHtml {
   const min = options.min ?? 0;
   const max = options.max ?? 1;
   const format = options.format ?? ((x: number) => fmt(x, 3));
@@ -41,7 +44,8 @@ export function barChart(rows: readonly BarRow[], options: { min?: number; max?:
 ${whisker}<text class="note" x="${labelWidth + plot + 10}" y="${y + 15}">${row.note ?? (finite ? format(row.value) : 'n/a')}</text></g>`;
   });
   const grid = ticks.map(
-    (t) => html`<line class="grid" x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${height - 6}"/><text class="tick" x="${x(t)}" y="${top - 8}" text-anchor="middle">${format(t)}</text>`,
+    (t) =>
+      html`<line class="grid" x1="${x(t)}" x2="${x(t)}" y1="${top - 4}" y2="${height - 6}"/><text class="tick" x="${x(t)}" y="${top - 8}" text-anchor="middle">${format(t)}</text>`,
   );
   const reference =
     options.reference === undefined
@@ -74,8 +78,13 @@ export function heatmap(labels: readonly string[], value: (i: number, j: number)
       );
     }
   }
-  const rowLabels = labels.map((l, i) => html`<text class="label" x="${left - 8}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end">${l}</text>`);
-  const colLabels = labels.map((l, j) => html`<text class="label" x="${left + j * cell + cell / 2}" y="${top - 10}" text-anchor="middle">${l.length > 10 ? `${l.slice(0, 9)}…` : l}</text>`);
+  const rowLabels = labels.map(
+    (l, i) => html`<text class="label" x="${left - 8}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end">${l}</text>`,
+  );
+  const colLabels = labels.map(
+    (l, j) =>
+      html`<text class="label" x="${left + j * cell + cell / 2}" y="${top - 10}" text-anchor="middle">${l.length > 10 ? `${l.slice(0, 9)}…` : l}</text>`,
+  );
   return html`<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" role="img" aria-label="${title}"><title>${title}</title>${rowLabels}${colLabels}${cells}</svg>`;
 }
 
@@ -107,10 +116,12 @@ export function reliabilityChart(r: ReliabilityResult, title: string, colour: st
   const largest = Math.max(1, ...filled.map((b) => b.count));
   const path = filled.map((b, i) => `${i === 0 ? 'M' : 'L'}${px(b.meanPredicted).toFixed(1)},${py(b.observed).toFixed(1)}`).join(' ');
   const dots = filled.map(
-    (b) => html`<circle cx="${px(b.meanPredicted)}" cy="${py(b.observed)}" r="${2.5 + 4 * Math.sqrt(b.count / largest)}" fill="${colour}" fill-opacity="0.8"><title>p ∈ [${fmt(b.lo, 1)}, ${fmt(b.hi, 1)}): ${b.count} pairs, predicted ${fmt(b.meanPredicted)}, humans ${fmt(b.observed)}</title></circle>`,
+    (b) =>
+      html`<circle cx="${px(b.meanPredicted)}" cy="${py(b.observed)}" r="${2.5 + 4 * Math.sqrt(b.count / largest)}" fill="${colour}" fill-opacity="0.8"><title>p ∈ [${fmt(b.lo, 1)}, ${fmt(b.hi, 1)}): ${b.count} pairs, predicted ${fmt(b.meanPredicted)}, humans ${fmt(b.observed)}</title></circle>`,
   );
   const ticks = [0, 0.5, 1].map(
-    (t) => html`<text class="tick" x="${px(t)}" y="${size - 4}" text-anchor="middle">${fmt(t, 1)}</text><text class="tick" x="${pad - 5}" y="${py(t) + 3}" text-anchor="end">${fmt(t, 1)}</text>`,
+    (t) =>
+      html`<text class="tick" x="${px(t)}" y="${size - 4}" text-anchor="middle">${fmt(t, 1)}</text><text class="tick" x="${pad - 5}" y="${py(t) + 3}" text-anchor="end">${fmt(t, 1)}</text>`,
   );
   return html`<svg class="chart square" viewBox="0 0 ${size} ${size + 4}" role="img" aria-label="${title}"><title>${title}</title><rect x="${pad}" y="8" width="${span}" height="${span}" fill="#fbfbf9" stroke="#e2e2de"/><line class="reference" x1="${px(0)}" y1="${py(0)}" x2="${px(1)}" y2="${py(1)}"/>${filled.length > 0 ? html`<path d="${path}" fill="none" stroke="${colour}" stroke-width="1.5"/>` : null}${dots}${ticks}</svg>`;
 }

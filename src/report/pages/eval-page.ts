@@ -20,7 +20,8 @@ function winRateTable(groups: readonly CategoryWinRate[], metrics: readonly stri
     return html`<td class="num" style="background:${fill};color:${light ? '#fff' : 'inherit'};${strong ? 'font-weight:650' : ''}" title="${estimateText(e)}">${pct(e.winRate, 0)}<span style="opacity:.75;font-size:11px"> ${pct(e.lo, 0)}–${pct(e.hi, 0)}</span></td>`;
   };
   const rows = groups.map(
-    (g) => html`<tr><td>${g.category ?? '(none)'}</td><td class="num">${countText(g.prompts)}</td>${metrics.map((m) => cell(g.metrics.find((x) => x.metric === m)))}${cell(g.average, true)}</tr>`,
+    (g) =>
+      html`<tr><td>${g.category ?? '(none)'}</td><td class="num">${countText(g.prompts)}</td>${metrics.map((m) => cell(g.metrics.find((x) => x.metric === m)))}${cell(g.average, true)}</tr>`,
   );
   return html`<h3>${title}</h3><div class="scroll"><table><thead><tr><th></th><th class="num">prompts</th>${metrics.map((m) => html`<th class="num">${m}</th>`)}<th class="num">average</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
@@ -32,10 +33,19 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
 <nav class="toc"><a href="#winrate">win rates</a>${w.byCategory.length + report.byChallenge.length > 0 ? html`<a href="#categories">categories &amp; challenges</a>` : null}<a href="#gallery">largest gaps</a></nav>`;
   const rows: BarRow[] = [
     ...w.metrics.map((m, i) => ({ label: m.metric, value: m.winRate, lo: m.lo, hi: m.hi, colour: seriesColour(i), note: estimateText(m) })),
-    { label: 'average', value: w.average.winRate, lo: w.average.lo, hi: w.average.hi, colour: '#344054', strong: true, note: estimateText(w.average) },
+    {
+      label: 'average',
+      value: w.average.winRate,
+      lo: w.average.lo,
+      hi: w.average.hi,
+      colour: '#344054',
+      strong: true,
+      note: estimateText(w.average),
+    },
   ];
   const table = w.metrics.map(
-    (m) => html`<tr><td>${m.metric}</td><td class="num">${pct(m.winRate)}</td><td class="num">${pct(m.lo)}</td><td class="num">${pct(m.hi)}</td><td class="num">${countText(m.prompts)}</td><td class="num">${countText(m.wins)}</td><td class="num">${countText(m.ties)}</td><td class="num">${countText(m.losses)}</td><td class="num">${countText(m.skipped)}</td></tr>`,
+    (m) =>
+      html`<tr><td>${m.metric}</td><td class="num">${pct(m.winRate)}</td><td class="num">${pct(m.lo)}</td><td class="num">${pct(m.hi)}</td><td class="num">${countText(m.prompts)}</td><td class="num">${countText(m.wins)}</td><td class="num">${countText(m.ties)}</td><td class="num">${countText(m.losses)}</td><td class="num">${countText(m.skipped)}</td></tr>`,
   );
   const ignored =
     report.ignoredMetrics.length > 0
@@ -65,7 +75,9 @@ export function renderEvalPage(report: EvalReport, thumbs: { a: ReadonlyMap<stri
     'gallery',
     'Largest score gaps',
     `The ${report.gallery.length} prompts where the two models differ most: the gap is the mean over metrics of (A − B) in units of that metric's score standard deviation (both sides pooled), at the seed where it is largest.`,
-    report.gallery.length > 0 ? html`<div class="cards">${report.gallery.map((g) => galleryCard(g, report, thumbs))}</div>` : html`<p class="lead">No comparison.</p>`,
+    report.gallery.length > 0
+      ? html`<div class="cards">${report.gallery.map((g) => galleryCard(g, report, thumbs))}</div>`
+      : html`<p class="lead">No comparison.</p>`,
   );
   return pageShell(`Win rate · ${report.a.label} vs ${report.b.label}`, header, html`${winrate}${categories}${gallery}`);
 }

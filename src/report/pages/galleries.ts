@@ -24,7 +24,8 @@ function labelText(pref: number | null): string {
 export function contestedCard(pair: ContestedPair, report: { metrics: readonly string[] }, thumbs: ReadonlyMap<string, string>): SafeHtml {
   const label = pair.tie ? 'tie' : labelText(pair.label);
   const rows = pair.metrics.map(
-    (m) => html`<tr><td><span class="swatch" style="background:${metricColour(report, m.metric)}"></span> ${m.metric}</td><td class="num">${fmt(m.p)}</td><td>${voteText(m.vote)}</td></tr>`,
+    (m) =>
+      html`<tr><td><span class="swatch" style="background:${metricColour(report, m.metric)}"></span> ${m.metric}</td><td class="num">${fmt(m.p)}</td><td>${voteText(m.vote)}</td></tr>`,
   );
   const human = labelText(pair.human);
   const winner = pair.tie ? null : labelText(pair.label);
@@ -37,9 +38,14 @@ export function contestedCard(pair: ContestedPair, report: { metrics: readonly s
 <div class="facts" style="margin-top:6px">pair ${pair.pairId.slice(0, 12)}</div></div></article>`;
 }
 
-export function galleryCard(item: GalleryItem, report: EvalReport, thumbs: { a: ReadonlyMap<string, string>; b: ReadonlyMap<string, string> }): SafeHtml {
+export function galleryCard(
+  item: GalleryItem,
+  report: EvalReport,
+  thumbs: { a: ReadonlyMap<string, string>; b: ReadonlyMap<string, string> },
+): SafeHtml {
   const rows = item.scores.map(
-    (s) => html`<tr><td><span class="swatch" style="background:${metricColour(report, s.metric)}"></span> ${s.metric}</td><td class="num">${fmtScore(s.a)}</td><td class="num">${fmtScore(s.b)}</td><td class="num">${fmt(s.z, 2)}</td></tr>`,
+    (s) =>
+      html`<tr><td><span class="swatch" style="background:${metricColour(report, s.metric)}"></span> ${s.metric}</td><td class="num">${fmtScore(s.a)}</td><td class="num">${fmtScore(s.b)}</td><td class="num">${fmt(s.z, 2)}</td></tr>`,
   );
   return html`<article class="card"><div class="pics">${thumb(thumbs.a.get(item.imageA), `A · ${report.a.label}`, item.gap > 0)}${thumb(thumbs.b.get(item.imageB), `B · ${report.b.label}`, item.gap < 0)}</div>
 <div class="body"><p class="prompt">${item.text}</p>

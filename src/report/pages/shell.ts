@@ -74,7 +74,8 @@ footer { color: var(--muted); font-size: 12px; text-align: center; padding: 10px
 `;
 
 export function pageShell(title: string, header: SafeHtml, body: SafeHtml): string {
-  return `<!DOCTYPE html>\n${html`<html lang="en">
+  return `<!DOCTYPE html>\n${
+    html`<html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${CONTENT_SECURITY_POLICY}">
@@ -89,7 +90,8 @@ export function pageShell(title: string, header: SafeHtml, body: SafeHtml): stri
 <footer>balanced-dpo · self-contained report: no script, no network</footer>
 </body>
 </html>
-`.markup}`;
+`.markup
+  }`;
 }
 
 export function chip(key: string, value: string): SafeHtml {
