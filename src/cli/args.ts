@@ -1,7 +1,8 @@
 // Argument parsing for every command: node's parseArgs in strict mode, a --help text per command, and one error type
 // that the entry point turns into a single line and exit code 2.
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { UsageError } from '../core/errors.ts';
+import { InputError, UsageError } from '../core/errors.ts';
 import { resolveShard, ShardError, type Shard } from '../core/shard.ts';
 import type { Device } from '../models/session.ts';
 
@@ -138,4 +139,14 @@ export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?
   }
   const threads = integerOption(parsed, 'threads', THREADS);
   return { device, ...(threads === undefined ? {} : { intraOpNumThreads: threads }), shard: shardOption(parsed) };
+}
+
+/** The one positional DIR of a command that reads a dataset directory: a usage error without it, an input error if
+ * it is not a folder. */
+export async function datasetDirArgument(parsed: Parsed, usage: string): Promise<string> {
+  const dir = parsed.positionals[0];
+  if (dir === undefined || parsed.positionals.length > 1) throw new UsageError(usage.split('\n')[0]!);
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new InputError(`${dir}: not a dataset directory`);
+  return dir;
 }

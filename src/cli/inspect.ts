@@ -1,8 +1,7 @@
 // `bdpo inspect DIR`.
-import { stat } from 'node:fs/promises';
 import { inspectDataset, type DatasetSummary } from '../inspect/index.ts';
 import { listing } from '../core/format.ts';
-import { parseCommand, UsageError } from './args.ts';
+import { datasetDirArgument, parseCommand } from './args.ts';
 import { INSPECT_USAGE as USAGE } from './help.ts';
 
 export async function inspectCommand(argv: string[]): Promise<number> {
@@ -11,10 +10,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const dir = parsed.positionals[0];
-  if (dir === undefined || parsed.positionals.length > 1) throw new UsageError(USAGE.split('\n')[0]!);
-  const info = await stat(dir).catch(() => null);
-  if (!info?.isDirectory()) throw new Error(`${dir}: not a dataset directory`);
+  const dir = await datasetDirArgument(parsed, USAGE);
   const summary = await inspectDataset(dir);
   console.log(parsed.values.json ? JSON.stringify(summary, null, 2) : formatDatasetSummary(summary));
   return 0;

@@ -1,7 +1,6 @@
 // `bdpo tables DIR [--out DIR2] [--images-bytes]`.
-import { stat } from 'node:fs/promises';
 import { runTables, type TablesSummary } from '../tables/index.ts';
-import { parseCommand, UsageError } from './args.ts';
+import { datasetDirArgument, parseCommand } from './args.ts';
 import { TABLES_USAGE as USAGE } from './help.ts';
 
 export async function tablesCommand(argv: string[]): Promise<number> {
@@ -10,10 +9,7 @@ export async function tablesCommand(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const dir = parsed.positionals[0];
-  if (dir === undefined || parsed.positionals.length > 1) throw new UsageError(USAGE.split('\n')[0]!);
-  const info = await stat(dir).catch(() => null);
-  if (!info?.isDirectory()) throw new Error(`${dir}: not a dataset directory`);
+  const dir = await datasetDirArgument(parsed, USAGE);
   const out = parsed.values.out as string | undefined;
   const summary = await runTables(dir, { out, imageBytes: parsed.values['images-bytes'] === true });
   console.log(parsed.values.json ? JSON.stringify(summary, null, 2) : formatTablesSummary(summary));

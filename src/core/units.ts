@@ -230,3 +230,29 @@ export async function partFingerprint(dir: string, file: string, ...extra: strin
   const content = (await recordedPart(dir, file))?.sha256 ?? (await sha256OfFile(join(dir, file)));
   return sha256Hex([file, content, ...extra].join('\0'));
 }
+
+/** A unit that records itself in its own output (a Parquet copy that holds the sha256 of its source). */
+export interface SelfRecordedJob {
+  /** True when the output exists and records the current input: the unit is skipped. */
+  current(): Promise<boolean>;
+  run(): Promise<void>;
+}
+
+/**
+ * The same loop for units whose record is their output, for a stage that writes outside any dataset directory's
+ * manifest (`tables --out`): skip the current ones, run the rest, count both.
+ */
+export async function runSelfRecordedUnits(
+  jobs: Iterable<SelfRecordedJob> | AsyncIterable<SelfRecordedJob>,
+): Promise<{ written: number; skipped: number }> {
+  const summary = { written: 0, skipped: 0 };
+  for await (const job of jobs) {
+    if (await job.current()) {
+      summary.skipped++;
+      continue;
+    }
+    await job.run();
+    summary.written++;
+  }
+  return summary;
+}

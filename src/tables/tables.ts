@@ -9,6 +9,7 @@ import { listParts, readPart } from '../io/arrow-table.ts';
 import { openParquet, writeParquetPart } from '../io/parquet.ts';
 import { resolveInside } from '../io/paths.ts';
 import { sha256OfFile } from '../core/manifest.ts';
+import { runSelfRecordedUnits, type SelfRecordedJob } from '../core/units.ts';
 import { parquetTableSpecs, TABLES, type TableName } from '../core/schema.ts';
 
 export interface TablesOptions {
@@ -60,29 +61,36 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
     const specs = parquetTableSpecs(table, { imageBytes });
     const flag = table === 'images' ? String(imageBytes) : '';
     const wanted = new Set<string>();
-    for (const file of await listParts(dir, table)) {
-      summary.parts++;
+    const files = await listParts(dir, table);
+    const jobs = files.map((file): SelfRecordedJob => {
       const name = basename(file).replace(/\.arrow$/, '.parquet');
       wanted.add(name);
       const target = resolveInside(out, join(table, name));
-      const sha = await sha256OfFile(join(dir, file));
-      const recorded = await recordedSource(target);
-      if (recorded !== null && recorded.sha === sha && recorded.bytes === flag) {
-        summary.skipped++;
-        continue;
-      }
-      const part = await readPart(dir, file);
-      const columns: Record<string, unknown[]> = {};
-      for (const spec of specs) {
-        const vector = part.getChild(spec.name);
-        if (vector === null) throw new Error(`${join(dir, file)}: no column ${spec.name}`);
-        // Row by row: toArray() of a nullable Int32 column gives 0 for null.
-        columns[spec.name] = Array.from({ length: part.numRows }, (_, i) => vector.get(i) ?? null);
-      }
-      await writeParquetPart(out, join(table, name), specs, columns, { metadata: { [SOURCE_SHA]: sha, [WITH_BYTES]: flag } });
-      summary.written++;
-      summary.rowsWritten += part.numRows;
-    }
+      let sha = '';
+      return {
+        current: async () => {
+          sha = await sha256OfFile(join(dir, file));
+          const recorded = await recordedSource(target);
+          return recorded !== null && recorded.sha === sha && recorded.bytes === flag;
+        },
+        run: async () => {
+          const part = await readPart(dir, file);
+          const columns: Record<string, unknown[]> = {};
+          for (const spec of specs) {
+            const vector = part.getChild(spec.name);
+            if (vector === null) throw new Error(`${join(dir, file)}: no column ${spec.name}`);
+            // Row by row: toArray() of a nullable Int32 column gives 0 for null.
+            columns[spec.name] = Array.from({ length: part.numRows }, (_, i) => vector.get(i) ?? null);
+          }
+          await writeParquetPart(out, join(table, name), specs, columns, { metadata: { [SOURCE_SHA]: sha, [WITH_BYTES]: flag } });
+          summary.rowsWritten += part.numRows;
+        },
+      };
+    });
+    const done = await runSelfRecordedUnits(jobs);
+    summary.parts = files.length;
+    summary.written = done.written;
+    summary.skipped = done.skipped;
     const present = await readdir(join(out, table)).catch(() => [] as string[]);
     for (const name of present) {
       if (name.startsWith('part-') && name.endsWith('.parquet') && !wanted.has(name)) {

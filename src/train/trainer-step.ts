@@ -135,6 +135,25 @@ function preparePairs(
   });
 }
 
+/**
+ * The model's DPO terms on prepared pairs, stacked as rows [z, modelErrA, modelErrB, refErrA, refErrB] (one column per
+ * pair), and the loss they give: evaluation and the training step compute exactly the same thing.
+ */
+function pairTerms(model: Denoiser, inputs: PairInputs, beta: number): { loss: tf.Scalar; stats: tf.Tensor2D } {
+  const [modelA, modelB] = tf.split(model.predict(inputs.x, inputs.t, inputs.text, inputs.mask), 2, 0);
+  const terms = diffusionDpoLoss({
+    modelA: modelA!,
+    modelB: modelB!,
+    refA: inputs.refA,
+    refB: inputs.refB,
+    noise: inputs.eps,
+    label: inputs.label,
+    beta,
+  });
+  const stats = tf.stack([terms.z, terms.modelErrA, terms.modelErrB, terms.refErrA, terms.refErrB]) as tf.Tensor2D;
+  return { loss: terms.loss, stats };
+}
+
 export interface DpoEvaluation extends DpoMetrics {
   z: Float32Array;
 }
@@ -154,19 +173,7 @@ export function evaluateDpo(
   const pairs = checkPairBatch(batch);
   const draw = drawNoise(rng, schedule, pairs, batch.a.shape.slice(1));
   const inputs = preparePairs(batch, draw, 0, pairs, schedule, reference);
-  const stats = tf.tidy(() => {
-    const [modelA, modelB] = tf.split(model.predict(inputs.x, inputs.t, inputs.text, inputs.mask), 2, 0);
-    const terms = diffusionDpoLoss({
-      modelA: modelA!,
-      modelB: modelB!,
-      refA: inputs.refA,
-      refB: inputs.refB,
-      noise: inputs.eps,
-      label: inputs.label,
-      beta: options.beta ?? DEFAULT_BETA,
-    });
-    return tf.stack([terms.z, terms.modelErrA, terms.modelErrB, terms.refErrA, terms.refErrB]);
-  });
+  const stats = tf.tidy(() => pairTerms(model, inputs, options.beta ?? DEFAULT_BETA).stats);
   const values = stats.dataSync() as Float32Array;
   tf.dispose([stats, ...Object.values(inputs)]);
   const row = (i: number): Float32Array => values.slice(i * pairs, (i + 1) * pairs);
@@ -235,17 +242,8 @@ export class Trainer {
       const inputs = preparePairs(batch, draw, start, size, this.schedule, reference);
       let stats: tf.Tensor2D | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const [modelA, modelB] = tf.split(this.model.predict(inputs.x, inputs.t, inputs.text, inputs.mask), 2, 0);
-        const terms = diffusionDpoLoss({
-          modelA: modelA!,
-          modelB: modelB!,
-          refA: inputs.refA,
-          refB: inputs.refB,
-          noise: inputs.eps,
-          label: inputs.label,
-          beta,
-        });
-        stats = tf.keep(tf.stack([terms.z, terms.modelErrA, terms.modelErrB, terms.refErrA, terms.refErrB]) as tf.Tensor2D);
+        const terms = pairTerms(this.model, inputs, beta);
+        stats = tf.keep(terms.stats);
         // Scaled so the accumulated gradient is that of the mean over the whole batch.
         return tf.mul(terms.loss, size / pairs) as tf.Scalar;
       }, [...this.trainable.values()]);
