@@ -108,7 +108,8 @@ async function synthesise(): Promise<void> {
   }
   await writeFile(READY, params);
   console.log(
-    `synthesised ${PAIRS} pairs, ${imageCount} images × ${METRICS.length} metrics in ${((performance.now() - t) / 1000).toFixed(1)} s → ${dir}`,
+    `synthesised ${PAIRS} pairs, ${imageCount} images × ${METRICS.length} metrics ` +
+      `in ${((performance.now() - t) / 1000).toFixed(1)} s → ${dir}`,
   );
 }
 
@@ -136,7 +137,8 @@ console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg
 // (a) is measured before and after the rules (other processes on the machine come and go); ratios use the mean.
 const before = await readInputs();
 console.log(
-  `(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s (score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`,
+  `(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s ` +
+    `(score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`,
 );
 const results: Array<{ rule: string; seconds: number; kept: number; tieRate: number | null; rss: number }> = [];
 for (const rule of values.rules!.split(',')) {
@@ -149,7 +151,8 @@ for (const rule of values.rules!.split(',')) {
 }
 const after = await readInputs();
 console.log(
-  `(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s (score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`,
+  `(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s ` +
+    `(score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`,
 );
 const base = (before.scores + before.pairs + after.scores + after.pairs) / 2;
 console.log(
@@ -157,7 +160,8 @@ console.log(
 );
 for (const r of results) {
   console.log(
-    `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
+    `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ` +
+      `${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
       `  ${r.kept.toFixed(3)}  ${r.tieRate === null ? '   —  ' : r.tieRate.toFixed(3)}    ${r.rss.toFixed(0)} MB`,
   );
 }

@@ -127,10 +127,14 @@ const per = 3 * SIZE * SIZE;
 const line = (label: string, imagesPerSecond: number, seconds: number, cores?: number) =>
   console.log(
     `${label.padEnd(34)} ${imagesPerSecond.toFixed(1).padStart(7)} images/s  (${seconds.toFixed(2)} s` +
-      `${cores === undefined ? '' : `, ${cores.toFixed(2)} cores busy, ${((1000 * seconds * cores) / images.length).toFixed(0)} ms CPU/image`})`,
+      (cores === undefined
+        ? ''
+        : `, ${cores.toFixed(2)} cores busy, ` + `${((1000 * seconds * cores) / images.length).toFixed(0)} ms CPU/image`) +
+      ')',
   );
 console.log(
-  `${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; load average ${loadavg()[0]!.toFixed(2)}`,
+  `${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; ` +
+    `load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
 // (b) decode + preprocess, serially, into the batches that (a) then runs.
@@ -193,6 +197,7 @@ console.log(
   `ratio end-to-end / inference:        ${(endToEnd / inferRate).toFixed(3)} (steady state ${(steady / inferRate).toFixed(3)}; goal ≥ 0.9)`,
 );
 console.log(
-  `ratio end-to-end / serial bound:     ${(endToEnd / serialRate).toFixed(3)} (steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`,
+  `ratio end-to-end / serial bound:     ${(endToEnd / serialRate).toFixed(3)} ` +
+    `(steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`,
 );
 console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);

@@ -98,7 +98,8 @@ function stepRatios(): void {
       const [dpo, mse] = timeInterleaved([() => trainer.dpoStep(pairBatch), () => trainer.mseStep(imageBatch)]) as [Timing, Timing];
       const cell = (t: Timing): string => `${t.wall.toFixed(1)} (${t.cpu.toFixed(1)})`.padEnd(15);
       console.log(
-        `${label.padEnd(17)} ${String(pairs).padStart(5)} ${String(parameters).padStart(8)}  ${cell(dpo)} ${cell(mse)} ${(dpo.wall / mse.wall).toFixed(2)} (${(dpo.cpu / mse.cpu).toFixed(2)})`,
+        `${label.padEnd(17)} ${String(pairs).padStart(5)} ${String(parameters).padStart(8)}  ${cell(dpo)} ${cell(mse)} ` +
+          `${(dpo.wall / mse.wall).toFixed(2)} (${(dpo.cpu / mse.cpu).toFixed(2)})`,
       );
       tf.dispose([pairBatch.a, pairBatch.b, pairBatch.textStates, imageBatch.x0, imageBatch.textStates]);
       trainer.dispose();
@@ -239,7 +240,9 @@ async function loaderThroughput(): Promise<void> {
       await loader.close();
       const cell = (x: number, width: number, digits = 1): string => (Number.isNaN(x) ? 'n/a' : x.toFixed(digits)).padStart(width);
       console.log(
-        `${c.label.padEnd(22)} ${c.latent.join('x').padEnd(9)} ${c.text.join('x').padEnd(8)} ${cell(loaderRate, 11)} ${cell(trainerRate, 12)} ${cell(loaderRate / trainerRate, 15)} ${cell(fedRate, 8)} ${cell(fedRate / trainerRate, 12, 2)}`,
+        `${c.label.padEnd(22)} ${c.latent.join('x').padEnd(9)} ${c.text.join('x').padEnd(8)} ` +
+          `${cell(loaderRate, 11)} ${cell(trainerRate, 12)} ${cell(loaderRate / trainerRate, 15)} ` +
+          `${cell(fedRate, 8)} ${cell(fedRate / trainerRate, 12, 2)}`,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -52,7 +52,8 @@ for (const name of ['pickapic', 'hpd', 'gen-model-a', 'gen-model-b']) {
   const summary = await runLabel(join(OUT, name), { metrics: METRICS });
   const perMetric = summary.metrics.map((m) => `${m.name} ${m.scored}`).join(', ');
   console.log(
-    `${name}: ${summary.counts.taken} images scored (${perMetric}) in ${summary.seconds.toFixed(1)} s on ${summary.metrics[0]!.provider.split(' ')[0]}`,
+    `${name}: ${summary.counts.taken} images scored (${perMetric}) in ${summary.seconds.toFixed(1)} s ` +
+      `on ${summary.metrics[0]!.provider.split(' ')[0]}`,
   );
 }
 
@@ -107,11 +108,14 @@ for (const line of (await readFile(trained.metrics, 'utf8')).trim().split('\n'))
   const r = JSON.parse(line) as Record<string, unknown>;
   if (r.phase === 'train') {
     console.log(
-      `  step ${String(r.step).padStart(3)} train      loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / reference ${fixed(r.referenceMse, 4)}  |g| ${fixed(r.gradNorm, 1)}  ${fixed(r.samplesPerSecond, 0)} pairs/s`,
+      `  step ${String(r.step).padStart(3)} train      loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  ` +
+        `margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / reference ${fixed(r.referenceMse, 4)}  ` +
+        `|g| ${fixed(r.gradNorm, 1)}  ${fixed(r.samplesPerSecond, 0)} pairs/s`,
     );
   } else if (r.phase === 'validation') {
     console.log(
-      `  step ${String(r.step).padStart(3)} held-out   loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / start ${fixed(r.startMse, 4)}  (${String(r.pairs)} pairs)`,
+      `  step ${String(r.step).padStart(3)} held-out   loss ${fixed(r.loss, 4)}  implicit acc ${fixed(r.implicitAccuracy, 3)}  ` +
+        `margin ${fixed(r.rewardMargin, 2)}  MSE model ${fixed(r.modelMse, 4)} / start ${fixed(r.startMse, 4)}  (${String(r.pairs)} pairs)`,
     );
   }
 }

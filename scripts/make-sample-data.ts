@@ -140,7 +140,8 @@ async function insert(
   await sql.run(
     `INSERT INTO t VALUES (${text(row.caption)}, ${blob(row.a)}, ${blob(row.b)}, ${row.label0 ?? 'NULL'}, ${row.label1 ?? 'NULL'},
       ${row.hasLabel}, ${!row.a.equals(row.b)}, 'uid-${row.ranking}-0', 'uid-${row.ranking}-1', ${text(row.models[0])},
-      ${text(row.models[1])}, ${1000 + (row.ranking % 7)}, ${row.ranking}, TIMESTAMP '2023-05-01 12:00:00' + INTERVAL ${row.ranking} MINUTE)`,
+      ${text(row.models[1])}, ${1000 + (row.ranking % 7)}, ${row.ranking}, ` +
+      `TIMESTAMP '2023-05-01 12:00:00' + INTERVAL ${row.ranking} MINUTE)`,
   );
 }
 

@@ -38,7 +38,9 @@ file beside its ONNX model(s) (see data/metrics/). Re-runs skip finished parts; 
   --batch-size N              images per ONNX batch (default 16)
 ${RUN_OPTIONS_HELP}`;
 
-export const CONSENSUS_USAGE = `usage: bdpo consensus DIR --rule <rule> [--ties drop|half|human|<metric>] [--margin δ] [--weights m=w,…] [--seed n] [--metrics a,b] [--uncalibrated] [--json]
+export const CONSENSUS_USAGE =
+  'usage: bdpo consensus DIR --rule <rule> [--ties drop|half|human|<metric>] [--margin δ] [--weights m=w,…] [--seed n] ' +
+  `[--metrics a,b] [--uncalibrated] [--json]
 
 Rules: majority (BalancedDPO), mean-prob, vanilla (sum of raw scores), normalized (sum of z-scores), random (one
 metric per pair, seeded), single:<metric>, human. Writes consensus/<rule>/part-*.parquet from the cached scores
@@ -64,7 +66,9 @@ works offline) and OUT/report.json (every number of the page).
   --bins N     histogram bins of the score distributions (default 30)
   --json       print report.json's content instead of the text summary`;
 
-export const EVAL_USAGE = `usage: bdpo eval --a DIR_A --b DIR_B --out report/ [--model-a M] [--model-b M] [--top 24] [--resamples 2000] [--seed 0] [--json]
+export const EVAL_USAGE =
+  'usage: bdpo eval --a DIR_A --b DIR_B --out report/ [--model-a M] [--model-b M] [--top 24] [--resamples 2000] ' +
+  `[--seed 0] [--json]
 
 Win rate of model A over model B per metric, from two dataset directories of generations (bdpo ingest images, then
 bdpo label): images are paired by prompt and seed, equal scores count ½, 95% bootstrap intervals resample prompts;
@@ -77,7 +81,9 @@ two sides must hold the same (prompt, seed)s. Writes OUT/report.html and OUT/rep
   --seed N         bootstrap seed (default 0)
   --json           print report.json's content instead of the text summary`;
 
-export const TRAIN_USAGE = `usage: bdpo train DIR --rule R --config train.json --out RUN/ [--resume] [--steps N] [--backend auto|wasm|cpu|tensorflow|tensorflow-gpu] [--json]
+export const TRAIN_USAGE =
+  'usage: bdpo train DIR --rule R --config train.json --out RUN/ [--resume] [--steps N] ' +
+  `[--backend auto|wasm|cpu|tensorflow|tensorflow-gpu] [--json]
 
 Diffusion-DPO on the kept pairs of consensus/<R>, from the latents and text states cached by \`bdpo encode\`. Writes
 RUN/metrics.jsonl (a JSON line every logEvery steps, and one per validation), RUN/checkpoint-<step>/ (model,
@@ -88,7 +94,9 @@ reference and optimizer safetensors, trainer.json, run.json) and RUN/latest, the
   --backend B         TensorFlow.js backend; auto: native GPU, native CPU, wasm, then the pure-JS cpu backend
 Exit code 1 when the MSE guard stopped the run (the denoiser degraded; see the config's mseGuard).`;
 
-export const ENCODE_USAGE = `usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] [--tokenizer tokenizer.json] [--shard i/n] [--json]
+export const ENCODE_USAGE =
+  'usage: bdpo encode DIR --vae <vae-encoder.onnx> --text <text-encoder.onnx> [--rule R] [--resolution 64] ' +
+  `[--tokenizer tokenizer.json] [--shard i/n] [--json]
 
 Caches what training needs, so that it never touches an image or a text model: VAE latents of the images of the
 kept pairs of consensus/<R> (of every pair without --rule) into latents/part-*.parquet, and text-encoder hidden
@@ -102,7 +110,9 @@ states of their prompts (plus the empty prompt) into text/part-*.parquet, float1
   --batch-size N              images per VAE batch (default 8)
 ${RUN_OPTIONS_HELP}`;
 
-export const EXPORT_USAGE = `usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--keep-ties] [--json]
+export const EXPORT_USAGE =
+  'usage: bdpo export DIR --rule R --out <folder | file.parquet> [--format diffusers-dpo] [--split s,…] [--keep-ties] ' +
+  `[--json]
 
 Writes the kept pairs of consensus/<R> in Pick-a-Pic v2's layout, which the public Diffusion-DPO trainers read:
 caption, jpg_0, jpg_1 (the original image bytes), label_0 (1: jpg_0 preferred, 0: jpg_1), label_1, model_0, model_1,

@@ -74,7 +74,8 @@ export async function labelCommand(argv: string[]): Promise<number> {
   console.log(`label ${dir} [shard ${summary.shard.index}/${summary.shard.count}] on ${summary.metrics[0]?.provider ?? '?'}`);
   for (const m of summary.metrics) {
     console.log(
-      `  ${m.name.padEnd(12)} ${m.kind.padEnd(10)} ${m.version}: ${m.scored} scored, parts ${m.partsWritten} written / ${m.partsSkipped} already done`,
+      `  ${m.name.padEnd(12)} ${m.kind.padEnd(10)} ${m.version}: ${m.scored} scored, ` +
+        `parts ${m.partsWritten} written / ${m.partsSkipped} already done`,
     );
   }
   console.log(`  images read ${c.read} = scored ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`);

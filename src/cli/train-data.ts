@@ -77,9 +77,11 @@ export async function encodeCommand(argv: string[]): Promise<number> {
 export function formatEncodeSummary(s: EncodeSummary): string {
   const c = s.counts;
   const line = (name: string, t: EncodeSummary['latents']): string =>
-    `  ${name.padEnd(8)} ${t.shape ?? '—'}: ${t.encoded} encoded, ${t.done} done before, ${t.reused} reused from other rules; parts ${t.partsWritten} written / ${t.partsSkipped} already done`;
+    `  ${name.padEnd(8)} ${t.shape ?? '—'}: ${t.encoded} encoded, ${t.done} done before, ${t.reused} reused from other rules; ` +
+    `parts ${t.partsWritten} written / ${t.partsSkipped} already done`;
   return [
-    `encode ${s.dir} (${s.selection}) [shard ${s.shard.index}/${s.shard.count}] at ${s.resolution} px, scale ${s.scalingFactor}, on ${s.provider}`,
+    `encode ${s.dir} (${s.selection}) [shard ${s.shard.index}/${s.shard.count}] ` +
+      `at ${s.resolution} px, scale ${s.scalingFactor}, on ${s.provider}`,
     line('latents', s.latents),
     line('text', s.text),
     `  images read ${c.read} = encoded ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`,

@@ -86,13 +86,16 @@ export function formatTrainSummary(s: TrainSummary): string {
   if (s.final) {
     const f = s.final;
     lines.push(
-      `  last steps: loss ${num(f.loss)}, implicit accuracy ${num(f.implicitAccuracy, 3)}, reward margin ${num(f.rewardMargin, 3)}, model MSE ${num(f.modelMse)} vs reference ${num(f.referenceMse)}`,
+      `  last steps: loss ${num(f.loss)}, implicit accuracy ${num(f.implicitAccuracy, 3)}, reward margin ${num(f.rewardMargin, 3)}, ` +
+        `model MSE ${num(f.modelMse)} vs reference ${num(f.referenceMse)}`,
     );
   }
   if (s.validation) {
     const v = s.validation;
     lines.push(
-      `  held-out (${v.splits.join(', ')}, ${v.pairs} pairs) at step ${v.step}: implicit accuracy ${num(v.implicitAccuracy, 3)}, reward margin ${num(v.rewardMargin, 3)}, model MSE ${num(v.modelMse)} vs start ${num(v.startMse)}`,
+      `  held-out (${v.splits.join(', ')}, ${v.pairs} pairs) at step ${v.step}: ` +
+        `implicit accuracy ${num(v.implicitAccuracy, 3)}, reward margin ${num(v.rewardMargin, 3)}, ` +
+        `model MSE ${num(v.modelMse)} vs start ${num(v.startMse)}`,
     );
   }
   if (s.validationNote) lines.push(`  ${s.validationNote}`);

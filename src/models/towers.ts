@@ -129,7 +129,8 @@ export class ModelHub {
     const oneScoreEach = dims[0] === embeddings.n && (dims.length === 1 || (dims.length === 2 && dims[1] === 1));
     if (!oneScoreEach) {
       throw new MetricSpecError(
-        `${spec.models.head}: output "${name}" has shape ${formatDims(dims)} for ${embeddings.n} images; an aesthetic head must output [n] or [n, 1]`,
+        `${spec.models.head}: output "${name}" has shape ${formatDims(dims)} for ${embeddings.n} images; ` +
+          'an aesthetic head must output [n] or [n, 1]',
       );
     }
     return Float64Array.from(data as Float32Array);

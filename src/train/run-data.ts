@@ -68,13 +68,15 @@ export function checkShapes(dir: string, loader: PairLoader, config: TrainConfig
     );
   if (latent[0] !== latentChannels || latent[1] !== latentSize) {
     throw new TrainError(
-      `${dir}: latents/ hold ${formatShape(latent)} latents${encoded} but the config's model takes ${latentChannels}x${latentSize}x${latentSize}: ` +
+      `${dir}: latents/ hold ${formatShape(latent)} latents${encoded} ` +
+        `but the config's model takes ${latentChannels}x${latentSize}x${latentSize}: ` +
         `set model.latentChannels to ${latent[0]} and model.latentSize to ${latent[1]}, or re-encode`,
     );
   }
   if (text[1] !== textWidth) {
     throw new TrainError(
-      `${dir}: text/ holds ${formatShape(text)} text states but the config's model.textWidth is ${textWidth}: set it to ${text[1]}, or re-encode with the matching text encoder`,
+      `${dir}: text/ holds ${formatShape(text)} text states but the config's model.textWidth is ${textWidth}: ` +
+        `set it to ${text[1]}, or re-encode with the matching text encoder`,
     );
   }
 }

@@ -38,7 +38,8 @@ function resolveConfig(out: string, rule: string, given: TrainConfig | undefined
   const saved = parseTrainConfig(resumed.state.config, `${join(out, resumed.name)}/run.json`);
   if (resumed.state.rule !== rule) {
     throw new TrainError(
-      `${out} trains on consensus/${resumed.state.rule}, not consensus/${rule}: resume with --rule ${resumed.state.rule}, or use another --out`,
+      `${out} trains on consensus/${resumed.state.rule}, not consensus/${rule}: ` +
+        `resume with --rule ${resumed.state.rule}, or use another --out`,
     );
   }
   if (!given) return saved;
@@ -129,7 +130,8 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
         });
     checkShapes(dir, loader, config, latentInfo);
     log(
-      `data: consensus/${rule} of ${dir}: latents ${formatShape(loader.latentShape)}, text ${formatShape(loader.textShape)}, training splits ${config.trainSplits?.join(', ') ?? 'all'}`,
+      `data: consensus/${rule} of ${dir}: latents ${formatShape(loader.latentShape)}, text ${formatShape(loader.textShape)}, ` +
+        `training splits ${config.trainSplits?.join(', ') ?? 'all'}`,
     );
     const monitor = await loadMonitorSet(dir, rule, config, log);
     summary.validationNote = monitor.note;
@@ -147,7 +149,8 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
     for (const name of model.trainableNames()) summary.trainableParameters += model.parameters.get(name)!.size;
     const { width, depth, lora } = config.model;
     log(
-      `model: DiT width ${width}, depth ${depth}${lora ? `, LoRA rank ${lora.rank}` : ''}: ${summary.parameters} parameters, ${summary.trainableParameters} trained`,
+      `model: DiT width ${width}, depth ${depth}${lora ? `, LoRA rank ${lora.rank}` : ''}: ` +
+        `${summary.parameters} parameters, ${summary.trainableParameters} trained`,
     );
 
     const checkpoint = async (step: number): Promise<void> => {
@@ -193,7 +196,8 @@ async function runLocked(dir: string, options: TrainOptions): Promise<TrainSumma
       if (result.heldOut) {
         summary.validation = result;
         log(
-          `step ${step}: held-out implicit accuracy ${result.implicitAccuracy.toFixed(3)}, model MSE ${result.modelMse.toFixed(4)} (start ${result.startMse.toFixed(4)})`,
+          `step ${step}: held-out implicit accuracy ${result.implicitAccuracy.toFixed(3)}, ` +
+            `model MSE ${result.modelMse.toFixed(4)} (start ${result.startMse.toFixed(4)})`,
         );
       }
       const verdict = guardVerdict(result, config);

@@ -303,7 +303,8 @@ async function checkSummary(summary: ConsensusSummary, folder: string): Promise<
   const [totals] = await query(
     `SELECT count(*) AS pairs, count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE kept) AS kept,
             count(*) FILTER (WHERE reason <> 'missing') AS voted,
-            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason <> 'tie-human') AS agree,
+            avg(CASE WHEN label = human_pref THEN 1 ELSE 0 END) ` +
+      `FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason <> 'tie-human') AS agree,
             count(*) FILTER (WHERE kept AND label IN (0, 1) AND human_pref IN (0, 1) AND reason = 'tie-human') AS excluded
      ${from}`,
   );
@@ -402,9 +403,8 @@ describe('every rule and tie policy matches the recomputation from the score fil
   });
 
   test('normalized: z-scores with the population std of each metric over its scored images', async () => {
-    const rows = await query(
-      `SELECT m, stddev_pop(score) AS s FROM (${METRICS.map((m) => `SELECT '${m}' AS m, score FROM read_parquet(${sql(join(dir, 'scores', m, '*.parquet'))})`).join(' UNION ALL ')}) GROUP BY m`,
-    );
+    const perMetric = METRICS.map((m) => `SELECT '${m}' AS m, score FROM read_parquet(${sql(join(dir, 'scores', m, '*.parquet'))})`);
+    const rows = await query(`SELECT m, stddev_pop(score) AS s FROM (${perMetric.join(' UNION ALL ')}) GROUP BY m`);
     const stds = Object.fromEntries(rows.map((r) => [r.m as string, r.s as number])) as Record<Metric, number>;
     await checkRule({ rule: 'normalized', calibrated: false }, { taus: defaultTaus(), stds });
   });

@@ -240,22 +240,25 @@ describe('runEncode without a rule (every pair)', () => {
     assert.deepEqual(sizes, [{ n: 512n }]);
   });
 
-  test('text states of every prompt of a pair, and of the empty prompt, equal the text encoder on 77 ids padded with <|endoftext|>', async () => {
-    const pairs = await pairsOf(dir);
-    const text = await cached(dir, 'text');
-    assert.deepEqual([...text.keys()].sort(), ['', ...new Set(pairs.map((p) => p.prompt_id))].sort());
-    assert.equal(summary.text.shape, '77x16');
-    const tokenizer = await ClipTokenizer.fromFile(models.tokenizer);
-    for (const [id, row] of text) {
-      assert.equal(row.shape, '77x16');
-      const ids = tokenizer.encode(id === '' ? '' : promptText.get(id)!).ids;
-      assert.equal(ids[0], BOS);
-      assert.equal(ids.at(-1), EOS);
-      assertClose(row.values, await textReference(ids), `text of prompt ${id.slice(0, 8)}`);
-    }
-    const empty = text.get('')!;
-    assertClose(empty.values, await textReference([BOS, EOS]), 'empty prompt');
-  });
+  test(
+    'text states of every prompt of a pair, and of the empty prompt, ' + 'equal the text encoder on 77 ids padded with <|endoftext|>',
+    async () => {
+      const pairs = await pairsOf(dir);
+      const text = await cached(dir, 'text');
+      assert.deepEqual([...text.keys()].sort(), ['', ...new Set(pairs.map((p) => p.prompt_id))].sort());
+      assert.equal(summary.text.shape, '77x16');
+      const tokenizer = await ClipTokenizer.fromFile(models.tokenizer);
+      for (const [id, row] of text) {
+        assert.equal(row.shape, '77x16');
+        const ids = tokenizer.encode(id === '' ? '' : promptText.get(id)!).ids;
+        assert.equal(ids[0], BOS);
+        assert.equal(ids.at(-1), EOS);
+        assertClose(row.values, await textReference(ids), `text of prompt ${id.slice(0, 8)}`);
+      }
+      const empty = text.get('')!;
+      assertClose(empty.values, await textReference([BOS, EOS]), 'empty prompt');
+    },
+  );
 
   test('DuckDB reads the parts; row groups hold ≈ 1 MiB', async () => {
     const groups = await query(

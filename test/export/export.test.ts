@@ -134,7 +134,8 @@ describe('diffusers-dpo export', () => {
     );
     assert.equal(summary.files.length, bySplit.reduce((n, k) => n + Math.ceil(k / 5), 0) + 1);
     const groups = await query(
-      `SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n FROM parquet_metadata(${sql(join(out, 'data/*.parquet'))})`,
+      'SELECT max(row_group_num_rows) AS rows, count(DISTINCT (file_name, row_group_id)) AS n ' +
+        `FROM parquet_metadata(${sql(join(out, 'data/*.parquet'))})`,
     );
     assert.equal(Number(groups[0]!.rows), 2);
     const groupsOf = (k: number): number =>

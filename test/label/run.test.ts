@@ -632,7 +632,8 @@ test('shards 0/2 and 1/2 together score exactly the rows of one unsharded run', 
     );
     // No image is scored by both shards.
     const perShard = await query(
-      `SELECT count(*) AS n, count(DISTINCT image_id || prompt_id) AS d FROM read_parquet(${sql(join(sharded, 'scores', name, '*.parquet'))})`,
+      'SELECT count(*) AS n, count(DISTINCT image_id || prompt_id) AS d ' +
+        `FROM read_parquet(${sql(join(sharded, 'scores', name, '*.parquet'))})`,
     );
     assert.equal(Number(perShard[0]!.n), Number(perShard[0]!.d));
   }

@@ -129,7 +129,8 @@ describe('export layout', () => {
       );
     }
     const perFile = await query(
-      `SELECT filename, list(DISTINCT split) AS splits, count(*) AS n FROM read_parquet(${sql(join(out, 'data/*.parquet'))}, filename = true) GROUP BY filename`,
+      'SELECT filename, list(DISTINCT split) AS splits, count(*) AS n ' +
+        `FROM read_parquet(${sql(join(out, 'data/*.parquet'))}, filename = true) GROUP BY filename`,
     );
     assert.equal(perFile.length, dataFiles.length);
     for (const row of perFile) {

@@ -119,12 +119,15 @@ describe('numeric options', () => {
   test('runLabel rejects a batch size or concurrency that could never finish, before reading anything', async () => {
     // In a child process: on a defective build this loops forever without yielding.
     const dir = await copyOfSample();
-    const script = `
+    const script =
+      `
       const { runLabel } = await import(${JSON.stringify(join(REPO, 'src/label/run.ts'))});
-      const cases = [{ batchSize: 0 }, { batchSize: -3 }, { batchSize: 2.5 }, { batchSize: Number.NaN }, { concurrency: 0 }, { concurrency: -1 }];
+      const cases = [{ batchSize: 0 }, { batchSize: -3 }, { batchSize: 2.5 }, { batchSize: Number.NaN }, ` +
+      `{ concurrency: 0 }, { concurrency: -1 }];
       for (const extra of cases) {
         try {
-          await runLabel(${JSON.stringify(dir)}, { metrics: [${JSON.stringify(fx.metrics.aesthetic)}], device: 'cpu', intraOpNumThreads: 1, ...extra });
+          await runLabel(${JSON.stringify(dir)}, { metrics: [${JSON.stringify(fx.metrics.aesthetic)}], ` +
+      `device: 'cpu', intraOpNumThreads: 1, ...extra });
           console.error('accepted ' + JSON.stringify(extra));
         } catch (error) {
           console.error('refused: ' + error.message);
@@ -205,7 +208,8 @@ async function scoreCount(dir: string, metric: string): Promise<number> {
   try {
     const rows = (
       await db.runAndReadAll(
-        `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE NOT isfinite(score))::INTEGER AS bad FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`,
+        'SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE NOT isfinite(score))::INTEGER AS bad ' +
+          `FROM read_parquet('${join(dir, 'scores', metric, '*.parquet')}')`,
       )
     ).getRowObjectsJS();
     const { n, bad } = rows[0] as { n: number; bad: number };

@@ -91,7 +91,9 @@ export async function colourImage(n: number, size = 96): Promise<Buffer> {
   const hue = (n * 47) % 360;
   const [r, g, b] = hsl(hue, 0.55, 0.55);
   const band = Buffer.from(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="100%" height="100%" fill="rgb(${r},${g},${b})"/><circle cx="${size / 2}" cy="${size / 2}" r="${size / 4}" fill="white" fill-opacity="0.5"/></svg>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}">` +
+      `<rect width="100%" height="100%" fill="rgb(${r},${g},${b})"/>` +
+      `<circle cx="${size / 2}" cy="${size / 2}" r="${size / 4}" fill="white" fill-opacity="0.5"/></svg>`,
   );
   return sharp(band).jpeg({ quality: 85 }).toBuffer();
 }

@@ -163,7 +163,8 @@ test('python onnx decodes the model to the same structure and passes check_model
   try {
     const path = join(dir, 'm.onnx');
     writeFileSync(path, bytes);
-    const script = `
+    const script =
+      `
 import json, sys, onnx
 from onnx import helper, numpy_helper
 m = onnx.load(sys.argv[1])
@@ -174,7 +175,9 @@ print(json.dumps({
   'inputs': [(v.name, v.type.tensor_type.elem_type, dims(v)) for v in m.graph.input],
   'outputs': [(v.name, v.type.tensor_type.elem_type, dims(v)) for v in m.graph.output],
   'ops': [n.op_type for n in m.graph.node],
-  'attrs': {n.op_type: {a.name: (lambda v: v.tolist() if hasattr(v, 'tolist') else (v.decode() if isinstance(v, bytes) else (list(v) if not isinstance(v, (int, float)) else v)))(numpy_helper.to_array(a.t) if a.type == 4 else helper.get_attribute_value(a)) for a in n.attribute} for n in m.graph.node},
+  'attrs': {n.op_type: {a.name: (lambda v: v.tolist() if hasattr(v, 'tolist') else (v.decode() if isinstance(v, bytes) else ` +
+      `(list(v) if not isinstance(v, (int, float)) else v)))` +
+      `(numpy_helper.to_array(a.t) if a.type == 4 else helper.get_attribute_value(a)) for a in n.attribute} for n in m.graph.node},
   'init': {t.name: numpy_helper.to_array(t).tolist() for t in m.graph.initializer if t.name in ('b',) or t.data_type == 7},
 }))
 `;

@@ -238,7 +238,8 @@ test('a run learns the held-out preference, logs every window, checkpoints, and 
 
   const final = validation.at(-1)!;
   t.diagnostic(
-    `held-out implicit accuracy ${validation.map((l) => (l.implicitAccuracy as number).toFixed(3)).join(' → ')}; model MSE ${(final.modelMse as number).toFixed(4)} vs start ${(final.startMse as number).toFixed(4)}`,
+    `held-out implicit accuracy ${validation.map((l) => (l.implicitAccuracy as number).toFixed(3)).join(' → ')}; ` +
+      `model MSE ${(final.modelMse as number).toFixed(4)} vs start ${(final.startMse as number).toFixed(4)}`,
   );
   assert.equal(final.heldOut, true);
   assert.equal(final.pairs, HELD_OUT_PAIRS);
@@ -339,47 +340,51 @@ test('LoRA with a soft reference resumes bit for bit too, the anchor included', 
   assert.deepEqual(updates, [false, true, false, true, false, true]);
 });
 
-test('the MSE guard stops a run whose denoiser drifts under frequent hard reference copies, with a checkpoint and exit code 1', async (t) => {
-  const configPath = join(root, 'guard.json');
-  await writeFile(
-    configPath,
-    JSON.stringify(
-      configWith({
-        learningRate: 0.001,
-        reference: { mode: 'hard', every: 2 },
-        pretrainMseSteps: 60,
-        steps: 30,
-        validateEvery: 2,
-        validationPairs: 32,
-        logEvery: 2,
-        checkpointEvery: 0,
-      }),
-    ),
-  );
-  const out = join(root, 'guard');
-  const { code, stdout } = await cli([data, '--rule', RULE, '--config', configPath, '--out', out, '--json']);
-  assert.equal(code, 1);
-  const summary = JSON.parse(stdout) as TrainSummary;
-  assert.match(
-    formatTrainSummary(summary),
-    /\n {2}STOPPED: MSE guard at step \d+: model MSE [\d.]+ is [\d.]+× the starting model's [\d.]+ \(mseGuard factor 1\.5\)/,
-  );
-  assert.ok(summary.stopped !== null && /MSE guard at step \d+/.test(summary.stopped), String(summary.stopped));
-  assert.ok(summary.steps < 30);
-  const lines = await metrics(out);
-  const tripped = lines.filter((l) => l.phase === 'validation');
-  const live = lines.filter((l) => l.phase === 'train').map((l) => (l.modelMse as number) / (l.referenceMse as number));
-  t.diagnostic(
-    `stopped at step ${summary.steps}; MSE / start ${tripped.map((l) => (l.mseRatio as number).toFixed(2)).join(' ')}; MSE / live hard reference ${live.map((r) => r.toFixed(2)).join(' ')}`,
-  );
-  // Why the guard compares with the starting model: the hard reference copies the drift and hides it.
-  assert.ok(summary.steps > 4 && live.every((r) => r < 1.2), 'a gradual drift, invisible against the live reference');
-  assert.equal(tripped.at(-1)!.guardTripped, true);
-  assert.ok((tripped.at(-1)!.mseRatio as number) > 1.5);
-  assert.ok(tripped.slice(0, -1).every((l) => l.guardTripped === false));
-  assert.equal((await readFile(join(out, 'latest'), 'utf8')).trim(), `checkpoint-${summary.steps}`);
-  assert.ok((await readdir(join(out, `checkpoint-${summary.steps}`))).includes('anchor.safetensors'));
-});
+test(
+  'the MSE guard stops a run whose denoiser drifts under frequent hard reference copies, ' + 'with a checkpoint and exit code 1',
+  async (t) => {
+    const configPath = join(root, 'guard.json');
+    await writeFile(
+      configPath,
+      JSON.stringify(
+        configWith({
+          learningRate: 0.001,
+          reference: { mode: 'hard', every: 2 },
+          pretrainMseSteps: 60,
+          steps: 30,
+          validateEvery: 2,
+          validationPairs: 32,
+          logEvery: 2,
+          checkpointEvery: 0,
+        }),
+      ),
+    );
+    const out = join(root, 'guard');
+    const { code, stdout } = await cli([data, '--rule', RULE, '--config', configPath, '--out', out, '--json']);
+    assert.equal(code, 1);
+    const summary = JSON.parse(stdout) as TrainSummary;
+    assert.match(
+      formatTrainSummary(summary),
+      /\n {2}STOPPED: MSE guard at step \d+: model MSE [\d.]+ is [\d.]+× the starting model's [\d.]+ \(mseGuard factor 1\.5\)/,
+    );
+    assert.ok(summary.stopped !== null && /MSE guard at step \d+/.test(summary.stopped), String(summary.stopped));
+    assert.ok(summary.steps < 30);
+    const lines = await metrics(out);
+    const tripped = lines.filter((l) => l.phase === 'validation');
+    const live = lines.filter((l) => l.phase === 'train').map((l) => (l.modelMse as number) / (l.referenceMse as number));
+    t.diagnostic(
+      `stopped at step ${summary.steps}; MSE / start ${tripped.map((l) => (l.mseRatio as number).toFixed(2)).join(' ')}; ` +
+        `MSE / live hard reference ${live.map((r) => r.toFixed(2)).join(' ')}`,
+    );
+    // Why the guard compares with the starting model: the hard reference copies the drift and hides it.
+    assert.ok(summary.steps > 4 && live.every((r) => r < 1.2), 'a gradual drift, invisible against the live reference');
+    assert.equal(tripped.at(-1)!.guardTripped, true);
+    assert.ok((tripped.at(-1)!.mseRatio as number) > 1.5);
+    assert.ok(tripped.slice(0, -1).every((l) => l.guardTripped === false));
+    assert.equal((await readFile(join(out, 'latest'), 'utf8')).trim(), `checkpoint-${summary.steps}`);
+    assert.ok((await readdir(join(out, `checkpoint-${summary.steps}`))).includes('anchor.safetensors'));
+  },
+);
 
 test('without a held-out split nothing is held out, the summary says so, and the guard watches training pairs', async () => {
   const lines: string[] = [];

@@ -64,7 +64,8 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
       .map((e) => e.name)
       .sort();
     throw new AuditInputError(
-      `${dir}: no ${folder}/part-*.parquet (run bdpo consensus ${dir} --rule ${ruleName} first; consensus folders here: ${known.join(', ') || 'none'})`,
+      `${dir}: no ${folder}/part-*.parquet (run bdpo consensus ${dir} --rule ${ruleName} first; ` +
+        `consensus folders here: ${known.join(', ') || 'none'})`,
     );
   }
   const saved = await readConsensusOptions(dir, ruleFolder(ruleName));

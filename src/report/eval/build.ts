@@ -57,7 +57,8 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
   for (const side of [a, b]) {
     if (side.models.size > 1) {
       throw new EvalInputError(
-        `${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); choose one with --model-a / --model-b, or give each model its own dataset directory`,
+        `${side.dir}: images of ${side.models.size} models (${[...side.models].sort().join(', ')}); ` +
+          'choose one with --model-a / --model-b, or give each model its own dataset directory',
       );
     }
     if (side.duplicates.length > 0) {

@@ -2,16 +2,19 @@
 // stylesheet, and the furniture every page uses (header chips, summary tiles, sections).
 import { CONTENT_SECURITY_POLICY, html, SafeHtml, type HtmlValue } from './markup.ts';
 
-const STYLE = `
+const STYLE =
+  `
 :root { --ink: #1f2328; --muted: #667085; --line: #e6e6e1; --panel: #ffffff; --bg: #f6f6f3; --accent: #2666aa; }
 * { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink); font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+body { margin: 0; background: var(--bg); color: var(--ink); ` +
+  `font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 header.top { background: #1f2a37; color: #f5f7fa; padding: 28px 0 22px; }
 .wrap { max-width: 1180px; margin: 0 auto; padding: 0 28px; }
 header.top h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; letter-spacing: -0.01em; }
 header.top .sub { color: #b8c2cf; font-size: 14px; word-break: break-all; }
 .chips { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 14px; }
-.chip { background: rgba(255,255,255,0.09); border: 1px solid rgba(255,255,255,0.16); border-radius: 999px; padding: 3px 12px; font-size: 13px; }
+.chip { background: rgba(255,255,255,0.09); border: 1px solid rgba(255,255,255,0.16); ` +
+  `border-radius: 999px; padding: 3px 12px; font-size: 13px; }
 .chip b { font-weight: 650; color: #ffffff; }
 nav.toc { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 16px; font-size: 13px; }
 nav.toc a { color: #d4dde8; text-decoration: none; border-bottom: 1px dotted #7f8ea3; }
@@ -55,9 +58,11 @@ svg .whisker line { stroke: #1f2328; stroke-width: 1.4; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 10px; overflow: hidden; background: #ffffff; display: flex; flex-direction: column; }
 .card .pics { display: grid; grid-template-columns: 1fr 1fr; gap: 2px; background: #e9e9e4; }
-.card figure { margin: 0; position: relative; background: #f2f2ee; aspect-ratio: 1 / 1; display: flex; align-items: center; justify-content: center; }
+.card figure { margin: 0; position: relative; background: #f2f2ee; aspect-ratio: 1 / 1; ` +
+  `display: flex; align-items: center; justify-content: center; }
 .card figure img { width: 100%; height: 100%; object-fit: cover; display: block; }
-.card figure figcaption { position: absolute; left: 6px; top: 6px; background: rgba(17,24,39,0.72); color: #fff; font-size: 11.5px; padding: 1px 7px; border-radius: 999px; }
+.card figure figcaption { position: absolute; left: 6px; top: 6px; background: rgba(17,24,39,0.72); ` +
+  `color: #fff; font-size: 11.5px; padding: 1px 7px; border-radius: 999px; }
 .card figure.win figcaption { background: #2666aa; }
 .card .missing { color: var(--muted); font-size: 12px; }
 .card .body { padding: 10px 14px 12px; }
