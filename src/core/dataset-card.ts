@@ -70,12 +70,14 @@ export async function cardConfigs(dir: string): Promise<CardConfig[]> {
 const quote = (text: string): string => JSON.stringify(text);
 
 /**
- * HF datasets loads every config of a folder with one builder, so the YAML lists the Parquet tables only; the Arrow
- * IPC tables are named in the text, with the call that reads them (or their Parquet copies from `bdpo tables`).
+ * HF datasets loads every config of a folder with one builder, so the YAML lists one format: the Parquet tables once
+ * there are any, else the Arrow IPC tables. The others are named in the text, with the call that reads them.
  */
 export function renderCard(title: string, configs: readonly CardConfig[]): string {
-  const listed = configs.filter((c) => c.format === 'parquet');
-  const defaultName = listed.find((c) => c.name === 'tables_pairs')?.name ?? listed[0]?.name;
+  // Until a stage has written Parquet, the Arrow tables are the configs (one builder serves them all).
+  const parquet = configs.filter((c) => c.format === 'parquet');
+  const listed = parquet.length > 0 ? parquet : configs;
+  const defaultName = listed.find((c) => c.name === 'tables_pairs' || c.name === 'pairs')?.name ?? listed[0]?.name;
   const yaml = ['---', 'configs:'];
   for (const config of listed) {
     yaml.push(`- config_name: ${quote(config.name)}`);
@@ -83,7 +85,7 @@ export function renderCard(title: string, configs: readonly CardConfig[]): strin
     yaml.push('  data_files:', '  - split: rows', `    path: ${quote(config.path)}`);
   }
   yaml.push('---');
-  const row = (c: CardConfig): string => `| ${c.format === 'parquet' ? `\`${c.name}\`` : '(Arrow IPC)'} | \`${c.path}\` | ${c.rows} |`;
+  const row = (c: CardConfig): string => `| ${listed.includes(c) ? `\`${c.name}\`` : `(${c.format})`} | \`${c.path}\` | ${c.rows} |`;
   const table = ['| config | files | a row is |', '|---|---|---|', ...configs.map(row)];
   // HF reads the YAML only at the very start of the file, so the marker follows it.
   return [

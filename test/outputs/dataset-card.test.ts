@@ -73,3 +73,13 @@ test('after bdpo tables the Parquet copies are configs too, and the pairs copy i
   assert.match(card, /- config_name: "tables_pairs"\n {2}default: true/);
   for (const [name, glob] of configs) assert.ok((await matching(dir, glob)).length > 0, name);
 });
+
+test('before any Parquet table exists, the Arrow tables are the configs, pairs the default', async (t) => {
+  const dir = join(await tempDir(t), 'ds');
+  await ingestPickapic([new URL('../../data/pickapic', import.meta.url).pathname], { out: dir });
+  const card = await readFile(join(dir, 'README.md'), 'utf8');
+  const configs = configsOf(card);
+  assert.deepEqual([...configs.keys()], ['pairs', 'prompts', 'images', 'rejects']);
+  assert.match(card, /- config_name: "pairs"\n {2}default: true/);
+  for (const [name, glob] of configs) assert.ok((await matching(dir, glob)).length > 0, name);
+});
