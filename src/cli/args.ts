@@ -61,6 +61,8 @@ export interface NumberRange {
 // The ranges the commands share. Upper bounds keep a typo from allocating or looping without end.
 export const BATCH_SIZE: IntegerRange = { min: 1, max: 1024 };
 export const THREADS: IntegerRange = { min: 1, max: 1024 };
+/** Image worker threads; 0 stands for the default, one per core. */
+export const WORKERS: IntegerRange = { min: 0, max: 1024 };
 export const SHARD_COUNT: IntegerRange = { min: 1, max: 1_000_000 };
 export const SEED: IntegerRange = { min: 0, max: 0xffffffff };
 export const COUNT: IntegerRange = { min: 1, max: Number.MAX_SAFE_INTEGER };
@@ -111,12 +113,14 @@ export function numberOption(parsed: Parsed, name: string, range: NumberRange): 
 export const RUN_OPTIONS: OptionSpec = {
   device: { type: 'string' },
   threads: { type: 'string' },
+  workers: { type: 'string' },
   shard: { type: 'string' },
   shards: { type: 'string' },
 };
 
 export const RUN_OPTIONS_HELP = `  --device auto|cpu|cuda      auto: CUDA when onnxruntime-node's CUDA provider is installed, else CPU
   --threads N                 ONNX Runtime intra-op threads (default: all cores)
+  --workers N                 image decode/preprocess worker threads (default or 0: all cores)
   --shard i/n, --shards n     shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
                               or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT`;
 
@@ -132,13 +136,19 @@ export function shardOption(parsed: Parsed): Shard {
   }
 }
 
-export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?: number; shard: Shard } {
+export function runOptions(parsed: Parsed): { device: Device; intraOpNumThreads?: number; workers?: number; shard: Shard } {
   const device = stringOption(parsed, 'device') ?? 'auto';
   if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') {
     throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
   }
   const threads = integerOption(parsed, 'threads', THREADS);
-  return { device, ...(threads === undefined ? {} : { intraOpNumThreads: threads }), shard: shardOption(parsed) };
+  const workers = integerOption(parsed, 'workers', WORKERS);
+  return {
+    device,
+    ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+    ...(workers === undefined ? {} : { workers }),
+    shard: shardOption(parsed),
+  };
 }
 
 /** The one positional DIR of a command that reads a dataset directory: a usage error without it, an input error if

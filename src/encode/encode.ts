@@ -42,7 +42,8 @@ import { partFingerprint, runUnits, UnitLedger, type UnitJob } from '../core/uni
 import { createSession, float32Output, type OnnxSession } from '../models/session.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
 import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
-import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
+import type { Rgb } from '../models/preprocess.ts';
+import { ImagePool, packRows, sharedFloat32 } from '../models/image-pool.ts';
 import { CLIP_CONTEXT_LENGTH, ClipTokenizer } from '../models/tokenizer.ts';
 import type { TowerOptions } from '../models/towers.ts';
 import { encodeFloat16, formatShape } from '../io/float16-bytes.ts';
@@ -88,8 +89,10 @@ export interface EncodeOptions extends TowerOptions {
   batchSize?: number;
   /** Prompts per text-encoder batch (default 16). */
   textBatchSize?: number;
-  /** Images decoded at once while the VAE runs (default 4). */
+  /** No longer used: the image workers (`workers`) set how many images are preprocessed at once. */
   concurrency?: number;
+  /** Image worker threads (decode, resize, crop, scale) while the VAE runs; 0 or absent: one per core. */
+  workers?: number;
   shard?: Shard;
   onProgress?: (progress: EncodeProgress) => void;
 }
@@ -342,6 +345,9 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
   ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new EncodeError(`${name} must be a positive integer, got ${n}`);
   }
+  const workers = options.workers;
+  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
+    throw new EncodeError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
   const imageParts = await listParts(dir, 'images');
   const promptParts = await listParts(dir, 'prompts');
   if (imageParts.length === 0 || promptParts.length === 0)
@@ -383,6 +389,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     imagesPerSecond: 0,
   };
   const existing: TensorStore[] = [];
+  // Workers start with the first batch of images, so a run with every latent cached spawns none.
+  const pool = new ImagePool(workers);
   try {
     textModel = await createSession(options.text, sessionOptions);
     const pixelInput = vaeInputName(vae, options.vae);
@@ -436,7 +444,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
       resolution,
       scale: Math.fround(scalingFactor),
       batchSize,
-      concurrency,
+      pool,
       onImages: (n) => {
         summary.latents.encoded += n;
         progress();
@@ -583,6 +591,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     await runUnits(ledger, textJobs(), unitFinished);
     if (!owns(shard, EMPTY_PROMPT_ID)) unitFinished();
   } finally {
+    await pool.dispose();
     for (const store of existing) store.clear();
     await vae.dispose();
     await textModel?.dispose();
@@ -629,7 +638,7 @@ interface LatentContext {
   /** float32 scaling factor. */
   scale: number;
   batchSize: number;
-  concurrency: number;
+  pool: ImagePool;
   onImages: (n: number) => void;
 }
 
@@ -684,32 +693,38 @@ async function encodeImagesPart(
   const batches: ImageJob[][] = [];
   for (let start = 0; start < jobs.length; start += context.batchSize) batches.push(jobs.slice(start, start + context.batchSize));
   let next = batches.length > 0 ? prepareImages(batches[0]!, context) : null;
-  for (let b = 0; b < batches.length; b++) {
-    const batch = await next!;
-    // Decode the next batch while this one is in the VAE.
-    next = b + 1 < batches.length ? prepareImages(batches[b + 1]!, context) : null;
-    result.rejects.push(...batch.rejects);
-    const n = batch.good.length;
-    if (n === 0) continue;
-    const r = context.resolution;
-    const out = await context.vae.run({ [context.pixelInput]: { data: batch.pixels, dims: [n, 3, r, r] } }, ['latent_mean']);
-    const latent = float32Output(out, 'latent_mean');
-    if (latent.dims.length !== 4 || latent.dims[0] !== n) {
-      throw new EncodeError(`${context.vaePath}: latent_mean has dims [${latent.dims.join(', ')}], expected [${n}, C, H, W]`);
+  try {
+    for (let b = 0; b < batches.length; b++) {
+      const batch = await next!;
+      // Decode the next batch while this one is in the VAE.
+      next = b + 1 < batches.length ? prepareImages(batches[b + 1]!, context) : null;
+      result.rejects.push(...batch.rejects);
+      const n = batch.good.length;
+      if (n === 0) continue;
+      const r = context.resolution;
+      const out = await context.vae.run({ [context.pixelInput]: { data: batch.pixels, dims: [n, 3, r, r] } }, ['latent_mean']);
+      const latent = float32Output(out, 'latent_mean');
+      if (latent.dims.length !== 4 || latent.dims[0] !== n) {
+        throw new EncodeError(`${context.vaePath}: latent_mean has dims [${latent.dims.join(', ')}], expected [${n}, C, H, W]`);
+      }
+      const shape = formatShape(latent.dims.slice(1));
+      if (result.shape !== null && result.shape !== shape)
+        throw new EncodeError(`${context.vaePath}: latent shape changed from ${result.shape} to ${shape}`);
+      result.shape = shape;
+      const per = latent.data.length / n;
+      const scaled = new Float32Array(per);
+      for (let k = 0; k < n; k++) {
+        // float32 × float32 is exact in a double; fround rounds it once, as a float32 multiply does.
+        for (let j = 0; j < per; j++) scaled[j] = Math.fround(latent.data[k * per + j]! * context.scale);
+        result.ids.push(batch.jobs[batch.good[k]!]!.id);
+        result.latents.push(encodeFloat16(scaled));
+      }
+      context.onImages(n);
     }
-    const shape = formatShape(latent.dims.slice(1));
-    if (result.shape !== null && result.shape !== shape)
-      throw new EncodeError(`${context.vaePath}: latent shape changed from ${result.shape} to ${shape}`);
-    result.shape = shape;
-    const per = latent.data.length / n;
-    const scaled = new Float32Array(per);
-    for (let k = 0; k < n; k++) {
-      // float32 × float32 is exact in a double; fround rounds it once, as a float32 multiply does.
-      for (let j = 0; j < per; j++) scaled[j] = Math.fround(latent.data[k * per + j]! * context.scale);
-      result.ids.push(batch.jobs[batch.good[k]!]!.id);
-      result.latents.push(encodeFloat16(scaled));
-    }
-    context.onImages(n);
+  } catch (error) {
+    // The batch being prepared is abandoned: the pool's disposal rejects its rows, and nobody awaits them any more.
+    next?.catch(() => undefined);
+    throw error;
   }
   return result;
 }
@@ -717,29 +732,18 @@ async function encodeImagesPart(
 async function prepareImages(jobs: ImageJob[], context: LatentContext): Promise<PreparedImages> {
   const r = context.resolution;
   const per = 3 * r * r;
-  const all = new Float32Array(jobs.length * per);
-  const ok = new Array<boolean>(jobs.length).fill(true);
-  const failures: Array<{ index: number; reject: RejectRow }> = [];
-  let nextIndex = 0;
-  const worker = async (): Promise<void> => {
-    while (nextIndex < jobs.length) {
-      const i = nextIndex++;
-      try {
-        await preprocessInto(jobs[i]!.bytes, all, i, { size: r, mean: HALF, std: HALF });
-      } catch (error) {
-        if (!(error instanceof ImageDecodeError)) throw error;
-        ok[i] = false;
-        failures.push({ index: i, reject: encodeReject(jobs[i]!.sourceRef, error.reason, error.message) });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(context.concurrency, jobs.length) }, worker));
-  const rejects = failures.sort((x, y) => x.index - y.index).map((f) => f.reject);
-  const good = ok.flatMap((isOk, i) => (isOk ? [i] : []));
-  if (good.length === jobs.length) return { jobs, good, pixels: all, rejects };
-  const pixels = new Float32Array(good.length * per);
-  good.forEach((i, j) => pixels.set(all.subarray(i * per, (i + 1) * per), j * per));
-  return { jobs, good, pixels, rejects };
+  // Shared memory: each worker writes its rows in place.
+  const all = sharedFloat32(jobs.length * per);
+  const outcomes = await context.pool.preprocessRows(
+    jobs.map((job) => job.bytes),
+    [{ batch: all, options: { size: r, mean: HALF, std: HALF } }],
+  );
+  // In row order, whichever worker finished first.
+  const rejects = outcomes.flatMap((failure, i) =>
+    failure === null ? [] : [encodeReject(jobs[i]!.sourceRef, failure.reason, failure.message)],
+  );
+  const good = outcomes.flatMap((failure, i) => (failure === null ? [i] : []));
+  return { jobs, good, pixels: packRows(all, good, per), rejects };
 }
 
 function encodeReject(sourceRef: string, reason: RejectReason, detail: string): RejectRow {

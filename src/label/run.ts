@@ -16,7 +16,8 @@ import { loadMetricSpec, type MetricSpec } from '../models/metric-spec.ts';
 import { BdpoError, InputError, MetricSpecError } from '../core/errors.ts';
 import { ModelHub, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
 import { metricKind } from '../models/metrics/registry.ts';
-import { ImageDecodeError, preprocessInto, type Rgb } from '../models/preprocess.ts';
+import type { Rgb } from '../models/preprocess.ts';
+import { ImagePool, packRows, sharedFloat32, type BatchTarget } from '../models/image-pool.ts';
 import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
 
 export interface LabelOptions extends TowerOptions {
@@ -24,8 +25,10 @@ export interface LabelOptions extends TowerOptions {
   metrics: string[];
   batchSize?: number;
   shard?: Shard;
-  /** Images decoded at once while the model runs. */
+  /** No longer used: the image workers (`workers`) set how many images are preprocessed at once. */
   concurrency?: number;
+  /** Image worker threads (decode, resize, normalise); 0 or absent: one per core. */
+  workers?: number;
   onProgress?: (progress: LabelProgress) => void;
 }
 
@@ -81,6 +84,8 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   for (const file of parts) await checkPart(dir, file);
 
   const hub = new ModelHub(options);
+  // Workers start with the first batch, so a run whose units are all done spawns none.
+  const pool = new ImagePool(options.workers);
   const summaries: MetricRunSummary[] = [];
   const totals = emptyCounts();
   let imagesDone = 0;
@@ -127,6 +132,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
               todo.map((u) => u.spec),
               prompts,
               hub,
+              pool,
               shard,
               options,
               (n) => {
@@ -179,6 +185,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     };
     await runUnitGroups(ledger, groups());
   } finally {
+    await pool.dispose();
     await hub.dispose();
   }
   const seconds = (Date.now() - started.getTime()) / 1000;
@@ -209,6 +216,9 @@ function checkLabelOptions(options: LabelOptions): void {
     if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1))
       throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
   }
+  const workers = options.workers;
+  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
+    throw new LabelOptionError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
 }
 
 async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
@@ -265,6 +275,7 @@ async function scorePart(
   specs: MetricSpec[],
   prompts: Map<string, string>,
   hub: ModelHub,
+  pool: ImagePool,
   shard: Shard,
   options: LabelOptions,
   onImages: (n: number) => void,
@@ -304,37 +315,43 @@ async function scorePart(
   const batches: Row[][] = [];
   for (let start = 0; start < rows.length; start += batchSize) batches.push(rows.slice(start, start + batchSize));
 
-  let next = batches.length > 0 ? prepareBatch(batches[0]!, groups, options.concurrency ?? 4) : null;
-  for (let b = 0; b < batches.length; b++) {
-    const batch = await next!;
-    // Decode the next batch while this one is in the model.
-    next = b + 1 < batches.length ? prepareBatch(batches[b + 1]!, groups, options.concurrency ?? 4) : null;
-    rejects.push(...batch.rejects);
-    shared.push(...batch.rejects);
-    if (batch.good.length === 0) continue;
-    const goodRows = batch.good.map((i) => batch.rows[i]!);
-    for (const [key, group] of groups) {
-      const embeddings = await hub.imageEmbeddings(group[0]!, batch.pixels.get(key)!, goodRows.length);
-      for (const spec of group) {
-        const out = scores.get(spec.name)!;
-        const prompts = goodRows.map((r) => ({ id: r.promptId, text: r.text }));
-        const { values, texts } = await metricKind(spec.kind).score(hub, spec, embeddings, prompts);
-        goodRows.forEach((row, i) => {
-          const problem = nonFinite(spec, embeddings, i, texts?.[i], values[i]!);
-          if (problem !== null) {
-            const reject = labelReject(row.sourceRef, 'non_finite_score', `metric ${spec.name}: ${problem}`);
-            rejects.push(reject);
-            own.get(spec.name)!.push(reject);
-            notScored.add(`${b}:${i}`);
-            return;
-          }
-          out.imageIds.push(row.imageId);
-          out.promptIds.push(row.promptId);
-          out.scores.push(values[i]!);
-        });
+  let next = batches.length > 0 ? prepareBatch(batches[0]!, groups, pool) : null;
+  try {
+    for (let b = 0; b < batches.length; b++) {
+      const batch = await next!;
+      // Decode the next batch while this one is in the model.
+      next = b + 1 < batches.length ? prepareBatch(batches[b + 1]!, groups, pool) : null;
+      rejects.push(...batch.rejects);
+      shared.push(...batch.rejects);
+      if (batch.good.length === 0) continue;
+      const goodRows = batch.good.map((i) => batch.rows[i]!);
+      for (const [key, group] of groups) {
+        const embeddings = await hub.imageEmbeddings(group[0]!, batch.pixels.get(key)!, goodRows.length);
+        for (const spec of group) {
+          const out = scores.get(spec.name)!;
+          const prompts = goodRows.map((r) => ({ id: r.promptId, text: r.text }));
+          const { values, texts } = await metricKind(spec.kind).score(hub, spec, embeddings, prompts);
+          goodRows.forEach((row, i) => {
+            const problem = nonFinite(spec, embeddings, i, texts?.[i], values[i]!);
+            if (problem !== null) {
+              const reject = labelReject(row.sourceRef, 'non_finite_score', `metric ${spec.name}: ${problem}`);
+              rejects.push(reject);
+              own.get(spec.name)!.push(reject);
+              notScored.add(`${b}:${i}`);
+              return;
+            }
+            out.imageIds.push(row.imageId);
+            out.promptIds.push(row.promptId);
+            out.scores.push(values[i]!);
+          });
+        }
       }
+      onImages(goodRows.length);
     }
-    onImages(goodRows.length);
+  } catch (error) {
+    // The batch being prepared is abandoned: the pool's disposal rejects its rows, and nobody awaits them any more.
+    next?.catch(() => undefined);
+    throw error;
   }
   const unitCounts = new Map<string, Counts>(
     specs.map((spec) => {
@@ -362,48 +379,26 @@ function allFinite(values: Float32Array): boolean {
   return true;
 }
 
-async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, concurrency: number): Promise<PreparedBatch> {
+async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, pool: ImagePool): Promise<PreparedBatch> {
   const settings = [...groups.entries()].map(([key, group]) => ({ key, spec: group[0]! }));
-  const ok = new Array<boolean>(rows.length).fill(true);
   const full = new Map<string, Float32Array>();
-  for (const { key, spec } of settings) full.set(key, new Float32Array(rows.length * 3 * spec.image.size * spec.image.size));
-  const failures: Array<{ index: number; reject: RejectRow }> = [];
-  let nextIndex = 0;
-  const worker = async (): Promise<void> => {
-    while (nextIndex < rows.length) {
-      const i = nextIndex++;
-      for (const { key, spec } of settings) {
-        if (!ok[i]) break;
-        try {
-          await preprocessInto(rows[i]!.bytes, full.get(key)!, i, {
-            size: spec.image.size,
-            mean: spec.image.mean as unknown as Rgb,
-            std: spec.image.std as unknown as Rgb,
-          });
-        } catch (error) {
-          if (!(error instanceof ImageDecodeError)) throw error;
-          ok[i] = false;
-          failures.push({ index: i, reject: labelReject(rows[i]!.sourceRef, error.reason, error.message) });
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, rows.length) }, worker));
-  // Workers finish in any order; rejects are listed in row order so that outputs stay byte-identical.
-  const rejects = failures.sort((x, y) => x.index - y.index).map((f) => f.reject);
-  const good = ok.flatMap((isOk, i) => (isOk ? [i] : []));
+  const targets: BatchTarget[] = settings.map(({ key, spec }) => {
+    // Shared memory: each worker writes its rows in place.
+    const batch = sharedFloat32(rows.length * 3 * spec.image.size * spec.image.size);
+    full.set(key, batch);
+    return { batch, options: { size: spec.image.size, mean: spec.image.mean as unknown as Rgb, std: spec.image.std as unknown as Rgb } };
+  });
+  const outcomes = await pool.preprocessRows(
+    rows.map((row) => row.bytes),
+    targets,
+  );
+  // The outcomes are in row order, whichever worker finished first, so that outputs stay byte-identical.
+  const rejects = outcomes.flatMap((failure, i) =>
+    failure === null ? [] : [labelReject(rows[i]!.sourceRef, failure.reason, failure.message)],
+  );
+  const good = outcomes.flatMap((failure, i) => (failure === null ? [i] : []));
   const pixels = new Map<string, Float32Array>();
-  for (const { key, spec } of settings) {
-    const all = full.get(key)!;
-    if (good.length === rows.length) {
-      pixels.set(key, all);
-      continue;
-    }
-    const stride = 3 * spec.image.size * spec.image.size;
-    const packed = new Float32Array(good.length * stride);
-    good.forEach((i, j) => packed.set(all.subarray(i * stride, (i + 1) * stride), j * stride));
-    pixels.set(key, packed);
-  }
+  for (const { key, spec } of settings) pixels.set(key, packRows(full.get(key)!, good, 3 * spec.image.size * spec.image.size));
   return { rows, pixels, good, rejects };
 }
 
