@@ -173,7 +173,7 @@ async function filesUnder(dir: string, sub: string): Promise<Map<string, Buffer>
 async function rejectsOf(dir: string): Promise<string[]> {
   const rows: RejectRow[] = [];
   for await (const row of readRows(dir, 'rejects')) rows.push(row);
-  return rows.map((r) => `${r.stage} ${r.reason} ${r.source_ref} ${r.detail}`);
+  return rows.filter((r) => r.stage === 'label').map((r) => `${r.stage} ${r.reason} ${r.source_ref} ${r.detail}`);
 }
 
 describe('runLabel with image workers', () => {
@@ -272,7 +272,7 @@ test('runEncode writes the same latents with 1 and 3 workers', async () => {
 
 test('--workers takes an integer ≥ 0 (0: one per core)', async () => {
   for (const bad of ['-1', '1.5', 'many']) {
-    await assert.rejects(labelCommand([sample, '--metrics', fx.metrics.aesthetic, '--workers', bad]), (error: unknown) => {
+    await assert.rejects(labelCommand([sample, '--metrics', fx.metrics.aesthetic, `--workers=${bad}`]), (error: unknown) => {
       assert.ok(error instanceof UsageError);
       assert.match(error.message, new RegExp(`--workers must be an integer in 0\\.\\.\\d+, got "${bad.replace('.', '\\.')}"`));
       return true;
