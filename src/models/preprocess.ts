@@ -352,12 +352,12 @@ function horizontalPass(
       for (let k = base; k < end; k++, p += 3) {
         const w = weights[k]!;
         const q = p + rowBytes;
-        r0 = (r0 + data[p]! * w) | 0;
-        g0 = (g0 + data[p + 1]! * w) | 0;
-        b0 = (b0 + data[p + 2]! * w) | 0;
-        r1 = (r1 + data[q]! * w) | 0;
-        g1 = (g1 + data[q + 1]! * w) | 0;
-        b1 = (b1 + data[q + 2]! * w) | 0;
+        r0 = (r0 + Math.imul(data[p]!, w)) | 0;
+        g0 = (g0 + Math.imul(data[p + 1]!, w)) | 0;
+        b0 = (b0 + Math.imul(data[p + 2]!, w)) | 0;
+        r1 = (r1 + Math.imul(data[q]!, w)) | 0;
+        g1 = (g1 + Math.imul(data[q + 1]!, w)) | 0;
+        b1 = (b1 + Math.imul(data[q + 2]!, w)) | 0;
       }
       mid[d] = r0 >> PRECISION_BITS;
       mid[d + 1] = g0 >> PRECISION_BITS;
@@ -378,9 +378,9 @@ function horizontalPass(
       let b = HALF;
       for (let k = base; k < end; k++, p += 3) {
         const w = weights[k]!;
-        r = (r + data[p]! * w) | 0;
-        g = (g + data[p + 1]! * w) | 0;
-        b = (b + data[p + 2]! * w) | 0;
+        r = (r + Math.imul(data[p]!, w)) | 0;
+        g = (g + Math.imul(data[p + 1]!, w)) | 0;
+        b = (b + Math.imul(data[p + 2]!, w)) | 0;
       }
       mid[d] = r >> PRECISION_BITS;
       mid[d + 1] = g >> PRECISION_BITS;
@@ -414,12 +414,12 @@ function verticalPass(
       let p = first + x;
       for (let k = base; k < end; k++, p += rowBytes) {
         const w = weights[k]!;
-        r0 = (r0 + source[p]! * w) | 0;
-        g0 = (g0 + source[p + 1]! * w) | 0;
-        b0 = (b0 + source[p + 2]! * w) | 0;
-        r1 = (r1 + source[p + 3]! * w) | 0;
-        g1 = (g1 + source[p + 4]! * w) | 0;
-        b1 = (b1 + source[p + 5]! * w) | 0;
+        r0 = (r0 + Math.imul(source[p]!, w)) | 0;
+        g0 = (g0 + Math.imul(source[p + 1]!, w)) | 0;
+        b0 = (b0 + Math.imul(source[p + 2]!, w)) | 0;
+        r1 = (r1 + Math.imul(source[p + 3]!, w)) | 0;
+        g1 = (g1 + Math.imul(source[p + 4]!, w)) | 0;
+        b1 = (b1 + Math.imul(source[p + 5]!, w)) | 0;
       }
       out[d] = r0 >> PRECISION_BITS;
       out[d + 1] = g0 >> PRECISION_BITS;
@@ -435,9 +435,9 @@ function verticalPass(
       let p = first + x;
       for (let k = base; k < end; k++, p += rowBytes) {
         const w = weights[k]!;
-        r = (r + source[p]! * w) | 0;
-        g = (g + source[p + 1]! * w) | 0;
-        b = (b + source[p + 2]! * w) | 0;
+        r = (r + Math.imul(source[p]!, w)) | 0;
+        g = (g + Math.imul(source[p + 1]!, w)) | 0;
+        b = (b + Math.imul(source[p + 2]!, w)) | 0;
       }
       out[d] = r >> PRECISION_BITS;
       out[d + 1] = g >> PRECISION_BITS;
