@@ -150,4 +150,3 @@ function resampleWindow(image: RgbImage, newW: number, newH: number, left: numbe
   }
   return out;
 }
-
