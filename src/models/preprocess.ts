@@ -142,19 +142,12 @@ export function shortestEdgeSize(width: number, height: number, size: number): {
 
 /** Resize the short side to `size` (PIL bicubic) and take the centre `crop`×`crop`, as 8-bit RGB HWC. */
 export function resizeAndCrop(image: RgbImage, size: number, crop: number): Uint8Array {
-  const resized = shortestEdgeSize(image.width, image.height, size);
-  if (resized.width < crop || resized.height < crop) {
-    throw new RangeError(`crop ${crop} is larger than the resized image ${resized.width}×${resized.height}`);
-  }
-  const left = Math.floor((resized.width - crop) / 2);
-  const top = Math.floor((resized.height - crop) / 2);
-  return resampleWindow(image, resized.width, resized.height, left, top, crop, crop);
+  return resample(image, resamplePlan(image.width, image.height, size, crop));
 }
 
 // ---- PIL's bicubic resampler (Resample.c), restricted to an output window -------------------------------------
 
 const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 1 << PRECISION_BITS;
 const HALF = 1 << (PRECISION_BITS - 1);
 
 function bicubic(x: number): number {
@@ -177,6 +170,7 @@ interface Taps {
 
 /** PIL's precompute_coeffs + normalize_coeffs_8bpc for outputs first … first+n−1 of an inSize → outSize resize. */
 function taps(inSize: number, outSize: number, first: number, n: number): Taps {
+  const one = 1 << PRECISION_BITS;
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 2 * filterScale;
@@ -200,7 +194,7 @@ function taps(inSize: number, outSize: number, first: number, n: number): Taps {
     }
     for (let x = 0; x < xmax; x++) {
       const k = total !== 0 ? w[x]! / total : w[x]!;
-      weights[i * stride + x] = k < 0 ? Math.trunc(-0.5 + k * ONE) : Math.trunc(0.5 + k * ONE);
+      weights[i * stride + x] = k < 0 ? Math.trunc(-0.5 + k * one) : Math.trunc(0.5 + k * one);
     }
     start[i] = xmin;
     count[i] = xmax;
@@ -208,86 +202,249 @@ function taps(inSize: number, outSize: number, first: number, n: number): Taps {
   return { start, count, weights, stride };
 }
 
-// Sums stay inside int32, as in PIL's C: 2^21 + 255 · (positive weights ≤ ~1.15 · 2^22) < 2^31. The `| 0` in the
-// loops below tells V8 so, which keeps the arithmetic in integer registers.
-function clip8(v: number): number {
-  if (v >= ONE << 8) return 255;
-  if (v <= 0) return 0;
-  return v >> PRECISION_BITS;
+/**
+ * Everything about one (input size, size, crop) geometry that does not depend on the pixels: the taps of both
+ * passes and the byte offsets the loops read from. A dataset has few distinct geometries, and computing the taps
+ * (a bicubic and a division per weight) costs about as much as the vertical pass itself.
+ */
+interface ResamplePlan {
+  width: number;
+  height: number;
+  outW: number;
+  outH: number;
+  /** Byte offset of the window's first pixel in the source the vertical pass reads (or that is copied). */
+  left: number;
+  /** First input row the output depends on, and how many rows. */
+  rowFirst: number;
+  rows: number;
+  /** Horizontal taps (start as byte offsets within a row), or null when the width does not change. */
+  horizontal: { byteStart: Int32Array; count: Int32Array; weights: Int32Array; stride: number } | null;
+  /** Vertical taps (start as byte offsets of a row in the source), or null when the height does not change. */
+  vertical: { byteStart: Int32Array; count: Int32Array; weights: Int32Array; stride: number; rowBytes: number } | null;
+}
+
+/** Resample plans kept, most recently used last; a Map iterates in insertion order, which makes it an LRU. */
+export const RESAMPLE_PLAN_CACHE_SIZE = 64;
+const planCache = new Map<string, ResamplePlan>();
+
+/** Number of geometries whose taps are cached (at most RESAMPLE_PLAN_CACHE_SIZE). */
+export function resamplePlanCacheEntries(): number {
+  return planCache.size;
+}
+
+/** Forgets every cached geometry, so that the next call computes its taps cold. */
+export function clearResamplePlanCache(): void {
+  planCache.clear();
+}
+
+function resamplePlan(width: number, height: number, size: number, crop: number): ResamplePlan {
+  const key = `${width}x${height}/${size}/${crop}`;
+  const cached = planCache.get(key);
+  if (cached) {
+    planCache.delete(key);
+    planCache.set(key, cached);
+    return cached;
+  }
+  const plan = makePlan(width, height, size, crop);
+  planCache.set(key, plan);
+  if (planCache.size > RESAMPLE_PLAN_CACHE_SIZE) planCache.delete(planCache.keys().next().value!);
+  return plan;
 }
 
 /**
- * Pixels [left, left+outW) × [top, top+outH) of the image resized to newW×newH, two passes (horizontal, then
- * vertical, 8-bit in between) exactly as PIL; a pass is skipped when that dimension does not change, as in PIL.
+ * PIL's two passes (horizontal, then vertical, 8-bit in between) over the window [left, left+crop) × [top, top+crop)
+ * of the image resized to the shortest-edge size; a pass is skipped when that dimension does not change, as in PIL.
  */
-function resampleWindow(image: RgbImage, newW: number, newH: number, left: number, top: number, outW: number, outH: number): Uint8Array {
-  const { data, width, height } = image;
-  const needH = newW !== width;
-  const needV = newH !== height;
-  const vt = needV ? taps(height, newH, top, outH) : null;
-  // Input rows the vertical pass reads.
+function makePlan(width: number, height: number, size: number, crop: number): ResamplePlan {
+  const resized = shortestEdgeSize(width, height, size);
+  if (resized.width < crop || resized.height < crop) {
+    throw new RangeError(`crop ${crop} is larger than the resized image ${resized.width}×${resized.height}`);
+  }
+  const left = Math.floor((resized.width - crop) / 2);
+  const top = Math.floor((resized.height - crop) / 2);
+  const outW = crop;
+  const outH = crop;
+  const vt = resized.height !== height ? taps(height, resized.height, top, outH) : null;
   const rowFirst = vt ? vt.start[0]! : top;
   const rowEnd = vt ? vt.start[outH - 1]! + vt.count[outH - 1]! : top + outH;
-  const rows = rowEnd - rowFirst;
+  let horizontal: ResamplePlan['horizontal'] = null;
+  if (resized.width !== width) {
+    const ht = taps(width, resized.width, left, outW);
+    horizontal = { byteStart: ht.start.map((x) => 3 * x), count: ht.count, weights: ht.weights, stride: ht.stride };
+  }
+  let vertical: ResamplePlan['vertical'] = null;
+  if (vt) {
+    // Without a horizontal pass the vertical one reads the decoded image in place, whole rows apart.
+    const rowBytes = horizontal ? 3 * outW : 3 * width;
+    const byteStart = vt.start.map((y) => (y - rowFirst) * rowBytes);
+    vertical = { byteStart, count: vt.count, weights: vt.weights, stride: vt.stride, rowBytes };
+  }
+  return { width, height, outW, outH, left: 3 * left, rowFirst, rows: rowEnd - rowFirst, horizontal, vertical };
+}
 
-  // Horizontal pass: rows × outW, or a plain column slice when the width is unchanged.
-  const mid = new Uint8Array(rows * outW * 3);
-  if (needH) {
-    const ht = taps(width, newW, left, outW);
-    for (let y = 0; y < rows; y++) {
-      const src = (rowFirst + y) * width * 3;
-      const dst = y * outW * 3;
-      for (let x = 0; x < outW; x++) {
-        const base = x * ht.stride;
-        const n = ht.count[x]!;
-        let p = src + ht.start[x]! * 3;
-        let r = HALF;
-        let g = HALF;
-        let b = HALF;
-        for (let k = 0; k < n; k++, p += 3) {
-          const w = ht.weights[base + k]!;
-          r = (r + data[p]! * w) | 0;
-          g = (g + data[p + 1]! * w) | 0;
-          b = (b + data[p + 2]! * w) | 0;
-        }
-        mid[dst + x * 3] = clip8(r);
-        mid[dst + x * 3 + 1] = clip8(g);
-        mid[dst + x * 3 + 2] = clip8(b);
-      }
+// The intermediate rows of the horizontal pass, reused across calls (the resampler is synchronous) unless large.
+const SCRATCH_KEPT_BYTES = 4 << 20;
+let scratch: Uint8ClampedArray = new Uint8ClampedArray(0);
+
+// Sums stay inside int32, as in PIL's C: 2^21 + 255 · (positive weights ≤ ~1.15 · 2^22) < 2^31; the `| 0` keeps V8's
+// arithmetic in integer registers. PIL's clip8 (≥ 2^30 → 255, ≤ 0 → 0, else >> 22) equals `>> 22` stored into a
+// Uint8ClampedArray, which clamps integers to 0…255 without a branch in our code.
+function resample(image: RgbImage, plan: ResamplePlan): Uint8Array {
+  const { data, width, height } = image;
+  if (width !== plan.width || height !== plan.height) throw new RangeError('resample plan of another geometry');
+  const { outW, outH, rowFirst, rows, horizontal, vertical } = plan;
+  const outBytes = 3 * outW * outH;
+  const out = new Uint8Array(outBytes);
+  if (!horizontal && !vertical) {
+    for (let y = 0; y < outH; y++) {
+      const src = (rowFirst + y) * width * 3 + plan.left;
+      out.set(data.subarray(src, src + 3 * outW), 3 * outW * y);
     }
-  } else {
-    for (let y = 0; y < rows; y++) {
-      const src = ((rowFirst + y) * width + left) * 3;
-      mid.set(data.subarray(src, src + outW * 3), y * outW * 3);
+    return out;
+  }
+  let source: Uint8Array | Uint8ClampedArray = data;
+  let sourceBase = rowFirst * width * 3 + plan.left;
+  if (horizontal) {
+    const midBytes = 3 * outW * rows;
+    let mid: Uint8ClampedArray;
+    if (!vertical) mid = new Uint8ClampedArray(out.buffer);
+    else if (midBytes <= scratch.length) mid = scratch;
+    else {
+      mid = new Uint8ClampedArray(midBytes);
+      if (midBytes <= SCRATCH_KEPT_BYTES) scratch = mid;
+    }
+    horizontalPass(data, width * 3, rowFirst, rows, mid, outW, horizontal);
+    source = mid;
+    sourceBase = 0;
+  }
+  if (vertical) {
+    verticalPass(source, sourceBase, new Uint8ClampedArray(out.buffer), outW, outH, vertical);
+  }
+  return out;
+}
+
+// Both passes compute two outputs per tap loop (two rows here, two neighbouring pixels in the vertical pass): the
+// weight is loaded once for six sums, and the loop overhead is halved.
+function horizontalPass(
+  data: Uint8Array,
+  rowBytes: number,
+  rowFirst: number,
+  rows: number,
+  mid: Uint8ClampedArray,
+  outW: number,
+  taps: NonNullable<ResamplePlan['horizontal']>,
+): void {
+  const { byteStart, count, weights, stride } = taps;
+  const midRow = 3 * outW;
+  let y = 0;
+  for (; y + 1 < rows; y += 2) {
+    const row = (rowFirst + y) * rowBytes;
+    let d = y * midRow;
+    for (let x = 0, base = 0; x < outW; x++, base += stride, d += 3) {
+      const end = base + count[x]!;
+      let p = row + byteStart[x]!;
+      let r0 = HALF;
+      let g0 = HALF;
+      let b0 = HALF;
+      let r1 = HALF;
+      let g1 = HALF;
+      let b1 = HALF;
+      for (let k = base; k < end; k++, p += 3) {
+        const w = weights[k]!;
+        const q = p + rowBytes;
+        r0 = (r0 + Math.imul(data[p]!, w)) | 0;
+        g0 = (g0 + Math.imul(data[p + 1]!, w)) | 0;
+        b0 = (b0 + Math.imul(data[p + 2]!, w)) | 0;
+        r1 = (r1 + Math.imul(data[q]!, w)) | 0;
+        g1 = (g1 + Math.imul(data[q + 1]!, w)) | 0;
+        b1 = (b1 + Math.imul(data[q + 2]!, w)) | 0;
+      }
+      mid[d] = r0 >> PRECISION_BITS;
+      mid[d + 1] = g0 >> PRECISION_BITS;
+      mid[d + 2] = b0 >> PRECISION_BITS;
+      mid[d + midRow] = r1 >> PRECISION_BITS;
+      mid[d + midRow + 1] = g1 >> PRECISION_BITS;
+      mid[d + midRow + 2] = b1 >> PRECISION_BITS;
     }
   }
-  if (!vt) return mid;
+  for (; y < rows; y++) {
+    const row = (rowFirst + y) * rowBytes;
+    let d = y * midRow;
+    for (let x = 0, base = 0; x < outW; x++, base += stride, d += 3) {
+      const end = base + count[x]!;
+      let p = row + byteStart[x]!;
+      let r = HALF;
+      let g = HALF;
+      let b = HALF;
+      for (let k = base; k < end; k++, p += 3) {
+        const w = weights[k]!;
+        r = (r + Math.imul(data[p]!, w)) | 0;
+        g = (g + Math.imul(data[p + 1]!, w)) | 0;
+        b = (b + Math.imul(data[p + 2]!, w)) | 0;
+      }
+      mid[d] = r >> PRECISION_BITS;
+      mid[d + 1] = g >> PRECISION_BITS;
+      mid[d + 2] = b >> PRECISION_BITS;
+    }
+  }
+}
 
-  // Vertical pass.
-  const out = new Uint8Array(outH * outW * 3);
-  const rowStride = outW * 3;
-  for (let y = 0; y < outH; y++) {
-    const base = y * vt.stride;
-    const n = vt.count[y]!;
-    const first = (vt.start[y]! - rowFirst) * rowStride;
-    const dst = y * rowStride;
-    for (let x = 0; x < rowStride; x += 3) {
+function verticalPass(
+  source: Uint8Array | Uint8ClampedArray,
+  sourceBase: number,
+  out: Uint8ClampedArray,
+  outW: number,
+  outH: number,
+  taps: NonNullable<ResamplePlan['vertical']>,
+): void {
+  const { byteStart, count, weights, stride, rowBytes } = taps;
+  const rowOut = 3 * outW;
+  let d = 0;
+  for (let y = 0, base = 0; y < outH; y++, base += stride) {
+    const end = base + count[y]!;
+    const first = sourceBase + byteStart[y]!;
+    let x = 0;
+    for (; x + 3 < rowOut; x += 6, d += 6) {
+      let r0 = HALF;
+      let g0 = HALF;
+      let b0 = HALF;
+      let r1 = HALF;
+      let g1 = HALF;
+      let b1 = HALF;
+      let p = first + x;
+      for (let k = base; k < end; k++, p += rowBytes) {
+        const w = weights[k]!;
+        r0 = (r0 + Math.imul(source[p]!, w)) | 0;
+        g0 = (g0 + Math.imul(source[p + 1]!, w)) | 0;
+        b0 = (b0 + Math.imul(source[p + 2]!, w)) | 0;
+        r1 = (r1 + Math.imul(source[p + 3]!, w)) | 0;
+        g1 = (g1 + Math.imul(source[p + 4]!, w)) | 0;
+        b1 = (b1 + Math.imul(source[p + 5]!, w)) | 0;
+      }
+      out[d] = r0 >> PRECISION_BITS;
+      out[d + 1] = g0 >> PRECISION_BITS;
+      out[d + 2] = b0 >> PRECISION_BITS;
+      out[d + 3] = r1 >> PRECISION_BITS;
+      out[d + 4] = g1 >> PRECISION_BITS;
+      out[d + 5] = b1 >> PRECISION_BITS;
+    }
+    if (x < rowOut) {
       let r = HALF;
       let g = HALF;
       let b = HALF;
       let p = first + x;
-      for (let k = 0; k < n; k++, p += rowStride) {
-        const w = vt.weights[base + k]!;
-        r = (r + mid[p]! * w) | 0;
-        g = (g + mid[p + 1]! * w) | 0;
-        b = (b + mid[p + 2]! * w) | 0;
+      for (let k = base; k < end; k++, p += rowBytes) {
+        const w = weights[k]!;
+        r = (r + Math.imul(source[p]!, w)) | 0;
+        g = (g + Math.imul(source[p + 1]!, w)) | 0;
+        b = (b + Math.imul(source[p + 2]!, w)) | 0;
       }
-      out[dst + x] = clip8(r);
-      out[dst + x + 1] = clip8(g);
-      out[dst + x + 2] = clip8(b);
+      out[d] = r >> PRECISION_BITS;
+      out[d + 1] = g >> PRECISION_BITS;
+      out[d + 2] = b >> PRECISION_BITS;
+      d += 3;
     }
   }
-  return out;
 }
 
 // ---- rescale + normalise ---------------------------------------------------------------------------------------
