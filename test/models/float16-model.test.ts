@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import { runLabel } from '../../src/label/run.ts';
-import { createSession } from '../../src/models/session.ts';
+import { createSession, sessionOptionsFor } from '../../src/models/session.ts';
 import { tinyClipTextModelFloat16, tinyClipVisionModelFloat16 } from '../../tools/onnx-builder/tiny-models.ts';
 import { PICK_LOGIT_SCALE, SPLIT_CLIP, writeMetricsFixture, type MetricsFixture } from '../support/metrics-fixture.ts';
 import { makeTempDir, removeDir } from '../support/tmp.ts';
@@ -118,5 +118,37 @@ describe('float16 CLIP towers', () => {
       assert.ok(largest <= tolerance, `${metric}: largest difference ${largest} > ${tolerance}`);
       assert.ok(largest > 0, `${metric}: float16 rounding must show (else the float32 towers ran)`);
     }
+  });
+});
+
+describe('session options per execution provider', () => {
+  test('CPU sessions keep their options: the threads asked for, full graph optimisation, the CPU provider', () => {
+    assert.deepEqual(sessionOptionsFor('cpu', 3), {
+      intraOpNumThreads: 3,
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+    });
+  });
+
+  test('CUDA sessions name device 0 and get full graph optimisation, and only keys the 1.30 binding reads', () => {
+    const options = sessionOptionsFor('cuda', 8);
+    assert.deepEqual(options, {
+      intraOpNumThreads: 8,
+      graphOptimizationLevel: 'all',
+      executionProviders: [{ name: 'cuda', deviceId: 0 }],
+    });
+    // The Node binding builds the CUDA provider options from its defaults and copies only deviceId: any other key
+    // (arena_extend_strategy, cudnn_conv_algo_search, ...) would be dropped without a word.
+    for (const provider of options.executionProviders ?? []) {
+      if (typeof provider === 'string') continue;
+      assert.deepEqual(Object.keys(provider).sort(), ['deviceId', 'name']);
+    }
+  });
+
+  test('asking for CUDA where it cannot load is an error naming the model, not a silent CPU run', async () => {
+    await assert.rejects(
+      createSession(join(fx.dir, 'clip-vision-fp16.onnx'), { device: 'cuda', intraOpNumThreads: 1 }),
+      /cannot use the CUDA execution provider for .*clip-vision-fp16\.onnx/,
+    );
   });
 });
