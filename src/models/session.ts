@@ -102,6 +102,19 @@ function valueInfos(metadata: readonly ort.InferenceSession.ValueMetadata[]): Va
   );
 }
 
+/**
+ * The options a session on `provider` is created with. CUDA: onnxruntime-node 1.30 creates the CUDA provider options
+ * from ONNX Runtime's defaults and copies only `deviceId` from this object, so the throughput settings cannot be
+ * passed from Node; two of them are those defaults already (cudnn_conv_algo_search EXHAUSTIVE,
+ * do_copy_in_default_stream 1), and arena_extend_strategy stays kNextPowerOfTwo. Keys the binding would drop are
+ * left out, so the object says what the session really gets.
+ */
+export function sessionOptionsFor(provider: ExecutionProvider, intraOpNumThreads: number): ort.InferenceSession.SessionOptions {
+  const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
+    provider === 'cuda' ? [{ name: 'cuda', deviceId: 0 }] : ['cpu'];
+  return { intraOpNumThreads, graphOptimizationLevel: 'all', executionProviders };
+}
+
 /** Opens a model (path or bytes) on the requested device. */
 export async function createSession(source: string | Uint8Array, options: CreateSessionOptions = {}): Promise<OnnxSession> {
   const device = options.device ?? 'auto';
@@ -109,11 +122,10 @@ export async function createSession(source: string | Uint8Array, options: Create
     throw new Error(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
   const threads = options.intraOpNumThreads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`intraOpNumThreads must be a positive integer, got ${threads}`);
-  const base: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' };
-  const open = (providers: readonly ExecutionProvider[]) =>
+  const open = (provider: ExecutionProvider) =>
     typeof source === 'string'
-      ? ort.InferenceSession.create(source, { ...base, executionProviders: providers })
-      : ort.InferenceSession.create(source, { ...base, executionProviders: providers });
+      ? ort.InferenceSession.create(source, sessionOptionsFor(provider, threads))
+      : ort.InferenceSession.create(source, sessionOptionsFor(provider, threads));
 
   let session: ort.InferenceSession | undefined;
   let provider: ExecutionProvider = 'cpu';
@@ -127,7 +139,7 @@ export async function createSession(source: string | Uint8Array, options: Create
       cudaError = 'the CUDA provider library of onnxruntime-node is not installed';
     } else {
       try {
-        session = await open(['cuda']);
+        session = await open('cuda');
         provider = 'cuda';
       } catch (e) {
         cudaError = message(e);
@@ -146,7 +158,7 @@ export async function createSession(source: string | Uint8Array, options: Create
   }
   if (session === undefined) {
     try {
-      session = await open(['cpu']);
+      session = await open('cpu');
     } catch (e) {
       throw new Error(`cannot load ONNX model ${describe(source)}: ${message(e)}`);
     }

@@ -13,7 +13,9 @@ import {
   type ClipVisionWeights,
 } from './clip-weights.ts';
 import { clipVisionModelGraph, l2NormalizeNode, textTowerNodes, visionTowerNodes } from './clip-graph.ts';
+import { withFloat16Io } from './float16-io.ts';
 import { GraphBuilder } from './graph.ts';
+import { encodeModel } from './model-proto.ts';
 import { SeededRandom } from './seeded-random.ts';
 
 export interface TinyClipOptions {
@@ -88,6 +90,10 @@ const META = { producerName: 'balanced-dpo tiny-models' };
  * float [batch_size, sequence_length, width].
  */
 export function tinyClipTextModel(options: TinyClipOptions = {}): Uint8Array {
+  return tinyClipTextGraph(options).toBytes(META);
+}
+
+function tinyClipTextGraph(options: TinyClipOptions): GraphBuilder {
   const w = tinyClipWeights(options);
   const g = new GraphBuilder('clip_text_with_projection');
   const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
@@ -95,7 +101,7 @@ export function tinyClipTextModel(options: TinyClipOptions = {}): Uint8Array {
   textTowerNodes(g, w.text, ids, mask, { textEmbeds: 'text_embeds', lastHiddenState: 'last_hidden_state' });
   g.output({ name: 'text_embeds' }, 'float32', ['batch_size', w.embedDim]);
   g.output({ name: 'last_hidden_state' }, 'float32', ['batch_size', 'sequence_length', w.text.encoder.width]);
-  return g.toBytes(META);
+  return g;
 }
 
 const PIXEL_DIMS = ['batch_size', 'num_channels', 'height', 'width'] as const;
@@ -107,6 +113,16 @@ const PIXEL_DIMS = ['batch_size', 'num_channels', 'height', 'width'] as const;
  */
 export function tinyClipVisionModel(options: TinyClipOptions = {}): Uint8Array {
   return clipVisionModelGraph(tinyClipWeights(options).vision).toBytes(META);
+}
+
+/** tinyClipTextModel with float16 text_embeds and last_hidden_state (input_ids and attention_mask stay int64). */
+export function tinyClipTextModelFloat16(options: TinyClipOptions = {}): Uint8Array {
+  return encodeModel(withFloat16Io(tinyClipTextGraph(options).toSpec(META)));
+}
+
+/** tinyClipVisionModel with float16 pixel_values, image_embeds and last_hidden_state. */
+export function tinyClipVisionModelFloat16(options: TinyClipOptions = {}): Uint8Array {
+  return encodeModel(withFloat16Io(clipVisionModelGraph(tinyClipWeights(options).vision).toSpec(META)));
 }
 
 /**
