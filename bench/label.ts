@@ -7,6 +7,7 @@
 // is tiny (its cost is per prompt, cached); the images are 512² JPEGs cut from the photos in test/fixtures.
 //
 //   node --import tsx bench/label.ts [--images 256] [--batch 16] [--threads 2] [--concurrency 4] [--model PATH]
+//   node --import tsx bench/label.ts --scaling [--images 256] [--rounds 3] [--free-model PATH] [--free-text-model PATH]
 //
 // With --preprocess, only the exact preprocessing (512² JPEG → 224² CLIP tensor) on one thread, no model: the
 // resampler before the tap cache (bench/preprocess-baseline.ts) against src/models/preprocess.ts, decode included
