@@ -7,15 +7,23 @@
 // is tiny (its cost is per prompt, cached); the images are 512² JPEGs cut from the photos in test/fixtures.
 //
 //   node --import tsx bench/label.ts [--images 256] [--batch 16] [--threads 2] [--concurrency 4] [--model PATH]
+//   node --import tsx bench/label.ts --scaling [--images 256] [--rounds 3] [--free-model PATH] [--free-text-model PATH]
 //
 // With --preprocess, only the exact preprocessing (512² JPEG → 224² CLIP tensor) on one thread, no model: the
 // resampler before the tap cache (bench/preprocess-baseline.ts) against src/models/preprocess.ts, decode included
 // and excluded, in alternating rounds (--rounds 3) so that other processes weigh on both alike.
 //
+// The default run then goes on as --scaling does; with --scaling alone (no ViT-B/32 needed, ≈ 1 min), only:
+//   (ii) runLabel end to end with a near-free model (--free-model, default data/models/demo-clip-vision.onnx: what a
+//        GPU looks like to the CPU side) at workers = 1 … availableParallelism(), against workers × the per-core rate
+//        of the exact preprocessing (the "new, decode included" variant of --preprocess, measured in the same run);
+//   (iv) the cores it takes to feed 500 and 2,500 images/s at that per-core rate.
+// Rounds (--rounds) alternate the worker counts; the best round of each is reported.
+//
 // Other processes on the machine lower every number: each line ends with the cores this process kept busy.
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -37,6 +45,9 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     model: { type: 'string', default: 'bench/.cache/vit-b32-vision.onnx' },
     preprocess: { type: 'boolean', default: false },
+    scaling: { type: 'boolean', default: false },
+    'free-model': { type: 'string', default: 'data/models/demo-clip-vision.onnx' },
+    'free-text-model': { type: 'string', default: 'data/models/demo-clip-text.onnx' },
     rounds: { type: 'string', default: '3' },
   },
 });
@@ -48,7 +59,8 @@ const model = resolve(values.model!);
 const SIZE = 224;
 const EMBED = 512;
 
-if (!values.preprocess && !existsSync(model)) {
+const rounds = Number(values.rounds);
+if (!values.preprocess && !values.scaling && !existsSync(model)) {
   console.error(`${model} is missing: run node --import tsx bench/make-vit-b32.ts first`);
   process.exit(1);
 }
@@ -128,7 +140,11 @@ const { tableFromIPC } = await import('apache-arrow');
 const part = tableFromIPC(await readFile(join(template, 'images/part-bench.arrow')));
 const images: Uint8Array[] = Array.from({ length: part.numRows }, (_, i) => part.getChild('bytes')!.get(i) as Uint8Array);
 if (values.preprocess) {
-  await preprocessBench(images, Number(values.rounds));
+  await preprocessBench(images, rounds);
+  process.exit(0);
+}
+if (values.scaling) {
+  await scalingBench(images, rounds);
   process.exit(0);
 }
 const metric = await writeMetric();
@@ -212,6 +228,8 @@ console.log(
     `(steady state ${(steady / serialRate).toFixed(3)}; > 1 = decoding overlaps inference)`,
 );
 console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
+console.log('');
+await scalingBench(images, rounds);
 
 /**
  * Old and new exact preprocessing, one image at a time on this thread (sharp decodes on one libuv thread while this
@@ -227,19 +245,14 @@ async function preprocessBench(jpegs: Uint8Array[], rounds: number): Promise<voi
   const oldResult = baselineResizeAndCrop(decoded[0]!, SIZE, SIZE);
   const newResult = resizeAndCrop(decoded[0]!, SIZE, SIZE);
   if (Buffer.compare(oldResult, newResult) !== 0) throw new Error('old and new resamplers disagree');
-  const variants: Array<{ label: string; run: () => Promise<void> }> = [
+  const variants: Variant[] = [
     {
       label: 'old, decode included',
       run: async () => {
         for (const bytes of jpegs) normaliseInto(baselineResizeAndCrop(await decodeRgb(bytes), SIZE, SIZE), tensor, 0, table);
       },
     },
-    {
-      label: 'new, decode included',
-      run: async () => {
-        for (const bytes of jpegs) await preprocessInto(bytes, tensor, 0, { size: SIZE });
-      },
-    },
+    exactPreprocessing(jpegs, tensor),
     {
       label: 'old, decode excluded',
       run: async () => {
@@ -260,16 +273,7 @@ async function preprocessBench(jpegs: Uint8Array[], rounds: number): Promise<voi
     },
   ];
   console.log(`${jpegs.length} JPEGs 512² → ${SIZE}² CLIP tensor, ${rounds} rounds; load average ${loadavg()[0]!.toFixed(2)}`);
-  for (const variant of variants) await variant.run(); // warm-up: JIT and the tap cache
-  const best = new Map<string, { wall: number; cpu: number }>();
-  for (let round = 0; round < rounds; round++) {
-    for (const variant of variants) {
-      const { seconds, cores } = await measure(variant.run);
-      const rate = { wall: jpegs.length / seconds, cpu: jpegs.length / (seconds * cores) };
-      const previous = best.get(variant.label);
-      best.set(variant.label, previous && previous.wall >= rate.wall ? previous : rate);
-    }
-  }
+  const best = await bestRounds(variants, jpegs.length, rounds);
   for (const [label, rate] of best) {
     console.log(
       `${label.padEnd(24)} ${rate.wall.toFixed(1).padStart(7)} images/s wall  ` +
@@ -281,6 +285,124 @@ async function preprocessBench(jpegs: Uint8Array[], rounds: number): Promise<voi
     const after = best.get(`new, ${what}`)!;
     console.log(
       `new / old, ${what}: ${(after.wall / before.wall).toFixed(2)}× wall, ${(after.cpu / before.cpu).toFixed(2)}× per CPU-second`,
+    );
+  }
+  console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
+}
+
+interface Variant {
+  label: string;
+  run: () => Promise<void>;
+}
+
+/** The exact preprocessing runLabel's workers do, bytes → tensor, one image at a time on this thread. */
+function exactPreprocessing(jpegs: Uint8Array[], tensor: Float32Array): Variant {
+  return {
+    label: 'new, decode included',
+    run: async () => {
+      for (const bytes of jpegs) await preprocessInto(bytes, tensor, 0, { size: SIZE });
+    },
+  };
+}
+
+/** Best round of each variant (by the wall clock): images/s wall and images per CPU-second; variants alternate. */
+async function bestRounds(variants: Variant[], images: number, rounds: number): Promise<Map<string, { wall: number; cpu: number }>> {
+  for (const variant of variants) await variant.run(); // warm-up: JIT and the tap cache
+  const best = new Map<string, { wall: number; cpu: number }>();
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      const { seconds, cores } = await measure(variant.run);
+      const rate = { wall: images / seconds, cpu: images / (seconds * cores) };
+      const previous = best.get(variant.label);
+      best.set(variant.label, previous && previous.wall >= rate.wall ? previous : rate);
+    }
+  }
+  return best;
+}
+
+/**
+ * (ii) and (iv): how runLabel's throughput grows with the image workers when the model costs next to nothing, so
+ * that preprocessing is all there is, against workers × the per-core rate of that preprocessing alone.
+ */
+async function scalingBench(jpegs: Uint8Array[], rounds: number): Promise<void> {
+  const vision = resolve(values['free-model']!);
+  const text = resolve(values['free-text-model']!);
+  for (const path of [vision, text]) if (!existsSync(path)) throw new Error(`${path} is missing (--free-model / --free-text-model)`);
+  const tokenizer = resolve('data/models/tokenizer.json');
+  const metricPath = join(cache, 'free-clip.json');
+  const json = { name: 'clip-free', kind: 'clip', version: 'bench', score: 'cos', vision_model: vision, text_model: text, tokenizer };
+  await writeFile(metricPath, `${JSON.stringify(json, null, 2)}\n`);
+  const cores = availableParallelism();
+  console.log(
+    `(ii) scaling: ${jpegs.length} images, near-free model ${vision}, batch ${batch}, ${threads} ONNX threads, ` +
+      `workers 1…${cores}, ${rounds} rounds; load average ${loadavg()[0]!.toFixed(2)}`,
+  );
+
+  const perCore = (await bestRounds([exactPreprocessing(jpegs, new Float32Array(3 * SIZE * SIZE))], jpegs.length, rounds)).get(
+    'new, decode included',
+  )!;
+  console.log(
+    `per-core exact preprocessing (bytes → 224² tensor, one thread): ${perCore.wall.toFixed(1)} images/s wall, ` +
+      `${perCore.cpu.toFixed(1)} images per CPU-second (the per-core rate below)`,
+  );
+
+  interface Best {
+    endToEnd: number;
+    steady: number;
+    cores: number;
+    cpuPerImage: number;
+    /** Seconds from the call to the first scored batch: sessions, tokenizer, reading the part, worker start-up. */
+    firstBatch: number;
+  }
+  const best = new Map<number, Best>();
+  const counts = Array.from({ length: cores }, (_, i) => i + 1);
+  // A throw-away run first: the workers' first tsx compile and ONNX Runtime's first session are not part of a count.
+  const schedule = [1, ...Array.from({ length: rounds }, () => counts).flat()];
+  for (const [step, workers] of schedule.entries()) {
+    const work = join(cache, `scaling-${process.pid}`);
+    await rm(work, { recursive: true, force: true });
+    await cp(template, work, { recursive: true });
+    const progress: Array<{ images: number; seconds: number }> = [];
+    const run = await measure(() =>
+      runLabel(work, {
+        metrics: [metricPath],
+        device: 'cpu',
+        intraOpNumThreads: threads,
+        batchSize: batch,
+        workers,
+        onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
+      }),
+    );
+    await rm(work, { recursive: true, force: true });
+    const scored = run.result.metrics[0]!.scored;
+    if (scored !== jpegs.length) throw new Error(`runLabel scored ${scored} of ${jpegs.length}`);
+    const first = progress.find((p) => p.images > 0)!;
+    const last = progress.find((p) => p.images === jpegs.length)!;
+    const result: Best = {
+      endToEnd: jpegs.length / run.seconds,
+      steady: (last.images - first.images) / (last.seconds - first.seconds),
+      cores: run.cores,
+      cpuPerImage: (1000 * run.seconds * run.cores) / jpegs.length,
+      firstBatch: first.seconds,
+    };
+    if (step === 0) continue;
+    const previous = best.get(workers);
+    if (!previous || result.endToEnd > previous.endToEnd) best.set(workers, result);
+  }
+  for (const workers of counts) {
+    const r = best.get(workers)!;
+    const bound = workers * perCore.cpu;
+    console.log(
+      `workers ${String(workers).padStart(2)}: ${r.endToEnd.toFixed(1).padStart(7)} images/s end to end ` +
+        `(${(r.endToEnd / bound).toFixed(3)} of ${workers} × per-core; goal ≥ 0.9), steady state ${r.steady.toFixed(1)} ` +
+        `(${(r.steady / bound).toFixed(3)}); first batch at ${r.firstBatch.toFixed(2)} s; ${r.cores.toFixed(2)} cores busy, ` +
+        `${r.cpuPerImage.toFixed(1)} ms CPU/image`,
+    );
+  }
+  for (const target of [500, 2500]) {
+    console.log(
+      `(iv) ${String(target).padStart(5)} images/s needs ${Math.ceil(target / perCore.cpu)} cores of exact preprocessing ` +
+        `(ceil(${target} / ${perCore.cpu.toFixed(1)}))`,
     );
   }
   console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
