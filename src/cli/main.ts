@@ -111,14 +111,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A plain Error thrown by the library still carries a message meant for the user (the library has not yet turned
-// every one into a BdpoError); a TypeError, RangeError or anything else is a defect and shows its stack.
-const PLAIN_ERROR_NAMES = new Set(['Error']);
-
 /** A fault of the input or the command line: one line on stderr; anything else is a defect and shows its stack. */
 function isUserError(error: unknown): boolean {
-  if (error instanceof BdpoError) return true;
-  return error instanceof Error && PLAIN_ERROR_NAMES.has(error.constructor.name);
+  return error instanceof BdpoError;
 }
 
 /** Exit 2 for the command line, 1 for an input; the CLI turns a library's option error into its usage error. */

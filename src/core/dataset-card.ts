@@ -1,7 +1,7 @@
 // The dataset card: README.md at the top of a dataset directory, whose `configs:` block tells HF datasets which
 // files make each table. Without it, `load_dataset(DIR)` guesses splits from our part names (which embed the source's
 // split word) and drops the parts without one. Every stage that records a run rewrites it from what is on disk.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 
@@ -107,6 +107,8 @@ export function renderCard(title: string, configs: readonly CardConfig[]): strin
 
 /** Rewrites DIR/README.md from the tables on disk, unless a README.md that is not ours is there. */
 export async function writeDatasetCard(dir: string): Promise<void> {
+  // Only a dataset directory (one with a manifest) gets a card: a folder that merely holds parts is not ours.
+  if ((await stat(join(dir, 'manifest.json')).catch(() => null)) === null) return;
   const path = join(dir, 'README.md');
   const existing = await readFile(path, 'utf8').catch(() => null);
   if (existing !== null && !existing.includes(CARD_MARKER)) return;

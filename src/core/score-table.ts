@@ -8,6 +8,7 @@ import { listParts } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
+import { InputError } from './errors.ts';
 
 export interface ScoreTable {
   metrics: MetricInfo[];
@@ -28,7 +29,7 @@ export async function listScoredMetrics(dir: string): Promise<string[]> {
 
 export async function loadScoreTable(dir: string, names?: readonly string[]): Promise<ScoreTable> {
   const metricNames = names && names.length > 0 ? [...names] : await listScoredMetrics(dir);
-  if (metricNames.length === 0) throw new Error(`${dir}: no scores/ (run bdpo label first)`);
+  if (metricNames.length === 0) throw new InputError(`${dir}: no scores/ (run bdpo label first)`);
   const metrics: MetricInfo[] = [];
   for (const name of metricNames) {
     try {
@@ -36,7 +37,7 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
     } catch (error) {
       if (error instanceof JsonFileError) throw error;
       const known = (await listScoredMetrics(dir)).join(', ') || 'none';
-      throw new Error(`${dir}: metric "${name}" has no meta/scores/${name}.json (known: ${known})`);
+      throw new InputError(`${dir}: metric "${name}" has no meta/scores/${name}.json (known: ${known})`);
     }
   }
   const index = new ImagePromptIndex();

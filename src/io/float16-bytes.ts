@@ -2,6 +2,7 @@
 // byte order. The value conversion is src/onnx/float16.ts's; this adds the byte codec, and a 65 536-entry table for
 // decoding, because the loader decodes every latent and text state of every batch.
 import { fromFloat16Bits, toFloat16Bits } from './float16.ts';
+import { InputError } from '../core/errors.ts';
 
 /** float16 little-endian bytes of `values` (round half to even; beyond ±65504 → ±Infinity). */
 export function encodeFloat16(values: ArrayLike<number>): Uint8Array {
@@ -40,7 +41,7 @@ export function decodeFloat16(bytes: Uint8Array, out?: Float32Array, offset = 0)
 /** "4x8x8" → [4, 8, 8]; throws on anything but positive integers joined by "x". */
 export function parseShape(text: string): number[] {
   const dims = text.split('x').map(Number);
-  if (text.length === 0 || dims.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`bad tensor shape "${text}"`);
+  if (text.length === 0 || dims.some((d) => !Number.isInteger(d) || d < 1)) throw new InputError(`bad tensor shape "${text}"`);
   return dims;
 }
 

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { fromFloat16Array, toFloat16Array } from '../io/float16.ts';
+import { InputError } from '../core/errors.ts';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -119,9 +120,9 @@ export function sessionOptionsFor(provider: ExecutionProvider, intraOpNumThreads
 export async function createSession(source: string | Uint8Array, options: CreateSessionOptions = {}): Promise<OnnxSession> {
   const device = options.device ?? 'auto';
   if (device !== 'auto' && device !== 'cpu' && device !== 'cuda')
-    throw new Error(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
+    throw new InputError(`unknown device "${String(device)}" (expected auto, cpu or cuda)`);
   const threads = options.intraOpNumThreads ?? availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`intraOpNumThreads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1) throw new InputError(`intraOpNumThreads must be a positive integer, got ${threads}`);
   const open = (provider: ExecutionProvider) =>
     typeof source === 'string'
       ? ort.InferenceSession.create(source, sessionOptionsFor(provider, threads))
@@ -146,7 +147,7 @@ export async function createSession(source: string | Uint8Array, options: Create
       }
     }
     if (device === 'cuda' && session === undefined) {
-      throw new Error(
+      throw new InputError(
         `cannot use the CUDA execution provider for ${describe(source)}: ${cudaError ?? 'unknown error'}` +
           ' (install onnxruntime-node with its CUDA libraries, or use device "cpu" or "auto")',
       );
@@ -160,7 +161,7 @@ export async function createSession(source: string | Uint8Array, options: Create
     try {
       session = await open('cpu');
     } catch (e) {
-      throw new Error(`cannot load ONNX model ${describe(source)}: ${message(e)}`);
+      throw new InputError(`cannot load ONNX model ${describe(source)}: ${message(e)}`);
     }
   }
   return new Session(session, provider, reason, threads, describe(source));
@@ -209,7 +210,7 @@ function convertFeed(name: string, declared: string, data: TypedArray | readonly
     return out;
   }
   if (declared === 'int32' && Array.isArray(data)) return Int32Array.from(data);
-  throw new Error(`input ${name}: the model declares ${declared}, got ${kind}`);
+  throw new InputError(`input ${name}: the model declares ${declared}, got ${kind}`);
 }
 
 function formatShape(shape: readonly (number | string)[]): string {
@@ -242,7 +243,7 @@ class Session implements OnnxSession {
     const tensors = this.prepareFeeds(feeds);
     for (const o of outputNames ?? []) {
       if (!this.outputNames.includes(o))
-        throw new Error(`model ${this.label} has no output "${o}" (outputs: ${this.outputNames.join(', ')})`);
+        throw new InputError(`model ${this.label} has no output "${o}" (outputs: ${this.outputNames.join(', ')})`);
     }
     const job = outputNames === undefined ? this.session.run(tensors) : this.session.run(tensors, [...outputNames]);
     this.pending.add(job);
@@ -250,7 +251,7 @@ class Session implements OnnxSession {
     try {
       results = await job;
     } catch (e) {
-      throw new Error(`running ${this.label} failed: ${message(e)}`);
+      throw new InputError(`running ${this.label} failed: ${message(e)}`);
     } finally {
       this.pending.delete(job);
       for (const t of Object.values(tensors)) t.dispose();
@@ -278,7 +279,7 @@ class Session implements OnnxSession {
     const missing = this.inputs.filter((i) => feeds[i.name] === undefined);
     if (missing.length > 0) {
       const need = missing.map((i) => `"${i.name}" (${i.type} ${formatShape(i.shape)})`).join(', ');
-      throw new Error(`model ${this.label} needs input ${need}; feeds given: ${Object.keys(feeds).join(', ') || 'none'}`);
+      throw new InputError(`model ${this.label} needs input ${need}; feeds given: ${Object.keys(feeds).join(', ') || 'none'}`);
     }
     // Symbolic dims are not matched across inputs: ORT does not enforce that, and some exports reuse one name
     // ("batch") for the text and the image batch of a full CLIP model.
@@ -287,13 +288,13 @@ class Session implements OnnxSession {
       const feed = feeds[info.name] as Feed;
       const count = feed.dims.reduce((a, b) => a * b, 1);
       if (feed.data.length !== count) {
-        throw new Error(`input ${info.name}: ${feed.data.length} values do not fill dims ${formatShape(feed.dims)} (${count})`);
+        throw new InputError(`input ${info.name}: ${feed.data.length} values do not fill dims ${formatShape(feed.dims)} (${count})`);
       }
       if (info.shape.length > 0) {
         const mismatch = `input ${info.name}: dims ${formatShape(feed.dims)} do not match the declared ${formatShape(info.shape)}`;
-        if (feed.dims.length !== info.shape.length) throw new Error(mismatch);
+        if (feed.dims.length !== info.shape.length) throw new InputError(mismatch);
         info.shape.forEach((d, i) => {
-          if (typeof d === 'number' && d !== feed.dims[i]) throw new Error(mismatch);
+          if (typeof d === 'number' && d !== feed.dims[i]) throw new InputError(mismatch);
         });
       }
       const data = convertFeed(info.name, info.type, feed.data);

@@ -13,6 +13,7 @@ import { readFile, access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
+import { InputError } from '../core/errors.ts';
 
 export const CLIP_CONTEXT_LENGTH = 77;
 export const CLIP_BOS_TOKEN = '<|startoftext|>';
@@ -80,7 +81,7 @@ export class ClipTokenizer {
     const idOf = (token: unknown, fallback: string): number => {
       const content = tokenContent(token) ?? fallback;
       const id = inner.token_to_id(content);
-      if (id === undefined) throw new Error(`tokenizer: token ${JSON.stringify(content)} is not in the vocabulary`);
+      if (id === undefined) throw new InputError(`tokenizer: token ${JSON.stringify(content)} is not in the vocabulary`);
       return id;
     };
     const bosId = idOf(config.bos_token, CLIP_BOS_TOKEN);
@@ -89,7 +90,7 @@ export class ClipTokenizer {
       options.padId ?? filePadId(tokenizerJson) ?? (tokenContent(config.pad_token) !== undefined ? idOf(config.pad_token, '') : eosId);
     const maxLength = options.maxLength ?? configMaxLength(config) ?? CLIP_CONTEXT_LENGTH;
     checkLength(maxLength);
-    if (!Number.isInteger(padId) || padId < 0) throw new Error(`tokenizer: pad id must be a non-negative integer, got ${padId}`);
+    if (!Number.isInteger(padId) || padId < 0) throw new InputError(`tokenizer: pad id must be a non-negative integer, got ${padId}`);
     return new ClipTokenizer(inner, bosId, eosId, padId, maxLength);
   }
 
@@ -121,7 +122,7 @@ export class ClipTokenizer {
     const vocab = join(dir, 'vocab.json');
     const merges = join(dir, 'merges.txt');
     if ((await exists(vocab)) && (await exists(merges))) return ClipTokenizer.fromVocabMerges(vocab, merges, options);
-    throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
+    throw new InputError(`tokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
   }
 
   /** The BPE ids of `text`, without special tokens or truncation. */
@@ -192,7 +193,7 @@ function safeCut(text: string, from: number): number {
 function clipTokenizerJson(vocab: Record<string, number>, merges: string[]): Record<string, unknown> {
   const special = (content: string) => {
     const id = vocab[content];
-    if (id === undefined) throw new Error(`tokenizer: vocab.json has no ${content}`);
+    if (id === undefined) throw new InputError(`tokenizer: vocab.json has no ${content}`);
     return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true };
   };
   const bos = special(CLIP_BOS_TOKEN);
@@ -263,7 +264,7 @@ function configMaxLength(config: TokenizerConfig): number | undefined {
 
 function checkLength(maxLength: number): void {
   if (!Number.isInteger(maxLength) || maxLength < 2) {
-    throw new Error(`tokenizer: maxLength must be an integer ≥ 2 (room for the start and end tokens), got ${maxLength}`);
+    throw new InputError(`tokenizer: maxLength must be an integer ≥ 2 (room for the start and end tokens), got ${maxLength}`);
   }
 }
 

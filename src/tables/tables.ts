@@ -11,6 +11,7 @@ import { resolveInside } from '../io/paths.ts';
 import { sha256OfFile } from '../core/manifest.ts';
 import { runSelfRecordedUnits, type SelfRecordedJob } from '../core/units.ts';
 import { parquetTableSpecs, TABLES, type TableName } from '../core/schema.ts';
+import { InputError } from '../core/errors.ts';
 
 export interface TablesOptions {
   /** Folder of the copies (default DIR/tables). */
@@ -78,7 +79,7 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
           const columns: Record<string, unknown[]> = {};
           for (const spec of specs) {
             const vector = part.getChild(spec.name);
-            if (vector === null) throw new Error(`${join(dir, file)}: no column ${spec.name}`);
+            if (vector === null) throw new InputError(`${join(dir, file)}: no column ${spec.name}`);
             // Row by row: toArray() of a nullable Int32 column gives 0 for null.
             columns[spec.name] = Array.from({ length: part.numRows }, (_, i) => vector.get(i) ?? null);
           }

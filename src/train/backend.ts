@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { InputError } from '../core/errors.ts';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -24,7 +25,7 @@ async function importOptional(specifier: string): Promise<void> {
 
 async function tryNative(pkg: string): Promise<void> {
   await importOptional(pkg);
-  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not initialise`);
+  if (!(await tf.setBackend('tensorflow'))) throw new InputError(`${pkg} loaded but the tensorflow backend did not initialise`);
 }
 
 async function tryWasm(): Promise<void> {
@@ -33,11 +34,11 @@ async function tryWasm(): Promise<void> {
   // own dist folder with fs, so this works offline.
   const dist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   wasm.setWasmPaths(`${dist}/`);
-  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+  if (!(await tf.setBackend('wasm'))) throw new InputError('wasm backend did not initialise');
 }
 
 async function tryCpu(): Promise<void> {
-  if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend did not initialise');
+  if (!(await tf.setBackend('cpu'))) throw new InputError('cpu backend did not initialise');
 }
 
 const candidates: Record<Exclude<BackendChoice, 'auto'>, () => Promise<void>> = {
@@ -73,7 +74,7 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
       failures.push(`${candidate}: ${firstLine(error)}`);
     }
   }
-  throw new Error(`no TensorFlow.js backend loaded (${failures.join('; ')})`);
+  throw new InputError(`no TensorFlow.js backend loaded (${failures.join('; ')})`);
 }
 
 /** The file URL of the wasm binaries, for callers that want to log where they came from. */

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Denoiser } from './denoiser.ts';
 import { dense, denseFrozen, geluTanh, layerNorm, modulate, silu } from './ops.ts';
 import { createRng, type Rng } from './rng.ts';
+import { InputError } from '../core/errors.ts';
 
 export interface LoraConfig {
   rank: number;
@@ -34,23 +35,23 @@ export function validateDitConfig(config: DitConfig): void {
   const positive = ['latentChannels', 'latentSize', 'patch', 'width', 'depth', 'heads', 'textWidth'] as const;
   for (const key of positive) {
     const value = config[key];
-    if (!Number.isInteger(value) || value <= 0) throw new Error(`dit config: ${key} must be a positive integer, got ${value}`);
+    if (!Number.isInteger(value) || value <= 0) throw new InputError(`dit config: ${key} must be a positive integer, got ${value}`);
   }
-  if (!(config.mlpRatio > 0)) throw new Error(`dit config: mlpRatio must be positive, got ${config.mlpRatio}`);
+  if (!(config.mlpRatio > 0)) throw new InputError(`dit config: mlpRatio must be positive, got ${config.mlpRatio}`);
   if (config.latentSize % config.patch !== 0) {
-    throw new Error(`dit config: latentSize ${config.latentSize} is not a multiple of patch ${config.patch}`);
+    throw new InputError(`dit config: latentSize ${config.latentSize} is not a multiple of patch ${config.patch}`);
   }
-  if (config.width % config.heads !== 0) throw new Error(`dit config: width ${config.width} not divisible by heads ${config.heads}`);
-  if (config.width % 4 !== 0) throw new Error(`dit config: width ${config.width} must be a multiple of 4 (2-D sin-cos positions)`);
+  if (config.width % config.heads !== 0) throw new InputError(`dit config: width ${config.width} not divisible by heads ${config.heads}`);
+  if (config.width % 4 !== 0) throw new InputError(`dit config: width ${config.width} must be a multiple of 4 (2-D sin-cos positions)`);
   const freq = config.timeFreqDim ?? 256;
-  if (!Number.isInteger(freq) || freq < 2 || freq % 2 !== 0) throw new Error(`dit config: timeFreqDim must be an even integer ≥ 2`);
+  if (!Number.isInteger(freq) || freq < 2 || freq % 2 !== 0) throw new InputError(`dit config: timeFreqDim must be an even integer ≥ 2`);
   if (config.posEmbed !== undefined && config.posEmbed !== 'sincos' && config.posEmbed !== 'learned') {
-    throw new Error(`dit config: posEmbed must be 'sincos' or 'learned', got ${String(config.posEmbed)}`);
+    throw new InputError(`dit config: posEmbed must be 'sincos' or 'learned', got ${String(config.posEmbed)}`);
   }
   if (config.lora) {
     const { rank, alpha } = config.lora;
-    if (!Number.isInteger(rank) || rank <= 0) throw new Error(`dit config: lora.rank must be a positive integer, got ${rank}`);
-    if (!(alpha > 0)) throw new Error(`dit config: lora.alpha must be positive, got ${alpha}`);
+    if (!Number.isInteger(rank) || rank <= 0) throw new InputError(`dit config: lora.rank must be a positive integer, got ${rank}`);
+    if (!(alpha > 0)) throw new InputError(`dit config: lora.alpha must be positive, got ${alpha}`);
   }
 }
 

@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorDict } from '../io/safetensors.ts';
 import { assignVariables, readVariables } from './weights.ts';
+import { InputError } from '../core/errors.ts';
 
 export interface AdamWOptions {
   learningRate: number;
@@ -31,10 +32,10 @@ export class AdamW {
     options: AdamWOptions,
   ) {
     const { learningRate, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, weightDecay = 1e-2, maxGradNorm } = options;
-    if (!(learningRate > 0)) throw new Error(`learningRate must be positive, got ${learningRate}`);
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw new Error('Adam betas must be in [0, 1)');
-    if (!(weightDecay >= 0)) throw new Error(`weightDecay must be ≥ 0, got ${weightDecay}`);
-    if (maxGradNorm !== undefined && !(maxGradNorm > 0)) throw new Error(`maxGradNorm must be positive, got ${maxGradNorm}`);
+    if (!(learningRate > 0)) throw new InputError(`learningRate must be positive, got ${learningRate}`);
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw new InputError('Adam betas must be in [0, 1)');
+    if (!(weightDecay >= 0)) throw new InputError(`weightDecay must be ≥ 0, got ${weightDecay}`);
+    if (maxGradNorm !== undefined && !(maxGradNorm > 0)) throw new InputError(`maxGradNorm must be positive, got ${maxGradNorm}`);
     this.options = { learningRate, beta1, beta2, epsilon, weightDecay, ...(maxGradNorm !== undefined ? { maxGradNorm } : {}) };
     for (const [name, variable] of parameters) {
       this.moments.set(
@@ -105,7 +106,7 @@ export class AdamW {
   }
 
   setState(state: AdamWState): void {
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error('optimizer step must be a non-negative integer');
+    if (!Number.isInteger(state.step) || state.step < 0) throw new InputError('optimizer step must be a non-negative integer');
     assignVariables(this.moments, state.moments, { complete: true, prefix: 'optimizer ' });
     this.step = state.step;
   }

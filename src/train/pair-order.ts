@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { openDatasetParquet, readRowGroupColumns, type ParquetCell, type ParquetSource, type RowGroupInfo } from '../io/parquet.ts';
 import { createRng, type Rng } from './rng.ts';
 import { listParquetParts, MissingDataError, rowGroupOf } from '../io/tensor-store.ts';
+import { InputError } from '../core/errors.ts';
 
 /** The options that decide which pairs come in which batch (all of them are saved in the state). */
 export interface OrderOptions {
@@ -174,7 +175,7 @@ export class PairOrder {
   }
 
   static async restore(state: LoaderState, dir: string): Promise<PairOrder> {
-    if (state.format !== 'bdpo-pair-loader/1') throw new Error(`not a pair loader state (format ${String(state.format)})`);
+    if (state.format !== 'bdpo-pair-loader/1') throw new InputError(`not a pair loader state (format ${String(state.format)})`);
     const order = await PairOrder.open(resolveOrderOptions({ ...state.options, dir }));
     const same =
       order.files.length === state.files.length &&

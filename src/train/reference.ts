@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Denoiser } from './denoiser.ts';
 import type { TensorDict } from '../io/safetensors.ts';
 import { assignVariables, readVariables } from './weights.ts';
+import { InputError } from '../core/errors.ts';
 
 export type ReferenceMode = 'none' | 'hard' | 'soft';
 
@@ -39,12 +40,12 @@ export interface ReferenceModel {
 export function validateReferenceOptions(options: ReferenceOptions): Required<Pick<ReferenceOptions, 'mode'>> & ReferenceOptions {
   const { mode, every, alpha } = options;
   if (mode !== 'none' && mode !== 'hard' && mode !== 'soft')
-    throw new Error(`reference mode must be none, hard or soft, got ${String(mode)}`);
-  if (mode === 'hard' && every === undefined) throw new Error('reference mode hard needs `every` (steps between copies)');
+    throw new InputError(`reference mode must be none, hard or soft, got ${String(mode)}`);
+  if (mode === 'hard' && every === undefined) throw new InputError('reference mode hard needs `every` (steps between copies)');
   if (every !== undefined && (!Number.isInteger(every) || every <= 0))
-    throw new Error(`reference every must be a positive integer, got ${every}`);
+    throw new InputError(`reference every must be a positive integer, got ${every}`);
   if (mode === 'soft' && !(alpha !== undefined && alpha > 0 && alpha <= 1))
-    throw new Error(`reference mode soft needs alpha in (0, 1], got ${alpha}`);
+    throw new InputError(`reference mode soft needs alpha in (0, 1], got ${alpha}`);
   return { ...options };
 }
 

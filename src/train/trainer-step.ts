@@ -11,6 +11,7 @@ import { createRng, type Rng, type RngState } from './rng.ts';
 import type { TensorDict } from '../io/safetensors.ts';
 import { addNoise, scaledLinearSchedule, type NoiseSchedule } from './schedule.ts';
 import { assignVariables, readVariables } from './weights.ts';
+import { InputError } from '../core/errors.ts';
 
 /** Pairs of clean latents with the text they were generated from and a label P(a ≻ b). */
 export interface PairBatch {
@@ -193,9 +194,9 @@ export class Trainer {
 
   constructor(model: Denoiser, options: TrainerOptions, schedule: NoiseSchedule = scaledLinearSchedule()) {
     if (options.microBatch !== undefined && (!Number.isInteger(options.microBatch) || options.microBatch <= 0)) {
-      throw new Error(`microBatch must be a positive integer, got ${options.microBatch}`);
+      throw new InputError(`microBatch must be a positive integer, got ${options.microBatch}`);
     }
-    if (options.beta !== undefined && !(options.beta > 0)) throw new Error(`beta must be positive, got ${options.beta}`);
+    if (options.beta !== undefined && !(options.beta > 0)) throw new InputError(`beta must be positive, got ${options.beta}`);
     this.model = model;
     this.options = structuredClone(options);
     this.schedule = schedule;
@@ -322,13 +323,13 @@ export class Trainer {
   }
 
   loadState(state: TrainerState): void {
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`trainer state: bad step ${state.step}`);
+    if (!Number.isInteger(state.step) || state.step < 0) throw new InputError(`trainer state: bad step ${state.step}`);
     assignVariables(this.model.parameters, state.model, { complete: true, prefix: 'model ' });
     if (state.reference) {
-      if (!this.reference) throw new Error('trainer state has reference weights but this trainer has no reference');
+      if (!this.reference) throw new InputError('trainer state has reference weights but this trainer has no reference');
       this.reference.loadWeights(state.reference);
     } else if (this.reference?.ownsWeights) {
-      throw new Error('trainer state has no reference weights but this trainer keeps a reference copy');
+      throw new InputError('trainer state has no reference weights but this trainer keeps a reference copy');
     }
     this.optimizer.setState(state.optimizer);
     this.rng.setState(state.rng);

@@ -1,12 +1,13 @@
 // Moving parameters between tfjs variables and plain named arrays (what safetensors files and checkpoints hold).
 import * as tf from '@tensorflow/tfjs';
 import type { TensorDict } from '../io/safetensors.ts';
+import { InputError } from '../core/errors.ts';
 
 export function readVariables(variables: ReadonlyMap<string, tf.Variable>, names?: readonly string[]): TensorDict {
   const out: TensorDict = new Map();
   for (const name of names ?? [...variables.keys()]) {
     const variable = variables.get(name);
-    if (!variable) throw new Error(`no parameter named ${name}`);
+    if (!variable) throw new InputError(`no parameter named ${name}`);
     out.set(name, { shape: [...variable.shape], data: new Float32Array(variable.dataSync()) });
   }
   return out;
@@ -24,15 +25,15 @@ export function assignVariables(
   const prefix = options.prefix ?? '';
   for (const [name, { shape }] of weights) {
     const variable = variables.get(name);
-    if (!variable) throw new Error(`${prefix}${name}: no such parameter`);
+    if (!variable) throw new InputError(`${prefix}${name}: no such parameter`);
     if (shape.length !== variable.shape.length || shape.some((d, i) => d !== variable.shape[i])) {
-      throw new Error(`${prefix}${name}: shape [${shape.join(', ')}] does not match [${variable.shape.join(', ')}]`);
+      throw new InputError(`${prefix}${name}: shape [${shape.join(', ')}] does not match [${variable.shape.join(', ')}]`);
     }
   }
   if (options.complete) {
     const missing = [...variables.keys()].filter((name) => !weights.has(name));
     if (missing.length > 0)
-      throw new Error(`${prefix}missing parameters: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+      throw new InputError(`${prefix}missing parameters: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
   }
   for (const [name, { shape, data }] of weights) {
     tf.tidy(() => variables.get(name)!.assign(tf.tensor(data, shape)));

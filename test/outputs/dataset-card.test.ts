@@ -83,3 +83,10 @@ test('before any Parquet table exists, the Arrow tables are the configs, pairs t
   assert.match(card, /- config_name: "pairs"\n {2}default: true/);
   for (const [name, glob] of configs) assert.ok((await matching(dir, glob)).length > 0, name);
 });
+
+test('a folder without a manifest is not a dataset directory: no card is written into it', async (t) => {
+  const { runTables } = await import('../../src/tables/tables.ts');
+  const dir = await tempDir(t);
+  await runTables(dir, {});
+  assert.deepEqual(await readdir(dir), []);
+});
