@@ -17,7 +17,8 @@ import {
 } from '../tools/onnx-builder/tiny-models.ts';
 
 export const DEMO_MODELS_DIR = 'data/models';
-const SHARED_CLIP = resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'clip');
+// The real CLIP tokenizer, as the repository keeps it for the tokenizer tests.
+const CLIP_FIXTURES = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'clip');
 
 /** Three independent backbones, so that demo metrics built on different ones disagree as real metrics do. */
 const BACKBONE_FULL: TinyClipOptions = { seed: 1 };
@@ -91,8 +92,8 @@ export function demoModels(): DemoModel[] {
 
 /** Files copied verbatim next to the models. */
 export const DEMO_COPIED_FILES: readonly { from: string; file: string }[] = [
-  { from: join(SHARED_CLIP, 'tokenizer.json'), file: 'tokenizer.json' },
-  { from: join(SHARED_CLIP, 'LICENSE-openai-CLIP'), file: 'LICENSE-openai-CLIP' },
+  { from: join(CLIP_FIXTURES, 'tokenizer.json'), file: 'tokenizer.json' },
+  { from: join(CLIP_FIXTURES, 'LICENSE-openai-CLIP'), file: 'LICENSE-openai-CLIP' },
 ];
 
 export function demoReadme(models: readonly DemoModel[]): string {

@@ -2,7 +2,7 @@
 // layouts of each source: a Pick-a-Pic v2 shard pair (Parquet written by DuckDB), an HPDv2 folder, generations of two
 // "models" over PartiPrompts prompts. Run once: `node --import tsx scripts/make-sample-data.ts`; the output is
 // committed, so neither tests nor the demo need skimage or DuckDB at run time.
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -210,8 +210,7 @@ async function generations(): Promise<void> {
 await rm(join(DATA, 'pickapic'), { recursive: true, force: true });
 await rm(join(DATA, 'hpd'), { recursive: true, force: true });
 await rm(join(DATA, 'generations'), { recursive: true, force: true });
-await mkdir(join(DATA, 'parti'), { recursive: true });
-await cp(join('..', 'shared', 'data', 'PartiPrompts.tsv'), join(DATA, 'parti', 'PartiPrompts.tsv'));
+// data/parti/PartiPrompts.tsv is the real file, committed as it is: this script leaves it alone.
 await pickapic();
 await hpd();
 await generations();

@@ -4,7 +4,6 @@
 // defect would hang the process that runs it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -363,11 +362,9 @@ describe('long captions', () => {
   let pair: ClipTokenizer;
   before(async () => {
     tokenizer = await ClipTokenizer.fromFile(clipTokenizerPath());
-    // The two-file layout lives in the shared data folder beside the repo (as for the tokenizer reference tests).
-    const clipDir = resolve(REPO, '..', 'shared', 'data', 'clip');
-    pair = existsSync(join(clipDir, 'vocab.json'))
-      ? await ClipTokenizer.fromVocabMerges(join(clipDir, 'vocab.json'), join(clipDir, 'merges.txt'))
-      : tokenizer;
+    // The two-file layout, as the tokenizer reference tests read it from the repository's fixtures.
+    const clipDir = resolve(REPO, 'test', 'fixtures', 'clip');
+    pair = await ClipTokenizer.fromVocabMerges(join(clipDir, 'vocab.json'), join(clipDir, 'merges.txt'));
   });
 
   /** Words joined by assorted separators, with the characters whose handling depends on what surrounds them. */
