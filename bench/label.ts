@@ -6,7 +6,7 @@
 // decoding hides behind inference. The tower is the ViT-B/32-shaped model of bench/make-vit-b32.ts; the text tower
 // is tiny (its cost is per prompt, cached); the images are 512² JPEGs cut from the photos in test/fixtures.
 //
-//   node --import tsx bench/label.ts [--images 256] [--batch 16] [--threads 2] [--concurrency 4] [--model PATH]
+//   node --import tsx bench/label.ts [--images 256] [--batch 16] [--threads 2] [--workers N] [--model PATH]
 //   node --import tsx bench/label.ts --scaling [--images 256] [--rounds 3] [--free-model PATH] [--free-text-model PATH]
 //
 // With --preprocess, only the exact preprocessing (512² JPEG → 224² CLIP tensor) on one thread, no model: the
@@ -42,7 +42,7 @@ const { values } = parseArgs({
     images: { type: 'string', default: '256' },
     batch: { type: 'string', default: '16' },
     threads: { type: 'string', default: '2' },
-    concurrency: { type: 'string', default: '4' },
+    workers: { type: 'string', default: '0' },
     model: { type: 'string', default: 'bench/.cache/vit-b32-vision.onnx' },
     preprocess: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
@@ -54,7 +54,7 @@ const { values } = parseArgs({
 const count = Number(values.images);
 const batch = Number(values.batch);
 const threads = Number(values.threads);
-const concurrency = Number(values.concurrency);
+const workers = Number(values.workers);
 const model = resolve(values.model!);
 const SIZE = 224;
 const EMBED = 512;
@@ -160,7 +160,7 @@ const line = (label: string, imagesPerSecond: number, seconds: number, cores?: n
       ')',
   );
 console.log(
-  `${images.length} images, batch ${batch}, ${threads} ONNX threads, ${concurrency} decodes in flight; ` +
+  `${images.length} images, batch ${batch}, ${threads} ONNX threads, ${workers === 0 ? availableParallelism() : workers} image workers; ` +
     `load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
@@ -195,7 +195,7 @@ const label = await measure(() =>
     device: 'cpu',
     intraOpNumThreads: threads,
     batchSize: batch,
-    concurrency,
+    workers,
     onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
   }),
 );

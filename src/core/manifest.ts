@@ -144,10 +144,19 @@ export async function isPartIntact(dir: string, part: PartRecord): Promise<boole
   return (await sha256OfFile(join(dir, part.file))) === part.sha256;
 }
 
-export async function sha256OfFile(path: string): Promise<string> {
+/** A file's sha256 and the bytes it was computed over, in one streaming read. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).byteLength;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+export async function sha256OfFile(path: string): Promise<string> {
+  return (await hashFile(path)).sha256;
 }
 
 interface PartIndexCache {
@@ -196,14 +205,9 @@ function checkPartHash(dir: string, file: string, record: PartRecord, actual: st
 }
 
 export async function describeInput(path: string): Promise<InputFile> {
-  const hash = createHash('sha256');
-  let bytes = 0;
   const { mtimeMs } = await stat(path);
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).byteLength;
-  }
-  return { path, bytes, sha256: hash.digest('hex'), mtimeMs };
+  const { sha256, bytes } = await hashFile(path);
+  return { path, bytes, sha256, mtimeMs };
 }
 
 /**

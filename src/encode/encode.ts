@@ -89,7 +89,10 @@ export interface EncodeOptions extends TowerOptions {
   batchSize?: number;
   /** Prompts per text-encoder batch (default 16). */
   textBatchSize?: number;
-  /** No longer used: the image workers (`workers`) set how many images are preprocessed at once. */
+  /**
+   * @deprecated Ignored since the image worker pool (`workers`) sets how many images are preprocessed at once;
+   * still checked, so a caller's bad value is still an error.
+   */
   concurrency?: number;
   /** Image worker threads (decode, resize, crop, scale) while the VAE runs; 0 or absent: one per core. */
   workers?: number;

@@ -25,7 +25,10 @@ export interface LabelOptions extends TowerOptions {
   metrics: string[];
   batchSize?: number;
   shard?: Shard;
-  /** No longer used: the image workers (`workers`) set how many images are preprocessed at once. */
+  /**
+   * @deprecated Ignored since the image worker pool (`workers`) sets how many images are preprocessed at once;
+   * still checked, so a caller's bad value is still an error.
+   */
   concurrency?: number;
   /** Image worker threads (decode, resize, normalise); 0 or absent: one per core. */
   workers?: number;
