@@ -10,6 +10,7 @@ export const INGEST_COMMON_HELP = `  --out, -o DIR       dataset directory to wr
                       or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT
   --max-pixels N      reject images larger than N pixels, read from the header (default 89478485, as PIL)
   --no-decode         trust image headers instead of decoding every image (faster, misses truncated files)
+  --workers N         image verification worker threads (default or 0: all cores)
   --json              print the summary as JSON on stdout`;
 
 export const INGEST_USAGE = `usage: bdpo ingest <pickapic|hpd|parti|images> … --out DIR

@@ -3,6 +3,7 @@ import { ingestGenerations, ingestHpd, ingestParti, ingestPickapic, type IngestO
 import { createProgress } from './progress.ts';
 import {
   COUNT,
+  WORKERS,
   integerOption,
   parseCommand,
   requireOption,
@@ -21,6 +22,7 @@ const COMMON: OptionSpec = {
   shards: { type: 'string' },
   'max-pixels': { type: 'string' },
   'no-decode': { type: 'boolean' },
+  workers: { type: 'string' },
   json: { type: 'boolean' },
 };
 
@@ -63,6 +65,8 @@ function ingestOptions(parsed: Parsed): IngestOptions {
   };
   const maxPixels = integerOption(parsed, 'max-pixels', COUNT);
   if (maxPixels !== undefined) options.maxPixels = maxPixels;
+  const workers = integerOption(parsed, 'workers', WORKERS);
+  if (workers !== undefined) options.workers = workers;
   return options;
 }
 

@@ -18,7 +18,8 @@ import { sha256Hex } from '../core/ids.ts';
 import { emptyCounts, runRecord, recordRun, verifyPartBytes, type Counts, type InputFile, type PartRecord } from '../core/manifest.ts';
 import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
-import { Limiter } from '../core/limiter.ts';
+import { ImagePool } from '../models/image-pool.ts';
+import { InputError } from '../core/errors.ts';
 import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
 
 export interface IngestOptions {
@@ -27,8 +28,13 @@ export interface IngestOptions {
   maxPixels?: number;
   /** Decode every image to prove it is whole (default true); false trusts headers. */
   decode?: boolean;
-  /** Images decoded at once; libvips uses one thread each. */
+  /**
+   * @deprecated Ignored since images are verified in the image worker pool (`workers`); still validated, so that a
+   * caller's bad value stays an error.
+   */
   concurrency?: number;
+  /** Image worker threads that verify images (0 or absent: one per core). */
+  workers?: number;
   onProgress?: (progress: IngestProgress) => void;
 }
 
@@ -71,6 +77,28 @@ export async function runIngest(
   runOptions: Record<string, unknown>,
   options: IngestOptions,
 ): Promise<IngestSummary> {
+  const { concurrency, workers } = options;
+  if (concurrency !== undefined && !(Number.isSafeInteger(concurrency) && concurrency >= 1))
+    throw new InputError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
+    throw new InputError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
+  // Workers start with the first image to verify, so a run whose units are all finished spawns none.
+  const pool = new ImagePool(workers);
+  try {
+    return await ingestWithPool(source, units, inputs, runOptions, options, pool);
+  } finally {
+    await pool.dispose();
+  }
+}
+
+async function ingestWithPool(
+  source: SourceName,
+  units: IngestUnit[],
+  inputs: InputFile[],
+  runOptions: Record<string, unknown>,
+  options: IngestOptions,
+  pool: ImagePool,
+): Promise<IngestSummary> {
   const started = new Date();
   const shard = options.shard ?? WHOLE;
   const dir = options.out;
@@ -91,7 +119,7 @@ export async function runIngest(
     // Another shard's ids are never ours to store, so loading them too changes nothing.
     await loadState(dir, record.parts, seen);
   }
-  const checks = new CheckCache();
+  const checks = new CheckCache(pool);
   const tables = { prompts: 0, images: 0, pairs: 0, rejects: 0 };
   const summary: IngestSummary = { source, out: dir, shard, counts: emptyCounts(), unitsWritten: 0, unitsSkipped: 0, tables };
   let bytesDone = 0;
@@ -177,16 +205,16 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
   const drafts: Draft[] = [];
   for await (const draft of unit.drafts()) drafts.push(draft);
 
-  // Decode the unit's images concurrently; decisions below are taken in source order, so output stays deterministic.
+  // The unit's images are verified in the worker pool all at once (a unit's bytes are in memory already); decisions
+  // below are taken in source order, so output stays deterministic.
   const checked = new Map<ImageDraft, Promise<CheckedImage>>();
-  const pool = new Limiter(options.concurrency ?? 4);
   for (const draft of drafts) {
     const images = draft.kind === 'pair' ? [draft.a, draft.b] : draft.kind === 'image' ? [draft.image] : [];
     for (const image of images) {
-      checked.set(
-        image,
-        pool.run(() => checks.check(image, options)),
-      );
+      const check = checks.check(image, options);
+      // Awaited in source order below; if an earlier one fails, the run stops and these must not crash the process.
+      check.catch(() => undefined);
+      checked.set(image, check);
     }
   }
 
@@ -321,24 +349,29 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
   return result;
 }
 
-/** Remembers recent check results by content hash: HPD's train pairs reuse each image many times. */
+/**
+ * Remembers recent verdicts by content hash (HPD's train pairs reuse each image many times). The promise is kept, not
+ * the result, so that copies of one image submitted together are decoded once.
+ */
 class CheckCache {
-  private readonly results = new Map<string, ImageCheck>();
+  private readonly results = new Map<string, Promise<ImageCheck>>();
   private static readonly LIMIT = 100_000;
+
+  constructor(private readonly pool: ImagePool) {}
 
   async check(draft: ImageDraft, options: IngestOptions): Promise<CheckedImage> {
     const bytes = draft.bytes;
     const id = bytes && bytes.byteLength > 0 ? imageId(bytes) : '';
-    const cached = id ? this.results.get(id) : undefined;
-    if (cached) return { id, draft, check: cached };
-    const check = await checkImage(bytes, {
-      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
-      decode: options.decode ?? true,
-    });
-    if (id) {
-      if (this.results.size >= CheckCache.LIMIT) this.results.clear();
-      this.results.set(id, check);
+    let check = id ? this.results.get(id) : undefined;
+    if (check === undefined) {
+      const checkOptions = { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS, decode: options.decode ?? true };
+      // Only a decode is worth a worker: a header alone is read in microseconds.
+      check = id && checkOptions.decode ? this.pool.checkImage(bytes!, checkOptions) : checkImage(bytes, checkOptions);
+      if (id) {
+        if (this.results.size >= CheckCache.LIMIT) this.results.clear();
+        this.results.set(id, check);
+      }
     }
-    return { id, draft, check };
+    return { id, draft, check: await check };
   }
 }

@@ -1,12 +1,14 @@
-// A pool of worker threads that preprocess images (decode, PIL-exact resize and crop, normalisation) straight into
-// batch tensors on SharedArrayBuffers: each worker writes its rows at their offsets, so the main thread copies
-// nothing and stays free to feed ONNX Runtime. The workers call the same preprocessInto as the main thread would,
-// so the tensors, and every output made from them, do not depend on the number of workers.
+// A pool of worker threads for the image work of every stage: label and encode preprocess images (decode, PIL-exact
+// resize and crop, normalisation) straight into batch tensors on SharedArrayBuffers — each worker writes its rows at
+// their offsets, so the main thread copies nothing and stays free to feed ONNX Runtime — and ingest verifies images
+// (header bounds, then a full decode). The workers call the same preprocessInto and checkImage as the main thread
+// would, so every output made from them does not depend on the number of workers.
 import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BdpoError } from '../core/errors.ts';
 import { ImageDecodeError, type ImageDecodeReason, type PreprocessOptions } from './preprocess.ts';
+import type { ImageCheck, ImageCheckOptions } from './image-check.ts';
 
 /** The pool cannot run (a worker died, or it was disposed while rows were pending). */
 export class ImagePoolError extends BdpoError {}
@@ -17,14 +19,18 @@ export interface BatchTarget {
   options: PreprocessOptions;
 }
 
-export interface WorkerRequest {
-  id: number;
-  bytes: Uint8Array;
-  targets: Array<{ buffer: SharedArrayBuffer; byteOffset: number; length: number; index: number; options: PreprocessOptions }>;
-}
+export type WorkerRequest =
+  | {
+      kind: 'preprocess';
+      id: number;
+      bytes: Uint8Array;
+      targets: Array<{ buffer: SharedArrayBuffer; byteOffset: number; length: number; index: number; options: PreprocessOptions }>;
+    }
+  | { kind: 'check'; id: number; bytes: Uint8Array; options: ImageCheckOptions };
 
 export type WorkerReply =
   | { id: number; outcome: 'done' }
+  | { id: number; outcome: 'checked'; check: ImageCheck }
   | { id: number; outcome: 'rejected'; reason: ImageDecodeReason; message: string }
   | { id: number; outcome: 'failed'; name: string; message: string; stack: string };
 
@@ -72,7 +78,7 @@ interface Job {
   id: number;
   request: WorkerRequest;
   transfer: ArrayBuffer[];
-  resolve: (outcome: ImageDecodeError | null) => void;
+  resolve: (reply: WorkerReply) => void;
   reject: (error: Error) => void;
 }
 
@@ -104,17 +110,31 @@ export class ImagePool {
    * all were written, else the ImageDecodeError (reason and message as the main thread would have thrown them).
    */
   preprocessRow(bytes: Uint8Array, index: number, targets: readonly BatchTarget[]): Promise<ImageDecodeError | null> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new ImagePoolError('the image pool is disposed'));
     const shared = targets.map(({ batch, options }) => {
       if (!(batch.buffer instanceof SharedArrayBuffer)) throw new TypeError('an image pool target must be on a SharedArrayBuffer');
       return { buffer: batch.buffer, byteOffset: batch.byteOffset, length: batch.length, index, options };
     });
+    return this.submit(bytes, (id, copy) => ({ kind: 'preprocess', id, bytes: copy, targets: shared })).then((reply) =>
+      reply.outcome === 'rejected' ? new ImageDecodeError(reply.reason, reply.message) : null,
+    );
+  }
+
+  /** checkImage run in a worker: the same verdict, with the decode off the calling thread. */
+  checkImage(bytes: Uint8Array, options: ImageCheckOptions): Promise<ImageCheck> {
+    return this.submit(bytes, (id, copy) => ({ kind: 'check', id, bytes: copy, options })).then((reply) => {
+      if (reply.outcome !== 'checked') throw new ImagePoolError(`an image worker answered a check with "${reply.outcome}"`);
+      return reply.check;
+    });
+  }
+
+  private submit(bytes: Uint8Array, request: (id: number, copy: Uint8Array) => WorkerRequest): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new ImagePoolError('the image pool is disposed'));
     // A copy of just this image: posting a view of an Arrow column would clone the column's whole buffer.
     const copy = new Uint8Array(bytes);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.queue.push({ id, request: { id, bytes: copy, targets: shared }, transfer: [copy.buffer], resolve, reject });
+      this.queue.push({ id, request: request(id, copy), transfer: [copy.buffer], resolve, reject });
       this.pump();
     });
   }
@@ -169,8 +189,7 @@ export class ImagePool {
     const job = slot.inFlight.get(reply.id);
     if (job === undefined) return;
     slot.inFlight.delete(reply.id);
-    if (reply.outcome === 'done') job.resolve(null);
-    else if (reply.outcome === 'rejected') job.resolve(new ImageDecodeError(reply.reason, reply.message));
+    if (reply.outcome !== 'failed') job.resolve(reply);
     else {
       const error = new Error(reply.message);
       error.name = reply.name;

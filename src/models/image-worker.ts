@@ -1,6 +1,8 @@
 // One thread of the image pool (image-pool.ts): decodes, resizes, crops and normalises each row it is sent straight
-// into the shared batch tensors, with the same preprocessInto the main thread would call, so the bytes are the same.
+// into the shared batch tensors, or checks an image for ingest, with the same preprocessInto and checkImage the main
+// thread would call, so the bytes and verdicts are the same.
 import { parentPort } from 'node:worker_threads';
+import { checkImage } from './image-check.ts';
 import { ImageDecodeError, preprocessInto } from './preprocess.ts';
 import type { WorkerReply, WorkerRequest } from './image-pool.ts';
 
@@ -9,6 +11,7 @@ if (port === null) throw new Error('image-worker.ts runs only as a worker thread
 
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   try {
+    if (request.kind === 'check') return { id: request.id, outcome: 'checked', check: await checkImage(request.bytes, request.options) };
     // The targets in order, stopping at the first that fails: one reject per row, as the in-thread loop did.
     for (const target of request.targets) {
       const batch = new Float32Array(target.buffer, target.byteOffset, target.length);

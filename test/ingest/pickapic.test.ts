@@ -166,7 +166,7 @@ test('split from the published file names; several shards and a folder; --split 
   );
 });
 
-test('same inputs, two fresh directories: byte-identical parts, whatever the decode concurrency', async (t) => {
+test('same inputs, two fresh directories: byte-identical parts, whatever the number of image workers', async (t) => {
   const root = await tempDir(t);
   const { rows } = await hostile();
   const pool = await noiseImages(8, 500);
@@ -182,8 +182,8 @@ test('same inputs, two fresh directories: byte-identical parts, whatever the dec
   await writePickapicShard(join(root, 'train-00001-of-00003.parquet'), cleanRows(pool, 40), { writer: 'duckdb' });
   await writePickapicShard(join(root, 'train-00002-of-00003.parquet'), brokenRows, { writer: 'hyparquet' });
   const inputs = [0, 1, 2].map((i) => join(root, `train-0000${i}-of-00003.parquet`));
-  await ingestPickapic(inputs, { out: join(root, 'one'), concurrency: 1 });
-  await ingestPickapic(inputs, { out: join(root, 'two'), concurrency: 8 });
+  await ingestPickapic(inputs, { out: join(root, 'one'), workers: 1 });
+  await ingestPickapic(inputs, { out: join(root, 'two'), workers: 3 });
   const details = async (dir: string) => (await readDataset(join(root, dir))).rejects.map((r) => `${r.source_ref}: ${r.detail}`);
   assert.deepEqual(await details('two'), await details('one'));
   const one = await datasetFiles(join(root, 'one'));
