@@ -1,7 +1,4 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx, so there is no build step between a checkout and `npx bdpo`.
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+// Kept for scripts that call bin/bdpo.js: the entry is bin/bdpo.cjs, which sizes libuv's thread pool before it
+// starts (here it has already started, so the pool keeps its default size unless UV_THREADPOOL_SIZE is set).
+import './bdpo.cjs';

@@ -9,6 +9,6 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q pyarrow polars datasets
 fi
 npm run demo >/dev/null
-for ds in pickapic hpd; do node bin/bdpo.js tables "demo-out/$ds" >/dev/null; done
+for ds in pickapic hpd; do node bin/bdpo.cjs tables "demo-out/$ds" >/dev/null; done
 HF_HOME="$(mktemp -d)" "$venv/bin/python" scripts/readers/check_readers.py demo-out/pickapic demo-out/hpd \
   --export demo-out/exports/pickapic-majority

@@ -1,6 +1,7 @@
 // `bdpo ingest pickapic|hpd|parti|images`: parses arguments and calls the ingest library.
 import { ingestGenerations, ingestHpd, ingestParti, ingestPickapic, type IngestOptions, type IngestSummary } from '../ingest/index.ts';
 import { createProgress } from './progress.ts';
+import { threadsLine } from './threads.ts';
 import {
   COUNT,
   WORKERS,
@@ -53,7 +54,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     progress.stop();
   }
   if (parsed.values.json) console.log(JSON.stringify(summary, null, 2));
-  else console.log(formatIngestSummary(summary));
+  else console.log(`${formatIngestSummary(summary)}\n${threadsLine(options, false)}`);
   return 0;
 }
 

@@ -9,6 +9,7 @@ import {
   type ConsensusSummary,
 } from '../consensus/index.ts';
 import { createProgress } from './progress.ts';
+import { threadsLine } from './threads.ts';
 import { listing } from '../core/format.ts';
 import {
   BATCH_SIZE,
@@ -80,6 +81,7 @@ export async function labelCommand(argv: string[]): Promise<number> {
   }
   console.log(`  images read ${c.read} = scored ${c.taken} + rejected ${c.rejected}${c.rejected ? ` (${listing(c.byReason)})` : ''}`);
   console.log(`  ${summary.seconds.toFixed(1)} s, ${summary.imagesPerSecond.toFixed(1)} images/s (all metrics)`);
+  console.log(threadsLine(run, true));
   return 0;
 }
 

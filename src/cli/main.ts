@@ -4,6 +4,8 @@ import { BdpoError } from '../core/errors.ts';
 import * as help from './help.ts';
 import { TOOL_VERSION } from '../core/version.ts';
 import { setLockNoticeListener } from '../io/lock.ts';
+import { removeHeldSync } from '../io/leftovers.ts';
+import { constants } from 'node:os';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -119,4 +121,19 @@ function isUserError(error: unknown): boolean {
 /** Exit 2 for the command line, 1 for an input; the CLI turns a library's option error into its usage error. */
 function exitCode(error: unknown): number {
   return error instanceof BdpoError ? error.exitCode : 1;
+}
+
+/**
+ * On SIGINT, SIGTERM or SIGHUP: remove this process's temporary files, staging folders and locks, then exit as the
+ * signal would have (128 + its number). Image workers are threads and end with the process. Finished units are
+ * recorded, so a re-run continues from the first unfinished one. For the CLI process only: a library caller owns its
+ * process's signals.
+ */
+export function stopCleanlyOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      removeHeldSync();
+      process.exit(128 + constants.signals[signal]);
+    });
+  }
 }

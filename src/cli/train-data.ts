@@ -1,4 +1,5 @@
 // `bdpo encode` and `bdpo export`: argument parsing over the training stage's data library.
+import { threadsLine } from './threads.ts';
 import { runEncode, type EncodeSummary } from '../encode/index.ts';
 import { EXPORT_FORMATS, runExport, type ExportFormat, type ExportSummary } from '../export/index.ts';
 import { createProgress, type Progress } from './progress.ts';
@@ -71,6 +72,7 @@ export async function encodeCommand(argv: string[]): Promise<number> {
     return 0;
   }
   console.log(formatEncodeSummary(summary));
+  console.log(threadsLine(run, true));
   return 0;
 }
 

@@ -9,6 +9,7 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from './ids.ts';
 import { resolveInside } from '../io/paths.ts';
+import { sweepLeftovers } from '../io/leftovers.ts';
 import {
   addCounts,
   emptyCounts,
@@ -68,6 +69,8 @@ export class UnitLedger {
   ) {}
 
   static async open(dir: string, stage: string, shard: Shard): Promise<UnitLedger> {
+    // What a killed run of any stage left half-written goes first: its temporary files are no one's now.
+    await sweepLeftovers(dir);
     return new UnitLedger(dir, stage, shard, await readManifest(dir));
   }
 

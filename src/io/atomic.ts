@@ -2,18 +2,18 @@
 import { lstat, open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { processStartTime, writerAlive } from './lock.ts';
+import { processStartTime, writerAlive } from './process-identity.ts';
+import { holdStaging, holdTempFile, isTempFileName, WRITER_TAG } from './leftovers.ts';
 
 const ownStartTime = processStartTime(process.pid);
 
+/** `.<name>.<host>.<pid>-<start>.<hex>.tmp` beside the target: a dead writer's leftover is known by its name. */
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(target), `.${basename(target)}.${WRITER_TAG}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
 /** Whether `name` is a temporary file `tempPathFor` made (a write that has not been renamed into place yet). */
-export function isTempName(name: string): boolean {
-  return /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/.test(name);
-}
+export const isTempName = isTempFileName;
 
 /** Writes every byte of the chunks at the handle's position (a write may take fewer bytes than offered). */
 export async function writeChunks(handle: FileHandle, chunks: Uint8Array | Iterable<Uint8Array>): Promise<void> {
@@ -34,21 +34,26 @@ export async function writeChunks(handle: FileHandle, chunks: Uint8Array | Itera
  */
 export async function writeStreamAtomic(target: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const temp = tempPathFor(target);
-  const handle = await open(temp, 'w');
+  const unhold = holdTempFile(temp);
   try {
-    await write(handle);
-    await handle.sync();
-  } catch (error) {
+    const handle = await open(temp, 'w');
+    try {
+      await write(handle);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw error;
+    }
     await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
+    try {
+      await rename(temp, target);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+  } finally {
+    unhold();
   }
   await syncFolder(dirname(target));
 }
@@ -144,6 +149,7 @@ export async function replaceFolder<T>(target: string, build: (staging: string) 
   const suffix = `${process.pid}${ownStartTime === null ? '' : `-${ownStartTime}`}.${randomBytes(4).toString('hex')}`;
   const staging = join(dirname(target), `.${basename(target)}.${suffix}.tmp`);
   const aside = join(dirname(target), `.${basename(target)}.${suffix}.old`);
+  const unhold = holdStaging(staging, aside, target);
   await mkdir(staging, { recursive: true });
   let result: T;
   let movedAside = false;
@@ -168,9 +174,11 @@ export async function replaceFolder<T>(target: string, build: (staging: string) 
     )
       await rename(aside, target).catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
+    unhold();
     throw error;
   }
   await syncFolder(dirname(target));
   if (movedAside) await rm(aside, { recursive: true, force: true });
+  unhold();
   return result;
 }

@@ -4,8 +4,11 @@
 import { link, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { BdpoError } from '../core/errors.ts';
+import { holdLock, holdTempFile } from './leftovers.ts';
+import { pidAlive, processStartTime, writerAlive } from './process-identity.ts';
+
+export { processStartTime, writerAlive };
 
 export class LockBusyError extends BdpoError {
   override name = 'LockBusyError';
@@ -26,42 +29,6 @@ export interface LockHolder {
   /** Random per acquisition: tells a lock from a newer one at the same path. */
   token: string;
   since: string;
-}
-
-/**
- * A process's start time, which together with its pid names one process for the life of the machine.
- * Null when the process does not exist or the system has no /proc.
- */
-export function processStartTime(pid: number): string | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22; the command name (field 2) is in parentheses and may hold spaces, so count after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, under another user.
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/**
- * Whether the process that wrote `pid` (and `start`, when it recorded one) on this host still runs. A live pid
- * whose start time differs is another process that was given the same pid.
- */
-export function writerAlive(pid: number, start: string | null): boolean {
-  if (!pidAlive(pid)) return false;
-  if (start === null) return true;
-  const now = processStartTime(pid);
-  return now === null || now === start;
 }
 
 const ownStart = processStartTime(process.pid);
@@ -163,6 +130,7 @@ async function breakLock(lockPath: string, judged: string): Promise<void> {
 /** Creates the lock file with its content in one step: false when it exists. */
 async function tryCreate(lockPath: string, content: string): Promise<boolean> {
   const temp = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+  const unhold = holdTempFile(temp);
   await writeFile(temp, content);
   try {
     await link(temp, lockPath);
@@ -181,6 +149,7 @@ async function tryCreate(lockPath: string, content: string): Promise<boolean> {
     }
   } finally {
     await rm(temp, { force: true });
+    unhold();
   }
 }
 
@@ -249,10 +218,13 @@ export async function acquireLock(lockPath: string, options: LockOptions): Promi
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(5 + attempt * 5, 100)));
   }
+  // A command stopped by a signal removes the lock on its way out instead of leaving it for the next run to break.
+  const unhold = holdLock(lockPath, content);
   return {
     path: lockPath,
     holder,
     release: async () => {
+      unhold();
       // Only our own lock: one broken by another process and retaken is theirs now.
       const now = await readFile(lockPath, 'utf8').catch(() => null);
       if (now === content) await rm(lockPath, { force: true });

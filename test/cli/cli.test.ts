@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { expectedDataset, hostileScenario, writePickapicShard } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/bdpo.js');
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/bdpo.cjs');
 
 interface Run {
   code: number | null;

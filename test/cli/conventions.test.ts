@@ -11,7 +11,7 @@ import { writeAuditFixture } from '../support/report-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/bdpo.js');
+const BIN = join(ROOT, 'bin/bdpo.cjs');
 const COMMANDS = ['ingest', 'inspect', 'label', 'calibrate', 'consensus', 'audit', 'encode', 'train', 'export', 'eval'];
 const HEAVY_MODULES = ['onnxruntime-node', 'sharp', '@tensorflow', 'apache-arrow'];
 

@@ -18,7 +18,7 @@ import {
 } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
 
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/bdpo.js');
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/bdpo.cjs');
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 interface Finished {

@@ -19,7 +19,7 @@ import { makeTempDir, removeDir } from '../support/tmp.ts';
 
 const REPO = new URL('../..', import.meta.url).pathname;
 const TSX = import.meta.resolve('tsx');
-const BDPO = join(REPO, 'bin/bdpo.js');
+const BDPO = join(REPO, 'bin/bdpo.cjs');
 const SAMPLE = join(REPO, 'data/pickapic');
 const HF_FILE = /^data\/([A-Za-z0-9._~-]+)-(\d{5})-of-(\d{5})\.parquet$/;
 

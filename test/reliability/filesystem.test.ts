@@ -22,7 +22,7 @@ import { makeTempDir, removeDir } from '../support/tmp.ts';
 const REPO = new URL('../..', import.meta.url).pathname;
 // Resolved here: a child may run in a folder with no node_modules above it.
 const TSX = import.meta.resolve('tsx');
-const BDPO = join(REPO, 'bin/bdpo.js');
+const BDPO = join(REPO, 'bin/bdpo.cjs');
 const SAMPLE = join(REPO, 'data/pickapic');
 
 interface Finished {

@@ -27,7 +27,7 @@ import { PROMPTS, promptId, writeAuditFixture } from '../support/report-fixture.
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const BIN = join(REPO, 'bin/bdpo.js');
+const BIN = join(REPO, 'bin/bdpo.cjs');
 const BASE = { device: 'cpu', intraOpNumThreads: 1 } as const;
 
 let root: string;
