@@ -1,6 +1,7 @@
 // Ingest throughput and memory on Pick-a-Pic-like shards much larger than one row group.
 //
 //   node --import tsx bench/ingest.ts [--shards 4] [--rows 2000] [--group 200] [--size 512]
+//   node --import tsx bench/ingest.ts --scaling [--shards 1] [--rows 400] [--group 50] [--rounds 2]
 //
 // Builds the shards once (cached under bench/.cache/): 512×512 JPEGs of ≈ 50–100 KB, each a smooth random colour
 // field with fine noise, varied per image by a few pixels and re-encoded so that every image hashes differently;
@@ -9,11 +10,14 @@
 //   2. ingest, decoding every image (the default),
 //   3. ingest with --no-decode (headers only),
 // and the peak RSS of a child process ingesting one shard and all shards, next to the shard and row-group sizes.
+// With --scaling, instead: the per-core rate of image verification (checkImage with its full decode, one image at a
+// time on one thread), then for workers = 1 … cores the verification rate of the image pool alone and of a whole
+// ingest, each as a ratio to workers × the per-core rate (the goal is ≥ 0.9).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,6 +27,8 @@ import { openParquet, readRowGroup } from '../src/io/parquet.ts';
 import { ingestPickapic, PICKAPIC_REQUIRED } from '../src/ingest/pickapic.ts';
 import { imageId } from '../src/core/ids.ts';
 import { readManifest } from '../src/core/manifest.ts';
+import { checkImage } from '../src/models/image-check.ts';
+import { ImagePool } from '../src/models/image-pool.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -193,11 +199,15 @@ async function readOnly(
   return { seconds: (performance.now() - started) / 1000, rows, imageBytes, groups, maxGroupBytes };
 }
 
-async function ingestTimed(files: string[], decode: boolean): Promise<Timing & { taken: number; images: number; partBytes: number }> {
+async function ingestTimed(
+  files: string[],
+  decode: boolean,
+  workers?: number,
+): Promise<Timing & { taken: number; images: number; partBytes: number }> {
   const out = join(tmpdir(), `bdpo-bench-ingest-${process.pid}-${decode ? 'decode' : 'nodecode'}`);
   await rm(out, { recursive: true, force: true });
   const started = performance.now();
-  const summary = await ingestPickapic(files, { out, decode });
+  const summary = await ingestPickapic(files, { out, decode, ...(workers === undefined ? {} : { workers }) });
   const seconds = (performance.now() - started) / 1000;
   const units = Object.values((await readManifest(out)).units);
   const partBytes = units.flatMap((unit) => unit.parts).reduce((sum, part) => sum + part.bytes, 0);
@@ -242,16 +252,22 @@ async function main(): Promise<void> {
       group: { type: 'string', default: '200' },
       size: { type: 'string', default: '512' },
       child: { type: 'string' },
+      scaling: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '2' },
     },
     allowPositionals: true,
   });
   if (values.child) return child(values.child, positionals);
+  // --scaling defaults to one smaller shard: its images are decoded once per worker count and round.
+  const given = (name: 'shards' | 'rows' | 'group', scalingDefault: string): number =>
+    Number(values.scaling && !process.argv.some((arg) => arg.startsWith(`--${name}`)) ? scalingDefault : values[name]);
   const config: Config = {
-    shards: Number(values.shards),
-    rows: Number(values.rows),
-    group: Number(values.group),
+    shards: given('shards', '1'),
+    rows: given('rows', '400'),
+    group: given('group', '50'),
     size: Number(values.size),
   };
+  if (values.scaling) return scaling(await ensureShards(config), Number(values.rounds));
   const files = await ensureShards(config);
   const fileBytes = (await Promise.all(files.map((f) => stat(f)))).reduce((s, st) => s + st.size, 0);
   await readOnly(files); // warm the page cache, so every step reads from memory alike
@@ -297,6 +313,69 @@ async function main(): Promise<void> {
   for (const [label, peak, input] of rss) {
     console.log(`${label.padEnd(26)}${`${peak.toFixed(0)} MB`.padStart(9)}${`${input.toFixed(0)} MB`.padStart(10)}`);
   }
+}
+
+/** CPU seconds (user + system, all threads of this process) and wall seconds of `action`. */
+async function timed<T>(action: () => Promise<T>): Promise<{ result: T; wall: number; cpu: number }> {
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const result = await action();
+  const wall = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpuBefore);
+  return { result, wall, cpu: (used.user + used.system) / 1e6 };
+}
+
+async function scaling(files: string[], rounds: number): Promise<void> {
+  const images: Uint8Array[] = [];
+  for (const file of files) {
+    const source = await openParquet(file);
+    for (const group of source.rowGroups) {
+      for (const row of await readRowGroup(source, group, ['jpg_0', 'jpg_1']))
+        images.push(row.jpg_0 as Uint8Array, row.jpg_1 as Uint8Array);
+    }
+  }
+  const cores = availableParallelism();
+  const options = { maxPixels: 89_478_485, decode: true };
+  console.log(
+    `ingest verification scaling: ${images.length} JPEGs from ${files.length} shard(s), workers 1…${cores}, ${rounds} rounds; ` +
+      `UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}; load average ${loadavg()[0]!.toFixed(2)}`,
+  );
+  // The per-core rate: one image at a time on this thread, in images per CPU-second (libuv's decode thread included).
+  let perCore = 0;
+  for (let round = 0; round < rounds; round++) {
+    const serial = await timed(async () => {
+      for (const bytes of images) if (!(await checkImage(bytes, options)).ok) throw new Error('a bench image did not verify');
+    });
+    perCore = Math.max(perCore, images.length / serial.cpu);
+  }
+  console.log(`per-core verification (checkImage with decode, one at a time): ${perCore.toFixed(1)} images per CPU-second`);
+  const counts = Array.from({ length: cores }, (_, i) => i + 1);
+  const poolRate = new Map<number, number>();
+  const ingestRate = new Map<number, number>();
+  for (let round = 0; round < rounds; round++) {
+    for (const workers of counts) {
+      const pool = new ImagePool(workers);
+      try {
+        await pool.checkImage(images[0]!, options); // workers started and compiled: not part of the count
+        const run = await timed(() => Promise.all(images.map((bytes) => pool.checkImage(bytes, options))));
+        poolRate.set(workers, Math.max(poolRate.get(workers) ?? 0, images.length / run.wall));
+      } finally {
+        await pool.dispose();
+      }
+      const ingest = await ingestTimed(files, true, workers);
+      ingestRate.set(workers, Math.max(ingestRate.get(workers) ?? 0, (2 * ingest.rows) / ingest.seconds));
+    }
+  }
+  for (const workers of counts) {
+    const bound = workers * perCore;
+    const pool = poolRate.get(workers)!;
+    const ingest = ingestRate.get(workers)!;
+    console.log(
+      `workers ${String(workers).padStart(2)}: pool ${pool.toFixed(1).padStart(7)} images/s (${(pool / bound).toFixed(3)} of ` +
+        `${workers} × per-core; goal ≥ 0.9); whole ingest ${ingest.toFixed(1).padStart(7)} images/s (${(ingest / bound).toFixed(3)})`,
+    );
+  }
+  console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
 }
 
 await main();
