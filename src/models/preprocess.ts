@@ -22,6 +22,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import type { RejectReason } from '../core/schema.ts';
 import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from './image-check.ts';
 import { BdpoError } from '../core/errors.ts';
+import { resampleSimd } from './resample-simd.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
 sharp.concurrency(1);
@@ -148,7 +149,6 @@ export function resizeAndCrop(image: RgbImage, size: number, crop: number): Uint
 // ---- PIL's bicubic resampler (Resample.c), restricted to an output window -------------------------------------
 
 const PRECISION_BITS = 32 - 8 - 2;
-const HALF = 1 << (PRECISION_BITS - 1);
 
 function bicubic(x: number): number {
   const a = -0.5;
@@ -282,169 +282,21 @@ function makePlan(width: number, height: number, size: number, crop: number): Re
   return { width, height, outW, outH, left: 3 * left, rowFirst, rows: rowEnd - rowFirst, horizontal, vertical };
 }
 
-// The intermediate rows of the horizontal pass, reused across calls (the resampler is synchronous) unless large.
-const SCRATCH_KEPT_BYTES = 4 << 20;
-let scratch: Uint8ClampedArray = new Uint8ClampedArray(0);
-
-// Sums stay inside int32, as in PIL's C: 2^21 + 255 · (positive weights ≤ ~1.15 · 2^22) < 2^31; the `| 0` keeps V8's
-// arithmetic in integer registers. PIL's clip8 (≥ 2^30 → 255, ≤ 0 → 0, else >> 22) equals `>> 22` stored into a
-// Uint8ClampedArray, which clamps integers to 0…255 without a branch in our code.
+// Sums stay inside int32, as in PIL's C: 2^21 + 255 · (positive weights ≤ ~1.15 · 2^22) < 2^31. The passes run in
+// WebAssembly SIMD (resample-simd.ts), with PIL's integer arithmetic and clip8.
 function resample(image: RgbImage, plan: ResamplePlan): Uint8Array {
   const { data, width, height } = image;
   if (width !== plan.width || height !== plan.height) throw new RangeError('resample plan of another geometry');
   const { outW, outH, rowFirst, rows, horizontal, vertical } = plan;
-  const outBytes = 3 * outW * outH;
-  const out = new Uint8Array(outBytes);
   if (!horizontal && !vertical) {
+    const out = new Uint8Array(3 * outW * outH);
     for (let y = 0; y < outH; y++) {
       const src = (rowFirst + y) * width * 3 + plan.left;
       out.set(data.subarray(src, src + 3 * outW), 3 * outW * y);
     }
     return out;
   }
-  let source: Uint8Array | Uint8ClampedArray = data;
-  let sourceBase = rowFirst * width * 3 + plan.left;
-  if (horizontal) {
-    const midBytes = 3 * outW * rows;
-    let mid: Uint8ClampedArray;
-    if (!vertical) mid = new Uint8ClampedArray(out.buffer);
-    else if (midBytes <= scratch.length) mid = scratch;
-    else {
-      mid = new Uint8ClampedArray(midBytes);
-      if (midBytes <= SCRATCH_KEPT_BYTES) scratch = mid;
-    }
-    horizontalPass(data, width * 3, rowFirst, rows, mid, outW, horizontal);
-    source = mid;
-    sourceBase = 0;
-  }
-  if (vertical) {
-    verticalPass(source, sourceBase, new Uint8ClampedArray(out.buffer), outW, outH, vertical);
-  }
-  return out;
-}
-
-// Both passes compute two outputs per tap loop (two rows here, two neighbouring pixels in the vertical pass): the
-// weight is loaded once for six sums, and the loop overhead is halved.
-function horizontalPass(
-  data: Uint8Array,
-  rowBytes: number,
-  rowFirst: number,
-  rows: number,
-  mid: Uint8ClampedArray,
-  outW: number,
-  taps: NonNullable<ResamplePlan['horizontal']>,
-): void {
-  const { byteStart, count, weights, stride } = taps;
-  const midRow = 3 * outW;
-  let y = 0;
-  for (; y + 1 < rows; y += 2) {
-    const row = (rowFirst + y) * rowBytes;
-    let d = y * midRow;
-    for (let x = 0, base = 0; x < outW; x++, base += stride, d += 3) {
-      const end = base + count[x]!;
-      let p = row + byteStart[x]!;
-      let r0 = HALF;
-      let g0 = HALF;
-      let b0 = HALF;
-      let r1 = HALF;
-      let g1 = HALF;
-      let b1 = HALF;
-      for (let k = base; k < end; k++, p += 3) {
-        const w = weights[k]!;
-        const q = p + rowBytes;
-        r0 = (r0 + Math.imul(data[p]!, w)) | 0;
-        g0 = (g0 + Math.imul(data[p + 1]!, w)) | 0;
-        b0 = (b0 + Math.imul(data[p + 2]!, w)) | 0;
-        r1 = (r1 + Math.imul(data[q]!, w)) | 0;
-        g1 = (g1 + Math.imul(data[q + 1]!, w)) | 0;
-        b1 = (b1 + Math.imul(data[q + 2]!, w)) | 0;
-      }
-      mid[d] = r0 >> PRECISION_BITS;
-      mid[d + 1] = g0 >> PRECISION_BITS;
-      mid[d + 2] = b0 >> PRECISION_BITS;
-      mid[d + midRow] = r1 >> PRECISION_BITS;
-      mid[d + midRow + 1] = g1 >> PRECISION_BITS;
-      mid[d + midRow + 2] = b1 >> PRECISION_BITS;
-    }
-  }
-  for (; y < rows; y++) {
-    const row = (rowFirst + y) * rowBytes;
-    let d = y * midRow;
-    for (let x = 0, base = 0; x < outW; x++, base += stride, d += 3) {
-      const end = base + count[x]!;
-      let p = row + byteStart[x]!;
-      let r = HALF;
-      let g = HALF;
-      let b = HALF;
-      for (let k = base; k < end; k++, p += 3) {
-        const w = weights[k]!;
-        r = (r + Math.imul(data[p]!, w)) | 0;
-        g = (g + Math.imul(data[p + 1]!, w)) | 0;
-        b = (b + Math.imul(data[p + 2]!, w)) | 0;
-      }
-      mid[d] = r >> PRECISION_BITS;
-      mid[d + 1] = g >> PRECISION_BITS;
-      mid[d + 2] = b >> PRECISION_BITS;
-    }
-  }
-}
-
-function verticalPass(
-  source: Uint8Array | Uint8ClampedArray,
-  sourceBase: number,
-  out: Uint8ClampedArray,
-  outW: number,
-  outH: number,
-  taps: NonNullable<ResamplePlan['vertical']>,
-): void {
-  const { byteStart, count, weights, stride, rowBytes } = taps;
-  const rowOut = 3 * outW;
-  let d = 0;
-  for (let y = 0, base = 0; y < outH; y++, base += stride) {
-    const end = base + count[y]!;
-    const first = sourceBase + byteStart[y]!;
-    let x = 0;
-    for (; x + 3 < rowOut; x += 6, d += 6) {
-      let r0 = HALF;
-      let g0 = HALF;
-      let b0 = HALF;
-      let r1 = HALF;
-      let g1 = HALF;
-      let b1 = HALF;
-      let p = first + x;
-      for (let k = base; k < end; k++, p += rowBytes) {
-        const w = weights[k]!;
-        r0 = (r0 + Math.imul(source[p]!, w)) | 0;
-        g0 = (g0 + Math.imul(source[p + 1]!, w)) | 0;
-        b0 = (b0 + Math.imul(source[p + 2]!, w)) | 0;
-        r1 = (r1 + Math.imul(source[p + 3]!, w)) | 0;
-        g1 = (g1 + Math.imul(source[p + 4]!, w)) | 0;
-        b1 = (b1 + Math.imul(source[p + 5]!, w)) | 0;
-      }
-      out[d] = r0 >> PRECISION_BITS;
-      out[d + 1] = g0 >> PRECISION_BITS;
-      out[d + 2] = b0 >> PRECISION_BITS;
-      out[d + 3] = r1 >> PRECISION_BITS;
-      out[d + 4] = g1 >> PRECISION_BITS;
-      out[d + 5] = b1 >> PRECISION_BITS;
-    }
-    if (x < rowOut) {
-      let r = HALF;
-      let g = HALF;
-      let b = HALF;
-      let p = first + x;
-      for (let k = base; k < end; k++, p += rowBytes) {
-        const w = weights[k]!;
-        r = (r + Math.imul(source[p]!, w)) | 0;
-        g = (g + Math.imul(source[p + 1]!, w)) | 0;
-        b = (b + Math.imul(source[p + 2]!, w)) | 0;
-      }
-      out[d] = r >> PRECISION_BITS;
-      out[d + 1] = g >> PRECISION_BITS;
-      out[d + 2] = b >> PRECISION_BITS;
-      d += 3;
-    }
-  }
+  return resampleSimd(data, width * 3, rowFirst, rows, rowFirst * width * 3 + plan.left, outW, outH, horizontal, vertical);
 }
 
 // ---- rescale + normalise ---------------------------------------------------------------------------------------
