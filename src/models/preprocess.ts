@@ -5,9 +5,9 @@
 // mean errors of 4–7/255 on some aspect ratios), and when enlarging it ignores the kernel (mean error 4/255 on a
 // photo, 36/255 on noise). So sharp only decodes to 8-bit RGB, and the resize is a port of PIL's bicubic
 // resampler (separable, Catmull-Rom a = −0.5, support widened by the shrink factor, 22-bit fixed point), evaluated
-// only for the output pixels the centre crop keeps. The result equals PIL's bit for bit wherever the decoders agree.
-// The price is CPU on the calling thread: 3.5× (512² JPEG) to 8× (1024²) what sharp's own decode + resize costs,
-// still well below a CLIP image tower's time per image.
+// only for the output pixels the centre crop keeps, in WebAssembly SIMD (resample-simd.ts). The result equals PIL's
+// bit for bit wherever the decoders agree. For a 512² JPEG the resize, crop and normalisation cost ≈ 2 ms of CPU,
+// about half the decode (bench/label.ts --preprocess).
 //
 // What CLIPImageProcessor does, and so do we:
 // - `convert('RGB')`: alpha is dropped, not composited; greyscale is replicated; palette images use their palette;
