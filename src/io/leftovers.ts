@@ -33,6 +33,10 @@ export function isTempFileName(name: string): boolean {
   return TEMP_FILE.test(name) || LEGACY_TEMP_FILE.test(name);
 }
 
+function isLeftoverName(name: string): boolean {
+  return isTempFileName(name) || LOCK_FILE_LEFTOVER.test(name);
+}
+
 interface Held {
   /** Removes it synchronously, as a signal handler must. */
   remove(): void;
@@ -129,7 +133,8 @@ export async function sweepLeftovers(dir: string, depth = 4): Promise<string[]> 
         if (left > 0) await walk(path, `${prefix}${entry.name}/`, left - 1);
         continue;
       }
-      if (!entry.isFile()) continue;
+      // The name decides first: a folder of 50k unit records costs a listing, not 50k stats.
+      if (!entry.isFile() || !isLeftoverName(entry.name)) continue;
       const info = await lstat(path).catch(() => null);
       if (info === null || !isDead(entry.name, info.mtimeMs, now)) continue;
       await rm(path, { force: true });
