@@ -7,7 +7,7 @@ import { checkEntryPath, indexJsonArray, ingestHpd, readChunk, type HpdOptions }
 import { InputError } from '../../src/core/errors.ts';
 import { checkImage } from '../../src/models/image-check.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
-import { readManifest } from '../../src/core/manifest.ts';
+import { readManifest, type InputFile } from '../../src/core/manifest.ts';
 import type { TableName, TableRows } from '../../src/core/schema.ts';
 import {
   noiseJpeg,
@@ -176,7 +176,7 @@ test('a valid HPD folder: pairs from preferences and ranks, benchmark prompts an
     ['benchmark/anime.json', 'benchmark/photo.json', 'test.json', 'train.json'],
   );
   const trainJson = await readFile(join(root, 'train.json'));
-  assert.equal(run.inputs[3]!.sha256, sha256(trainJson));
+  assert.equal((run.inputs[3] as InputFile).sha256, sha256(trainJson));
   assert.equal(run.inputs[3]!.bytes, trainJson.byteLength);
 });
 
