@@ -9,7 +9,7 @@
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../core/schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../core/ids.ts';
 import { WHOLE, type Shard } from '../core/shard.ts';
-import { writeRowsPart } from '../io/arrow-table.ts';
+import { duplicateRowCount, writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
@@ -93,6 +93,7 @@ export async function runIngest(
   const summary: IngestSummary = { source, out: dir, shard, counts: emptyCounts(), unitsWritten: 0, unitsSkipped: 0, tables };
   let bytesDone = 0;
   let unitsDone = 0;
+  const runParts: PartRecord[] = [];
 
   const jobs = owned.map((unit): UnitJob => {
     const inputSha256 = unit.input === undefined ? undefined : hashes.get(unit.input);
@@ -109,6 +110,7 @@ export async function runIngest(
       },
       skipped: (record) => {
         addTableRows(tables, record.parts);
+        runParts.push(...record.parts);
       },
       run: async () => {
         // No shard label: a unit's parts have one name under any layout.
@@ -124,6 +126,7 @@ export async function runIngest(
         await writeFileAtomic(resolveInside(dir, statePath), stateBytes);
         parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
         addTableRows(tables, parts);
+        runParts.push(...parts);
         return { parts, counts: result.counts };
       },
     };
@@ -134,11 +137,31 @@ export async function runIngest(
     options.onProgress?.({ unitsDone, unitsTotal: owned.length, rows: sofar.counts.read, bytes: bytesDone });
   });
   summary.counts = done.counts;
+  await countAsTheReaderSees(dir, runParts, summary);
   summary.unitsWritten = done.written;
   summary.unitsSkipped = done.skipped;
 
   await recordRun(dir, runRecord(`${STAGE} ${source}`, runOptions, inputs, summary.counts, started, shard));
   return summary;
+}
+
+/**
+ * The run's tables and counts as every reader sees them: rows that a part earlier in the reader's order holds too are
+ * not stored twice, and such a pair is a duplicate_pair reject (an unsharded run counts exactly what earlier versions
+ * did). A shard sees the parts that exist when it ends; `bdpo inspect` counts the union.
+ */
+async function countAsTheReaderSees(dir: string, parts: readonly PartRecord[], summary: IngestSummary): Promise<void> {
+  for (const part of parts) {
+    const table = part.file.split('/')[0];
+    if (table !== 'prompts' && table !== 'images' && table !== 'pairs') continue;
+    const duplicates = await duplicateRowCount(dir, part.file);
+    summary.tables[table] -= duplicates;
+    if (table !== 'pairs' || duplicates === 0) continue;
+    summary.tables.rejects += duplicates;
+    summary.counts.taken -= duplicates;
+    summary.counts.rejected += duplicates;
+    summary.counts.byReason.duplicate_pair = (summary.counts.byReason.duplicate_pair ?? 0) + duplicates;
+  }
 }
 
 function addTableRows(tables: IngestSummary['tables'], parts: PartRecord[]): void {

@@ -159,6 +159,11 @@ export function duplicateRowsDigest(dir: string, file: string): Promise<string[]
   return duplicateRowsDigestOf(dir, file, (other) => readPartAsWritten(dir, other));
 }
 
+/** How many rows of a part the reader drops as duplicates of an earlier part's rows. */
+export async function duplicateRowCount(dir: string, file: string): Promise<number> {
+  return (await duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other))).length;
+}
+
 /** A part with every row it was written with (`bdpo compact`, and the de-duplication itself). */
 export async function readPartAsWritten(dir: string, file: string): Promise<Table> {
   const path = join(dir, file);
