@@ -60,7 +60,8 @@ function slurmShard(env: NodeJS.ProcessEnv): Shard {
     throw new ShardError(`SLURM_ARRAY_TASK_STEP must be an integer ≥ 1, got "${env.SLURM_ARRAY_TASK_STEP}"`);
   if (env.SLURM_ARRAY_TASK_MAX !== undefined) {
     const last = Number(env.SLURM_ARRAY_TASK_MAX);
-    if ((last - first) / step + 1 !== count) {
+    // The array's top id, or the MAX of its directive (0-63:2 tops at 62): either way floor((max − min) / step) + 1 tasks.
+    if (Math.floor((last - first) / step) + 1 !== count) {
       throw new ShardError(
         `the Slurm array ${first}-${last}:${step} does not hold ${count} tasks: use --array=MIN-MAX[:STEP] (a range), ` +
           'or pass --shard i/n',

@@ -94,20 +94,20 @@ test('hostile shard from every writer and codec: labels, ids, one image row per 
     const stem = 'pickapic-train-00000-of-00002';
     assert.deepEqual(
       Object.keys(manifest.units).sort(),
-      [0, 1, 2].map((g) => `ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`),
+      [0, 1, 2].map((g) => `ingest:pickapic:train-00000-of-00002-rg000${g}`),
     );
     const files = await datasetFiles(out);
     const parts = (table: string) => [...files.keys()].filter((f) => f.startsWith(`${table}/`));
     assert.deepEqual(
       parts('pairs'),
-      [0, 1, 2].map((g) => `pairs/part-${stem}-rg000${g}-s0of1.arrow`),
+      [0, 1, 2].map((g) => `pairs/part-${stem}-rg000${g}.arrow`),
     );
     assert.deepEqual(
       parts('rejects'),
-      [0, 1, 2].map((g) => `rejects/part-${stem}-rg000${g}-s0of1.arrow`),
+      [0, 1, 2].map((g) => `rejects/part-${stem}-rg000${g}.arrow`),
     );
     const pairsPerGroup = [0, 1, 2].map(
-      (g) => manifest.units[`ingest:pickapic:train-00000-of-00002-rg000${g}:s0of1`]!.parts.find((p) => p.file.startsWith('pairs/'))!.rows,
+      (g) => manifest.units[`ingest:pickapic:train-00000-of-00002-rg000${g}`]!.parts.find((p) => p.file.startsWith('pairs/'))!.rows,
     );
     assert.deepEqual(pairsPerGroup, [4, 1, 1]);
 
