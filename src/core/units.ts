@@ -3,8 +3,10 @@
 // finished, which must be redone, records them (one record file per unit, core/unit-records.ts) and removes the parts
 // a redone unit no longer owns.
 //
-// A unit's output does not depend on the shard layout: shard i of n runs the units whose owner key hashes to i, and a
-// unit's parts are the same bytes, under the same names, whatever n. Records of directories written by earlier
+// A unit's output does not depend on the shard layout: shard i of n runs every n-th unit of the run's sorted owner
+// keys, starting at the i-th (so each shard gets ⌊N/n⌋ or ⌈N/n⌉ units, where hashing would leave some shards with
+// many more), and a unit's parts are the same bytes, under the same names, whatever n. Every shard of a run lists the
+// same units (the same inputs); a unit outside the list (a stale record) goes to the shard its key hashes to. Records of directories written by earlier
 // versions were keyed by layout (`<key>:s<i>of<n>`, each holding the rows of its shard's ids): the one of layout 1/1
 // still counts as the unit's record; all of them are removed, with their parts, when the unit is recorded anew.
 import { rm, stat } from 'node:fs/promises';
@@ -88,9 +90,20 @@ export class UnitLedger {
     return new UnitLedger(dir, stage, shard, new Map(await listUnitRecords(dir, stage)));
   }
 
+  private positions: Map<string, number> | null = null;
+
+  /** The owner keys of every unit of the run, on every shard alike: they are dealt out in sorted order. */
+  assign(ownerKeys: Iterable<string>): void {
+    const sorted = [...new Set(ownerKeys)].sort();
+    this.positions = new Map(sorted.map((key, i) => [key, i]));
+  }
+
   /** Whether this shard runs the unit. */
   owns(unit: UnitSpec): boolean {
-    return owns(this.shard, unit.owner ?? unit.key);
+    const key = unit.owner ?? unit.key;
+    const position = this.positions?.get(key);
+    if (position === undefined) return owns(this.shard, key);
+    return position % this.shard.count === this.shard.index;
   }
 
   /** Records of this stage when the ledger was opened, plus those it wrote: [record key, record], by key. */

@@ -425,6 +425,15 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     const cachedText = await TensorStore.open(dir, TEXT_TABLE, { files: await reusableParts(dir, 'text', promptsTag) });
     existing.push(cachedLatents, cachedText);
     const ledger = await UnitLedger.open(dir, STAGE, shard);
+    const partNameOf = (file: string): string =>
+      basename(file)
+        .replace(/^part-/, '')
+        .replace(/\.arrow$/, '');
+    ledger.assign([
+      ...imageParts.map((file) => `${STAGE}:latents:${imagesTag}:${partNameOf(file)}`),
+      ...promptParts.map((file) => `${STAGE}:text:${promptsTag}:${partNameOf(file)}`),
+      EMPTY_UNIT,
+    ]);
 
     const unitsTotal = imageParts.length + promptParts.length + 1;
     let unitsDone = 0;

@@ -1,9 +1,9 @@
 // The ingest driver: turns drafts into the dataset directory's tables, one resumable unit at a time.
 //
-// Sharding (docs/architecture.md "Sharding") without a coordinator: shard i of n runs the units whose key hashes to i
-// and reads nothing of the others. A unit stores each prompt, image and pair once within itself, so its parts are the
+// Sharding (docs/architecture.md "Sharding") without a coordinator: shard i of n runs every n-th unit of the sorted
+// unit keys and reads nothing of the others. A unit stores each prompt, image and pair once within itself, so its parts are the
 // same bytes whatever n; the same id held by two units is resolved by the dataset reader (io/part-dedupe.ts), which
-// yields the copy of the first part in name order and counts the others as the duplicates they are. Beside its parts a
+// yields the copy of the first part in its order (unit rank, then name) and counts the others as duplicates. Beside its parts a
 // unit writes .state/ingest/<part name>.json: the ids of its rows, table by table, in row order, which is all that
 // reader needs to know of a part it does not read.
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../core/schema.ts';
@@ -78,6 +78,7 @@ export async function runIngest(
   const ledger = await UnitLedger.open(dir, STAGE, shard);
   const keyOf = (unit: IngestUnit): string => `${STAGE}:${source}:${unit.key}`;
   const runKeys = new Set(units.map(keyOf));
+  ledger.assign(runKeys);
   const inputPaths = new Set(inputs.map((i) => i.path));
   for (const [recordKey, record] of ledger.records()) {
     const key = UnitLedger.unitKeyOf(recordKey);

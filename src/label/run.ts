@@ -1,7 +1,7 @@
 // `bdpo label`: score every (image, prompt) of a dataset once with every metric, through ONNX Runtime, into
 // scores/<metric>/part-*.parquet. The unit of work is one images part × one metric, so a re-run skips what is done and
-// adding a metric later scores only that metric. Shard i of n scores the images parts whose name hashes to i (all
-// metrics of a part together) and reads no other; an image that another part also holds is left to that part when
+// adding a metric later scores only that metric. Shard i of n scores every n-th images part (all metrics of a part
+// together) and reads no other; an image that another part also holds is left to that part when
 // the dataset reader yields the other copy first (io/part-dedupe.ts), so no image is scored twice. Within a part, decoding and preprocessing of the next batch run
 // while the current batch is in the model.
 import { rm } from 'node:fs/promises';
@@ -88,6 +88,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   // leave the scores of the parts before it behind.
   const ledger = await UnitLedger.open(dir, STAGE, shard);
   const ownerOfPart = (file: string): string => `${STAGE}:${file}`;
+  ledger.assign(parts.map(ownerOfPart));
   const owned = parts.filter((file) => ledger.owns({ key: ownerOfPart(file) }));
   for (const file of owned) await checkPart(dir, file);
 
