@@ -30,6 +30,13 @@ export const INSPECT_USAGE = `usage: bdpo inspect DIR [--json]
 Counts by source and split, images by format, rejects by reason, the balance of human labels and the tie rate,
 and what every stage run read, took and rejected (read = taken + rejected).`;
 
+export const COMPACT_USAGE = `usage: bdpo compact DIR [--json]
+
+Rewrites the ingest parts of DIR without the rows that another unit's part holds first: every reader of the
+dataset already reads each prompt, image and pair once (a repeated pair as a duplicate_pair reject); after compact
+the raw parts say the same, for engines that read them directly (DuckDB, Spark). Run it once every ingest shard has
+finished. Atomic per unit, and resumable: run it again after an interruption.`;
+
 export const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
 
 Scores every (image, prompt) of DIR once with every metric into scores/<metric>/part-*.parquet. A metric is a JSON

@@ -159,6 +159,11 @@ export function duplicateRowsDigest(dir: string, file: string): Promise<string[]
   return duplicateRowsDigestOf(dir, file, (other) => readPartAsWritten(dir, other));
 }
 
+/** The rows of a part (as written) that the reader drops as duplicates of an earlier part's rows, sorted. */
+export function droppedRows(dir: string, file: string): Promise<number[]> {
+  return duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other));
+}
+
 /** How many rows of a part the reader drops as duplicates of an earlier part's rows. */
 export async function duplicateRowCount(dir: string, file: string): Promise<number> {
   return (await duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other))).length;
@@ -201,7 +206,8 @@ export async function* readRows<T extends TableName>(dir: string, table: T): Asy
   for (const row of await duplicatePairRejects(dir)) yield row as unknown as TableRows[T];
 }
 
-function* partRows<T extends TableName>(part: Table): Generator<TableRows[T]> {
+/** A table's rows as objects (bigints as numbers; binary cells are views into the part's buffer). */
+export function* partRows<T extends TableName>(part: Table): Generator<TableRows[T]> {
   const columns = part.schema.fields.map((f) => [f.name, part.getChild(f.name)!] as const);
   for (let i = 0; i < part.numRows; i++) {
     const row: Record<string, unknown> = {};
