@@ -32,7 +32,13 @@ function bump(map: Record<string, number>, key: string | null | undefined, by = 
 
 export async function inspectDataset(dir: string): Promise<DatasetSummary> {
   // The manifest's units summarise the per-unit records: rebuilt here (one listing), e.g. after a killed shard.
-  const manifest = (await stat(join(dir, 'manifest.json')).catch(() => null)) ? await rebuildUnitSummary(dir) : await readManifest(dir);
+  const manifest = (await stat(join(dir, 'manifest.json')).catch(() => null))
+    ? await rebuildUnitSummary(dir).catch((error: NodeJS.ErrnoException) => {
+        // A dataset on a read-only mount is inspected as it is.
+        if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'EPERM') return readManifest(dir);
+        throw error;
+      })
+    : await readManifest(dir);
   const summary: DatasetSummary = {
     dir,
     prompts: { total: 0, bySource: {}, byCategory: {} },
