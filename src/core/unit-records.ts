@@ -171,19 +171,22 @@ export async function findRecordedPart(dir: string, file: string): Promise<PartR
     }
     cache.legacySignature = signature;
   }
-  let found = cache.legacy.get(file);
+  // Stages whose records did not change answer first: a label run commits a unit per images part and asks for the
+  // images parts' records (ingest's) in between, which must not re-read every label record each time.
+  const stale: Array<[string, number]> = [];
   for (const name of await stageNames(dir)) {
-    const folder = join(dir, UNIT_RECORDS, name);
-    const info = await stat(folder).catch(() => null);
+    const info = await stat(join(dir, UNIT_RECORDS, name)).catch(() => null);
     if (!info) continue;
-    let index = cache.stages.get(name);
-    if (index?.mtimeMs !== info.mtimeMs) {
-      const parts = new Map<string, PartRecord>();
-      for (const [, record] of await readStageFolder(folder)) for (const part of record.parts) parts.set(part.file, part);
-      index = { mtimeMs: info.mtimeMs, parts };
-      cache.stages.set(name, index);
-    }
-    found = index.parts.get(file) ?? found;
+    const index = cache.stages.get(name);
+    if (index?.mtimeMs !== info.mtimeMs) stale.push([name, info.mtimeMs]);
+    else if (index.parts.has(file)) return index.parts.get(file);
   }
-  return found;
+  for (const [name, mtimeMs] of stale) {
+    const parts = new Map<string, PartRecord>();
+    for (const [, record] of await readStageFolder(join(dir, UNIT_RECORDS, name)))
+      for (const part of record.parts) parts.set(part.file, part);
+    cache.stages.set(name, { mtimeMs, parts });
+    if (parts.has(file)) return parts.get(file);
+  }
+  return cache.legacy.get(file);
 }

@@ -82,7 +82,23 @@ export class UnitLedger {
     readonly shard: Shard,
     private readonly known: Map<string, UnitRecord>,
   ) {
-    for (const record of known.values()) this.reference(record.parts, 1);
+    for (const [key, record] of known) {
+      this.reference(record.parts, 1);
+      this.index(key);
+    }
+  }
+
+  /** Record keys by unit key: a unit's own, and those of legacy layouts (`<key>:s<i>of<n>`) it replaces. */
+  private readonly recordKeysOf = new Map<string, Set<string>>();
+
+  private index(recordKey: string): void {
+    const unitKey = UnitLedger.unitKeyOf(recordKey);
+    let keys = this.recordKeysOf.get(unitKey);
+    if (!keys) {
+      keys = new Set();
+      this.recordKeysOf.set(unitKey, keys);
+    }
+    keys.add(recordKey);
   }
 
   /** Reads this stage's records once (a listing per run, not per unit); a legacy manifest is migrated first. */
@@ -143,7 +159,8 @@ export class UnitLedger {
       ...(inputSha256 === undefined ? {} : { inputSha256 }),
       ...(unit.fingerprint !== undefined && unit.inputSignature !== undefined ? { inputSignature: unit.inputSignature } : {}),
     };
-    const earlier = [...this.known.entries()].filter(([key]) => key === unit.key || UnitLedger.unitKeyOf(key) === unit.key);
+    // A lookup, not a scan: committing stays O(1) however many units the stage has.
+    const earlier = [...(this.recordKeysOf.get(unit.key) ?? [])].map((key) => [key, this.known.get(key)!] as const);
     this.recordBytes += await writeUnitRecord(this.dir, unit.key, record);
     this.reference(parts, 1);
     for (const [key, old] of earlier) {
@@ -151,6 +168,7 @@ export class UnitLedger {
       this.known.delete(key);
       this.reference(old.parts, -1);
     }
+    this.recordKeysOf.set(unit.key, new Set([unit.key]));
     this.known.set(unit.key, record);
     await this.removeUnreferenced(earlier.flatMap(([, old]) => old.parts));
     return record;
@@ -162,6 +180,7 @@ export class UnitLedger {
     if (!record) return;
     await removeUnitRecord(this.dir, this.stage, recordKey);
     this.known.delete(recordKey);
+    this.recordKeysOf.get(UnitLedger.unitKeyOf(recordKey))?.delete(recordKey);
     this.reference(record.parts, -1);
     await this.removeUnreferenced(record.parts);
   }
