@@ -1,4 +1,5 @@
-// Sharding without a coordinator (docs/design.md §7): shard i of n takes the ids whose stable hash falls in its class.
+// Sharding without a coordinator (docs/architecture.md "Sharding"): which shard this process is (--shard, a Kubernetes
+// Indexed Job, a Slurm array) and, for keys outside a run's dealt list, which shard a key hashes to.
 import { sha256Hex } from './ids.ts';
 import { UsageError } from './errors.ts';
 

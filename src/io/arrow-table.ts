@@ -23,7 +23,7 @@ import { BdpoError } from '../core/errors.ts';
 import { DUPLICATE_PAIR_DETAIL, duplicatePairRows, duplicateRowsDigestOf, duplicateRowsOf, withoutRows } from './part-dedupe.ts';
 
 export interface WrittenPart {
-  /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000-s0of1.arrow". */
+  /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000.arrow". */
   file: string;
   rows: number;
   bytes: number;
