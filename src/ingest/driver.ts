@@ -9,7 +9,7 @@
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../core/schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../core/ids.ts';
 import { WHOLE, type Shard } from '../core/shard.ts';
-import { duplicateRowCount, writeRowsPart } from '../io/arrow-table.ts';
+import { duplicateRowCounts, writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
@@ -152,10 +152,14 @@ export async function runIngest(
  * did). A shard sees the parts that exist when it ends; `bdpo inspect` counts the union.
  */
 async function countAsTheReaderSees(dir: string, parts: readonly PartRecord[], summary: IngestSummary): Promise<void> {
+  const counts = await duplicateRowCounts(
+    dir,
+    parts.map((part) => part.file),
+  );
   for (const part of parts) {
     const table = part.file.split('/')[0];
     if (table !== 'prompts' && table !== 'images' && table !== 'pairs') continue;
-    const duplicates = await duplicateRowCount(dir, part.file);
+    const duplicates = counts.get(part.file) ?? 0;
     summary.tables[table] -= duplicates;
     if (table !== 'pairs' || duplicates === 0) continue;
     summary.tables.rejects += duplicates;

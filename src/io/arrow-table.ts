@@ -20,7 +20,14 @@ import { resolveInside } from './paths.ts';
 import { sha256Hex } from '../core/ids.ts';
 import { verifyPartBytes } from '../core/manifest.ts';
 import { BdpoError } from '../core/errors.ts';
-import { DUPLICATE_PAIR_DETAIL, duplicatePairRows, duplicateRowsDigestOf, duplicateRowsOf, withoutRows } from './part-dedupe.ts';
+import {
+  DUPLICATE_PAIR_DETAIL,
+  duplicatePairRows,
+  duplicateRowsDigestOf,
+  duplicateRowsOf,
+  duplicateRowsOfParts,
+  withoutRows,
+} from './part-dedupe.ts';
 
 export interface WrittenPart {
   /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000.arrow". */
@@ -164,9 +171,10 @@ export function droppedRows(dir: string, file: string): Promise<number[]> {
   return duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other));
 }
 
-/** How many rows of a part the reader drops as duplicates of an earlier part's rows. */
-export async function duplicateRowCount(dir: string, file: string): Promise<number> {
-  return (await duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other))).length;
+/** How many rows of each part the reader drops as duplicates of an earlier part's rows, from one plan. */
+export async function duplicateRowCounts(dir: string, files: readonly string[]): Promise<Map<string, number>> {
+  const rows = await duplicateRowsOfParts(dir, files, (other) => readPartAsWritten(dir, other));
+  return new Map([...rows].map(([file, dropped]) => [file, dropped.length]));
 }
 
 /** A part with every row it was written with (`bdpo compact`, and the de-duplication itself). */

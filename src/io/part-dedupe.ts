@@ -9,7 +9,7 @@
 // The ids of a part come from the small id list its unit wrote beside it (.state/ingest/<part name>.json), so a
 // reader that reads a few images parts (a label shard) never opens the others; a part without one (written by hand)
 // is read for its ids.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Table } from 'apache-arrow';
@@ -101,6 +101,8 @@ async function planOf(dir: string, readRaw: (file: string) => Promise<Table>): P
   const duplicates = new Map<string, number[]>();
   for (const table of KEYED_TABLES) {
     const seen = new Set<string>();
+    // A table of one part (most small datasets) has nothing to resolve between parts.
+    if ((await listParts(dir, table)).length < 2) continue;
     for (const { file, sidecar } of await orderedParts(dir, table)) {
       const keys = sidecar.keys ?? rowKeys(table, await readRaw(file));
       const dropped: number[] = [];
@@ -124,10 +126,17 @@ function keyedTableOf(file: string): KeyedTable | null {
 /** Rows of a part that the reader drops as duplicates of an earlier part's rows (sorted), or none. */
 export async function duplicateRowsOf(dir: string, file: string, readRaw: (file: string) => Promise<Table>): Promise<number[]> {
   if (keyedTableOf(file) === null) return [];
-  // A dataset whose tables have one part each (most small ones) has nothing to resolve between parts.
-  const folder = await readdir(join(dir, file.split('/')[0]!)).catch(() => [] as string[]);
-  if (folder.filter((name) => name.startsWith('part-')).length < 2) return [];
   return (await planOf(dir, readRaw)).duplicates.get(file) ?? [];
+}
+
+/** Rows the reader drops, for many parts at once (one plan, however the directory changes meanwhile). */
+export async function duplicateRowsOfParts(
+  dir: string,
+  files: readonly string[],
+  readRaw: (file: string) => Promise<Table>,
+): Promise<Map<string, number[]>> {
+  const plan = await planOf(dir, readRaw);
+  return new Map(files.map((file) => [file, plan.duplicates.get(file) ?? []]));
 }
 
 /** Every pairs part that holds duplicate rows, with those rows. */
