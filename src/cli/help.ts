@@ -6,8 +6,9 @@ import { RUN_OPTIONS_HELP } from './args.ts';
 const SD_SCALING_FACTOR = 0.18215;
 
 export const INGEST_COMMON_HELP = `  --out, -o DIR       dataset directory to write (created if needed; re-runs skip finished parts)
-  --shard i/n         ingest shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
-                      or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT
+  --shard i/n         ingest shard i of n (0-based): every n-th unit (row group, chunk), read by this shard
+                      only; defaults from JOB_COMPLETION_INDEX (+ --shards n) or a Slurm array
+                      (SLURM_ARRAY_TASK_ID, _COUNT, _MIN, _MAX, _STEP: --array=0-63:2 works)
   --max-pixels N      reject images larger than N pixels, read from the header (default 89478485, as PIL)
   --no-decode         trust image headers instead of decoding every image (faster, misses truncated files)
   --json              print the summary as JSON on stdout`;
