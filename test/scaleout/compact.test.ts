@@ -9,6 +9,17 @@ import { ingestPickapic } from '../../src/ingest/pickapic.ts';
 import type { TableName } from '../../src/core/schema.ts';
 import { cleanRows, noiseImages, writePickapicShard } from '../support/pickapic-fixture.ts';
 import { tempDir } from '../support/tmp.ts';
+import { runTables } from '../../src/tables/tables.ts';
+import { openParquet } from '../../src/io/parquet.ts';
+import { readdir } from 'node:fs/promises';
+
+/** Rows of a `bdpo tables` copy, every part. */
+async function copyRows(dir: string, table: string): Promise<number> {
+  let n = 0;
+  const folder = join(dir, 'tables', table);
+  for (const name of (await readdir(folder)).filter((f) => f.endsWith('.parquet'))) n += (await openParquet(join(folder, name))).numRows;
+  return n;
+}
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -41,6 +52,10 @@ test('compact rewrites the parts without later copies; readers see the same rows
   assert.ok(synthetic > 0, 'the fixture has pairs repeated across units');
   assert.ok((await rawRowCount(out, 'prompts')) > before.get('prompts')!.length, 'and prompts stored by two units');
 
+  // `bdpo tables` copies what the reader sees, the added duplicate_pair rejects included.
+  await runTables(out);
+  for (const table of tables) assert.equal(await copyRows(out, table), before.get(table)!.length, `tables/${table}`);
+
   const compacted = await compactDataset(out);
   assert.equal(compacted.dropped.pairs, synthetic);
   assert.ok(compacted.unitsRewritten > 0);
@@ -50,6 +65,9 @@ test('compact rewrites the parts without later copies; readers see the same rows
     assert.equal(await rawRowCount(out, table), before.get(table)!.length, table);
   assert.equal(await rawRowCount(out, 'rejects'), before.get('rejects')!.length);
   assert.equal((await duplicatePairRejects(out)).length, 0);
+
+  await runTables(out);
+  for (const table of tables) assert.equal(await copyRows(out, table), before.get(table)!.length, `tables/${table} after compact`);
 
   // Nothing left to do, and ingest trusts the rewritten parts: its counts are the same.
   assert.equal((await compactDataset(out)).unitsRewritten, 0);
