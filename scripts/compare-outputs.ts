@@ -3,10 +3,13 @@
 // happened: in manifest.json the run times, part modification times and input paths; in reports, the generation
 // time; in train runs, the wall-clock fields of metrics.jsonl and checkpoints. Those are compared with the
 // timestamps removed. With --manifest-parts, a manifest is compared by what it says was written and counted (runs,
-// and every unit's parts and counts, whatever the unit keys), for a change to the bookkeeping itself. Prints one line
-// per difference and exits 1 if there is any.
+// and every unit's parts and counts, whatever the unit keys), for a change to the bookkeeping itself. With --rows,
+// dataset directories are compared by the rows their readers see and other files by name without shard labels
+// (scripts/compare-rows.ts), for a change that renames parts or moves rows between them. Prints one line per
+// difference and exits 1 if there is any.
 import { readdir, readFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { comparedByRows, compareDatasetRows, withoutShardLabels } from './compare-rows.ts';
 
 /** JSON fields that hold a clock reading or a machine-specific path, never a result. */
 const VOLATILE_KEYS = new Set([
@@ -36,7 +39,7 @@ async function listFiles(root: string): Promise<string[]> {
     .sort();
 }
 
-function normaliseJson(text: string, absoluteRoot: string): string {
+function stripper(absoluteRoot: string): (value: unknown) => unknown {
   const strip = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(strip);
     if (value !== null && typeof value === 'object') {
@@ -46,6 +49,11 @@ function normaliseJson(text: string, absoluteRoot: string): string {
     }
     return typeof value === 'string' ? value.replaceAll(absoluteRoot, '<root>').replace(TIMESTAMP, '<time>') : value;
   };
+  return strip;
+}
+
+function normaliseJson(text: string, absoluteRoot: string): string {
+  const strip = stripper(absoluteRoot);
   try {
     return JSON.stringify(strip(JSON.parse(text)));
   } catch {
@@ -101,6 +109,7 @@ async function comparable(root: string, file: string): Promise<Buffer> {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   manifestByParts = args.includes('--manifest-parts');
+  if (args.includes('--rows')) return compareByRows(args.filter((arg) => !arg.startsWith('--')));
   const [a, b] = args.filter((arg) => !arg.startsWith('--'));
   if (!a || !b) {
     console.error('usage: compare-outputs.ts [--manifest-parts] DIR_A DIR_B');
@@ -122,6 +131,43 @@ async function main(): Promise<number> {
     else differ(`differs: ${file}`);
   }
   console.log(`${same} files identical, ${differences} differences`);
+  return differences === 0 ? 0 : 1;
+}
+
+async function compareByRows([a, b]: string[]): Promise<number> {
+  if (!a || !b) {
+    console.error('usage: compare-outputs.ts --rows DIR_A DIR_B');
+    return 2;
+  }
+  const datasets = (await listFiles(a)).filter((f) => f.endsWith('manifest.json')).map((f) => dirname(f));
+  const inDataset = (file: string): boolean => datasets.some((d) => file.startsWith(`${d}/`));
+  const renamed = async (root: string): Promise<Map<string, string>> =>
+    new Map(
+      (await listFiles(root))
+        .filter((f) => !(inDataset(f) && comparedByRows(f.slice(f.indexOf('/') + 1))))
+        .map((f) => [withoutShardLabels(f), f]),
+    );
+  const [filesA, filesB] = [await renamed(a), await renamed(b)];
+  let differences = 0;
+  let same = 0;
+  const differ = (line: string): void => {
+    differences++;
+    console.log(line);
+  };
+  for (const dataset of datasets) {
+    const result = await compareDatasetRows(join(a, dataset), join(b, dataset), stripper(resolve(b)));
+    result.differences.forEach(differ);
+    same += result.same;
+  }
+  for (const name of filesA.keys()) if (!filesB.has(name)) differ(`only in ${a}: ${filesA.get(name)}`);
+  for (const name of filesB.keys()) if (!filesA.has(name)) differ(`only in ${b}: ${filesB.get(name)}`);
+  for (const [name, fileA] of filesA) {
+    const fileB = filesB.get(name);
+    if (fileB === undefined) continue;
+    if ((await comparable(a, fileA)).equals(await comparable(b, fileB))) same++;
+    else differ(`differs: ${fileB}`);
+  }
+  console.log(`${same} tables and files identical, ${differences} differences`);
   return differences === 0 ? 0 : 1;
 }
 

@@ -6,8 +6,9 @@ import { RUN_OPTIONS_HELP } from './args.ts';
 const SD_SCALING_FACTOR = 0.18215;
 
 export const INGEST_COMMON_HELP = `  --out, -o DIR       dataset directory to write (created if needed; re-runs skip finished parts)
-  --shard i/n         ingest shard i of n (0-based); defaults from JOB_COMPLETION_INDEX (+ --shards n)
-                      or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT
+  --shard i/n         ingest shard i of n (0-based): every n-th unit (row group, chunk), read by this shard
+                      only; defaults from JOB_COMPLETION_INDEX (+ --shards n) or a Slurm array
+                      (SLURM_ARRAY_TASK_ID, _COUNT, _MIN, _MAX, _STEP: --array=0-63:2 works)
   --max-pixels N      reject images larger than N pixels, read from the header (default 89478485, as PIL)
   --no-decode         trust image headers instead of decoding every image (faster, misses truncated files)
   --workers N         image verification worker threads (default or 0: all cores)
@@ -30,6 +31,13 @@ export const INSPECT_USAGE = `usage: bdpo inspect DIR [--json]
 
 Counts by source and split, images by format, rejects by reason, the balance of human labels and the tie rate,
 and what every stage run read, took and rejected (read = taken + rejected).`;
+
+export const COMPACT_USAGE = `usage: bdpo compact DIR [--json]
+
+Rewrites the ingest parts of DIR without the rows that another unit's part holds first: every reader of the
+dataset already reads each prompt, image and pair once (a repeated pair as a duplicate_pair reject); after compact
+the raw parts say the same, for engines that read them directly (DuckDB, Spark). Run it once every ingest shard has
+finished. Atomic per unit, and resumable: run it again after an interruption.`;
 
 export const LABEL_USAGE = `usage: bdpo label DIR --metrics <metric.json>… [--batch-size 16] [--device auto|cpu|cuda] [--shard i/n] [--json]
 

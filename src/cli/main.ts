@@ -22,6 +22,11 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string; 
     summary: 'counts, rejects by reason, human-label balance and tie rate of a dataset',
     help: help.INSPECT_USAGE,
   },
+  compact: {
+    load: async () => (await import('./compact.ts')).compactCommand,
+    summary: 'rewrite the ingest parts without the rows another part holds first (after a sharded ingest)',
+    help: help.COMPACT_USAGE,
+  },
   label: {
     load: async () => (await import('./label.ts')).labelCommand,
     summary: 'score every image with every metric (ONNX) into scores/<metric>/',

@@ -1,5 +1,7 @@
-// manifest.json (docs/design.md §2): what each stage run did, and which units of work are finished. Several shards may
-// share one dataset directory, so every update is a read-modify-write under an exclusive lock file.
+// manifest.json (docs/design.md §2): what each stage run did, and a summary of the units of work that are finished
+// (rebuilt from the per-unit records of core/unit-records.ts, which are the source of truth). Several shards may share
+// one dataset directory, so every update is a read-modify-write under an exclusive lock file; a shard makes one at the
+// end of its run, never one per unit.
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
@@ -12,12 +14,18 @@ import { BdpoError, ManifestError } from './errors.ts';
 import { FORMAT_VERSION } from './schema.ts';
 import type { Shard } from './shard.ts';
 import { TOOL_VERSION } from './version.ts';
+import { findRecordedPart, summariseUnits } from './unit-records.ts';
 
-export interface InputFile {
+/** An input a run read, as it was then. */
+export interface InputStat {
   path: string;
   bytes: number;
-  sha256: string;
   mtimeMs?: number;
+}
+
+/** An input read whole and hashed (a prompt list, a model file). Sharded Parquet inputs are fingerprinted per unit. */
+export interface InputFile extends InputStat {
+  sha256: string;
 }
 
 export interface Counts {
@@ -31,7 +39,7 @@ export interface StageRun {
   stage: string;
   toolVersion: string;
   options: Record<string, unknown>;
-  inputs: InputFile[];
+  inputs: InputStat[];
   counts: Counts;
   started: string;
   finished: string;
@@ -50,7 +58,8 @@ export interface PartRecord {
 /** A finished unit of work: the parts it wrote and what it counted. */
 export interface UnitRecord {
   stage: string;
-  shard: string;
+  /** Written by directories of earlier versions, whose units were keyed by shard layout; a unit is one now. */
+  shard?: string;
   parts: PartRecord[];
   counts: Counts;
   /** The version of the model that made the unit (label stage): another version redoes it. */
@@ -58,6 +67,8 @@ export interface UnitRecord {
   /** The input file the unit read, when it read one, and its sha256 then. */
   input?: string;
   inputSha256?: string;
+  /** The input's size and mtime when inputSha256 was taken: while they are unchanged it is not taken again. */
+  inputSignature?: string;
 }
 
 export interface Manifest {
@@ -65,6 +76,8 @@ export interface Manifest {
   tool: 'balanced-dpo';
   runs: StageRun[];
   units: Record<string, UnitRecord>;
+  /** Set once `units` is a summary of the record files under this folder (absent in directories of earlier versions). */
+  unitRecords?: string;
 }
 
 const MANIFEST = 'manifest.json';
@@ -120,11 +133,11 @@ function manifestShapeProblem(value: unknown): string | null {
   return null;
 }
 
-export async function updateManifest(dir: string, mutate: (manifest: Manifest) => void): Promise<Manifest> {
+export async function updateManifest(dir: string, mutate: (manifest: Manifest) => void | Promise<void>): Promise<Manifest> {
   await mkdir(dir, { recursive: true });
   return withLock(join(dir, `${MANIFEST}.lock`), { wait: true, what: 'the manifest' }, async () => {
     const manifest = await readManifest(dir);
-    mutate(manifest);
+    await mutate(manifest);
     await writeFileAtomic(join(dir, MANIFEST), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     return manifest;
   });
@@ -159,29 +172,9 @@ export async function sha256OfFile(path: string): Promise<string> {
   return (await hashFile(path)).sha256;
 }
 
-interface PartIndexCache {
-  signature: string;
-  parts: Map<string, PartRecord>;
-}
-
-const partIndexes = new Map<string, PartIndexCache>();
-
-/**
- * The record of a part file (path relative to the dataset directory), if a unit recorded it. Every reader of a part
- * asks, so the index is rebuilt only when manifest.json changes.
- */
-export async function recordedPart(dir: string, file: string): Promise<PartRecord | undefined> {
-  const info = await stat(join(dir, MANIFEST)).catch(() => null);
-  if (!info) return undefined;
-  const signature = `${info.ino}:${info.size}:${info.mtimeMs}`;
-  let cached = partIndexes.get(dir);
-  if (cached?.signature !== signature) {
-    const parts = new Map<string, PartRecord>();
-    for (const unit of Object.values((await readManifest(dir)).units)) for (const part of unit.parts) parts.set(part.file, part);
-    cached = { signature, parts };
-    partIndexes.set(dir, cached);
-  }
-  return cached.parts.get(file);
+/** The record of a part file (path relative to the dataset directory), if a unit recorded it. */
+export function recordedPart(dir: string, file: string): Promise<PartRecord | undefined> {
+  return findRecordedPart(dir, file);
 }
 
 /** Throws unless `bytes` are those recorded for the part (an unrecorded part, written by hand, is taken as it is). */
@@ -216,7 +209,9 @@ export async function describeInput(path: string): Promise<InputFile> {
  */
 export async function describeInputs(dir: string, paths: readonly string[]): Promise<InputFile[]> {
   const known = new Map<string, InputFile>();
-  for (const run of (await readManifest(dir)).runs) for (const input of run.inputs) known.set(input.path, input);
+  for (const run of (await readManifest(dir)).runs) {
+    for (const input of run.inputs) if ('sha256' in input) known.set(input.path, input as InputFile);
+  }
   const described: InputFile[] = [];
   for (const path of paths) {
     const info = await stat(path);
@@ -226,10 +221,21 @@ export async function describeInputs(dir: string, paths: readonly string[]): Pro
   return described;
 }
 
-/** Records a finished stage run, then refreshes the dataset card: the tables on disk may have changed. */
+/** The inputs' size and mtime only: a shard reads and fingerprints just the units it owns (Parquet row groups). */
+export async function statInputs(paths: readonly string[]): Promise<InputStat[]> {
+  const described: InputStat[] = [];
+  for (const path of paths) {
+    const { size, mtimeMs } = await stat(path);
+    described.push({ path, bytes: size, mtimeMs });
+  }
+  return described;
+}
+
+/** Records a finished stage run (and the summary of the unit records), then refreshes the dataset card: the tables on disk may have changed. */
 export async function recordRun(dir: string, run: StageRun): Promise<void> {
-  await updateManifest(dir, (m) => {
+  await updateManifest(dir, async (m) => {
     m.runs.push(run);
+    await summariseUnits(dir, m);
   });
   await writeDatasetCard(dir);
 }
@@ -248,7 +254,7 @@ export function addCounts(into: Counts, more: Counts): void {
 export function runRecord(
   stage: string,
   options: Record<string, unknown>,
-  inputs: InputFile[],
+  inputs: InputStat[],
   counts: Counts,
   started: Date,
   shard: Shard,

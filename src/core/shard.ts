@@ -1,4 +1,5 @@
-// Sharding without a coordinator (docs/design.md §7): shard i of n takes the ids whose stable hash falls in its class.
+// Sharding without a coordinator (docs/architecture.md "Sharding"): which shard this process is (--shard, a Kubernetes
+// Indexed Job, a Slurm array) and, for keys outside a run's dealt list, which shard a key hashes to.
 import { sha256Hex } from './ids.ts';
 import { UsageError } from './errors.ts';
 
@@ -41,12 +42,37 @@ export function resolveShard(
     }
     return checkShard(Number(env.JOB_COMPLETION_INDEX), Number(options.shards));
   }
-  if (env.SLURM_ARRAY_TASK_ID !== undefined && env.SLURM_ARRAY_TASK_COUNT !== undefined) {
-    const first = Number(env.SLURM_ARRAY_TASK_MIN ?? 0);
-    return checkShard(Number(env.SLURM_ARRAY_TASK_ID) - first, Number(env.SLURM_ARRAY_TASK_COUNT));
-  }
+  if (env.SLURM_ARRAY_TASK_ID !== undefined && env.SLURM_ARRAY_TASK_COUNT !== undefined) return slurmShard(env);
   if (options.shards !== undefined) throw new ShardError('--shards n needs JOB_COMPLETION_INDEX, or use --shard i/n');
   return WHOLE;
+}
+
+/**
+ * A Slurm array task's shard. `--array=0-63:2` runs ids 0, 2, …, 62 with SLURM_ARRAY_TASK_STEP=2: the shard is the
+ * task's position in the range, (id − min) / step. Ids that are not such a range (`--array=1,4,9`) cannot be mapped
+ * without the list, which a task does not see, so they are refused rather than guessed.
+ */
+function slurmShard(env: NodeJS.ProcessEnv): Shard {
+  const id = Number(env.SLURM_ARRAY_TASK_ID);
+  const count = Number(env.SLURM_ARRAY_TASK_COUNT);
+  const first = Number(env.SLURM_ARRAY_TASK_MIN ?? 0);
+  const step = Number(env.SLURM_ARRAY_TASK_STEP ?? 1);
+  if (!Number.isInteger(step) || step < 1)
+    throw new ShardError(`SLURM_ARRAY_TASK_STEP must be an integer ≥ 1, got "${env.SLURM_ARRAY_TASK_STEP}"`);
+  if (env.SLURM_ARRAY_TASK_MAX !== undefined) {
+    const last = Number(env.SLURM_ARRAY_TASK_MAX);
+    // The array's top id, or the MAX of its directive (0-63:2 tops at 62): either way floor((max − min) / step) + 1 tasks.
+    if (Math.floor((last - first) / step) + 1 !== count) {
+      throw new ShardError(
+        `the Slurm array ${first}-${last}:${step} does not hold ${count} tasks: use --array=MIN-MAX[:STEP] (a range), ` +
+          'or pass --shard i/n',
+      );
+    }
+  }
+  if ((id - first) % step !== 0) {
+    throw new ShardError(`SLURM_ARRAY_TASK_ID ${id} is not SLURM_ARRAY_TASK_MIN ${first} plus a multiple of SLURM_ARRAY_TASK_STEP ${step}`);
+  }
+  return checkShard((id - first) / step, count);
 }
 
 /** Which shard owns a key: content ids (hex sha256) are used as they are, other keys are hashed first. */

@@ -3,8 +3,8 @@
 //   float16 little endian, for every image of the selected pairs (the kept pairs of consensus/<rule>, or every pair);
 // - text/part-*.parquet (prompt_id, shape "TxW", hidden): the text encoder's last_hidden_state per prompt, float16,
 //   plus one row for the empty prompt (prompt_id "") for caption dropout and classifier-free guidance.
-// Units of work, as in the label stage: one images part (latents) or one prompts part (text) per selection and shard,
-// recorded in the manifest; a re-run skips finished units. Images are decoded and preprocessed for the next batch
+// Units of work, as in the label stage: one images part (latents) or one prompts part (text) per selection, run by
+// the shard its key hashes to and recorded in its own record file; a re-run skips finished units. Images are decoded and preprocessed for the next batch
 // while the current one is in the VAE.
 //
 // Preprocessing is Stable Diffusion training's: RGB, shortest side resized to `resolution` with PIL's bicubic filter,
@@ -26,7 +26,7 @@ import { JsonFileError } from '../io/json-file.ts';
 import { encoderInfoLocation, readMetaJson } from '../core/dataset-meta.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { checkPart, listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
+import { checkPart, duplicateRowsDigest, listParts, readPart, writeRowsPart } from '../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns, writeParquetPart } from '../io/parquet.ts';
 import {
   addCounts,
@@ -41,7 +41,7 @@ import {
 import { partFingerprint, runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { createSession, float32Output, type OnnxSession } from '../models/session.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
-import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
+import { WHOLE, type Shard } from '../core/shard.ts';
 import type { Rgb } from '../models/preprocess.ts';
 import { ImagePool, packRows, sharedFloat32 } from '../models/image-pool.ts';
 import { CLIP_CONTEXT_LENGTH, ClipTokenizer } from '../models/tokenizer.ts';
@@ -190,7 +190,8 @@ async function selectPairs(dir: string, rule: string | undefined): Promise<Selec
 
 /** Parts of a cache folder that may serve as a source of reuse: all but those of the selection being written. */
 async function reusableParts(dir: string, table: 'latents' | 'text', tag: string): Promise<string[]> {
-  return (await listParquetParts(dir, table)).filter((file) => !file.includes(`-${tag}-s`));
+  // Names of this version end in the tag; those of earlier versions carried a shard label after it.
+  return (await listParquetParts(dir, table)).filter((file) => !file.endsWith(`-${tag}.parquet`) && !file.includes(`-${tag}-s`));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -301,14 +302,14 @@ function requireOutput(session: OnnxSession, path: string, name: string, what: s
 // ---------------------------------------------------------------------------------------------------------------
 // The run
 
-/** latents/part-<images part>-<selection tag>-<shard>.parquet */
-export function latentPartFile(partName: string, tag: string, shard: Shard): string {
-  return `latents/part-${partName}-${tag}-${shardLabel(shard)}.parquet`;
+/** latents/part-<images part>-<selection tag>.parquet: one name under any shard layout. */
+export function latentPartFile(partName: string, tag: string): string {
+  return `latents/part-${partName}-${tag}.parquet`;
 }
 
-/** text/part-<prompts part>-<selection tag>-<shard>.parquet */
-export function textPartFile(partName: string, tag: string, shard: Shard): string {
-  return `text/part-${partName}-${tag}-${shardLabel(shard)}.parquet`;
+/** text/part-<prompts part>-<selection tag>.parquet */
+export function textPartFile(partName: string, tag: string): string {
+  return `text/part-${partName}-${tag}.parquet`;
 }
 
 export const EMPTY_TEXT_PART = 'text/part-empty-prompt.parquet';
@@ -424,6 +425,15 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     const cachedText = await TensorStore.open(dir, TEXT_TABLE, { files: await reusableParts(dir, 'text', promptsTag) });
     existing.push(cachedLatents, cachedText);
     const ledger = await UnitLedger.open(dir, STAGE, shard);
+    const partNameOf = (file: string): string =>
+      basename(file)
+        .replace(/^part-/, '')
+        .replace(/\.arrow$/, '');
+    ledger.assign([
+      ...imageParts.map((file) => `${STAGE}:latents:${imagesTag}:${partNameOf(file)}`),
+      ...promptParts.map((file) => `${STAGE}:text:${promptsTag}:${partNameOf(file)}`),
+      EMPTY_UNIT,
+    ]);
 
     const unitsTotal = imageParts.length + promptParts.length + 1;
     let unitsDone = 0;
@@ -458,15 +468,22 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         const partName = basename(file)
           .replace(/^part-/, '')
           .replace(/\.arrow$/, '');
+        const key = `${STAGE}:latents:${imagesTag}:${partName}`;
+        // Another shard's unit: not even its input's fingerprint is looked up.
+        if (!ledger.owns({ key })) {
+          unitFinished();
+          continue;
+        }
+        const inputSha256 = await partFingerprint(dir, file, imagesTag, ...(await duplicateRowsDigest(dir, file)));
         yield {
           // One unit per selection: the parts another selection wrote stay recorded, as the cache this one reuses.
-          unit: { key: `${STAGE}:latents:${imagesTag}:${partName}`, inputSha256: await partFingerprint(dir, file, imagesTag) },
+          unit: { key, inputSha256 },
           skipped: (record) => {
             summary.latents.partsSkipped++;
             summary.latents.done += record.counts.taken;
           },
           run: async () => {
-            const result = await encodeImagesPart(dir, file, selection.images, cachedLatents, shard, latentContext);
+            const result = await encodeImagesPart(dir, file, selection.images, cachedLatents, latentContext);
             summary.latents.reused += result.reused;
             const parts: PartRecord[] = [];
             if (result.ids.length > 0) {
@@ -474,7 +491,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
               parts.push(
                 await writeParquetPart(
                   dir,
-                  latentPartFile(partName, imagesTag, shard),
+                  latentPartFile(partName, imagesTag),
                   LATENT_SPECS,
                   {
                     image_id: result.ids,
@@ -495,7 +512,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
               summary.latents.partsWritten++;
             }
             if (result.rejects.length > 0) {
-              parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}-${shardLabel(shard)}`, result.rejects));
+              parts.push(await writeRowsPart(dir, 'rejects', `${STAGE}-${partName}-${imagesTag}`, result.rejects));
             }
             const counts: Counts = {
               read: result.ids.length + result.rejects.length,
@@ -525,8 +542,14 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
         const partName = basename(file)
           .replace(/^part-/, '')
           .replace(/\.arrow$/, '');
+        const key = `${STAGE}:text:${promptsTag}:${partName}`;
+        if (!ledger.owns({ key })) {
+          unitFinished();
+          continue;
+        }
+        const inputSha256 = await partFingerprint(dir, file, promptsTag, ...(await duplicateRowsDigest(dir, file)));
         yield {
-          unit: { key: `${STAGE}:text:${promptsTag}:${partName}`, inputSha256: await partFingerprint(dir, file, promptsTag) },
+          unit: { key, inputSha256 },
           skipped: (record) => {
             summary.text.partsSkipped++;
             summary.text.done += record.counts.taken;
@@ -538,7 +561,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
             const todo: Array<{ id: string; text: string }> = [];
             for (let i = 0; i < part.numRows; i++) {
               const id = ids.get(i) as string;
-              if (!owns(shard, id) || !selection.prompts.mayContain(id)) continue;
+              if (!selection.prompts.mayContain(id)) continue;
               if ((await cachedText.find(id)) !== null) {
                 summary.text.reused++;
                 continue;
@@ -552,7 +575,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
               parts.push(
                 await writeParquetPart(
                   dir,
-                  textPartFile(partName, promptsTag, shard),
+                  textPartFile(partName, promptsTag),
                   TEXT_SPECS,
                   {
                     prompt_id: todo.map((t) => t.id),
@@ -568,8 +591,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
           },
         };
       }
-      // The empty prompt belongs to the shard that owns its id, like any other prompt.
-      if (!owns(shard, EMPTY_PROMPT_ID)) return;
+      // The empty prompt is a unit of its own, run by the shard its key hashes to.
+      if (!ledger.owns({ key: EMPTY_UNIT })) return;
       yield {
         unit: { key: EMPTY_UNIT },
         skipped: () => {
@@ -592,7 +615,7 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
       };
     };
     await runUnits(ledger, textJobs(), unitFinished);
-    if (!owns(shard, EMPTY_PROMPT_ID)) unitFinished();
+    if (!ledger.owns({ key: EMPTY_UNIT })) unitFinished();
   } finally {
     await pool.dispose();
     for (const store of existing) store.clear();
@@ -671,7 +694,6 @@ async function encodeImagesPart(
   file: string,
   wanted: IdIndex,
   cached: TensorStore,
-  shard: Shard,
   context: LatentContext,
 ): Promise<ImagesPartResult> {
   const part = await readPart(dir, file);
@@ -684,7 +706,7 @@ async function encodeImagesPart(
   for (let i = 0; i < part.numRows; i++) {
     const id = ids.get(i) as string;
     // One latent per image, whatever prompts it was stored under.
-    if (!owns(shard, id) || seen.has(id) || !wanted.mayContain(id)) continue;
+    if (seen.has(id) || !wanted.mayContain(id)) continue;
     seen.add(id);
     if ((await cached.find(id)) !== null) {
       reused++;

@@ -38,10 +38,23 @@ export type Draft =
 export interface IngestUnit {
   /** Stable across runs and shards; becomes part of the part names. */
   key: string;
+  /**
+   * Where the unit's rows come in the dataset reader's order (rank, then part name; default 0): of an id that two
+   * units hold, the reader keeps the copy of the first. HPD ranks its benchmark lists first, so a prompt keeps their
+   * category and index, as a source declares its units.
+   */
+  rank?: number;
   /** Input bytes this unit covers, for progress (0 when unknown). */
   bytes: number;
   /** The input file the unit reads, if one: when its content changes, a finished unit is redone. */
   input?: string;
+  /**
+   * The sha256 of what the unit reads (a Parquet row group's bytes), when it reads part of its input: a shard then
+   * hashes only the units it owns, never whole inputs. Units without one are checked by their input's whole hash.
+   */
+  fingerprint?: () => Promise<string>;
+  /** The input's size and mtime: while unchanged, the recorded fingerprint is trusted without reading again. */
+  signature?: string;
   drafts(): AsyncIterable<Draft> | Iterable<Draft>;
 }
 

@@ -1,21 +1,20 @@
 // The ingest driver: turns drafts into the dataset directory's tables, one resumable unit at a time.
 //
-// Sharding (docs/design.md §7) without a coordinator: every shard reads every row, so each makes the same decisions; it then
-// keeps only what it owns. A taken pair (and a duplicate of it) belongs to the shard of its pair id, an image to the
-// shard of its image id, a prompt to the shard of its prompt id, any other reject to the shard of its source ref.
-// Each row thus lands in exactly one shard, and the union of n shards is one unsharded run.
-import { readFile } from 'node:fs/promises';
-import { parseJsonText } from '../io/json-file.ts';
-import { join } from 'node:path';
+// Sharding (docs/architecture.md "Sharding") without a coordinator: shard i of n runs every n-th unit of the sorted
+// unit keys and reads nothing of the others. A unit stores each prompt, image and pair once within itself, so its parts are the
+// same bytes whatever n; the same id held by two units is resolved by the dataset reader (io/part-dedupe.ts), which
+// yields the copy of the first part in its order (unit rank, then name) and counts the others as duplicates. Beside its parts a
+// unit writes .state/ingest/<part name>.json: the ids of its rows, table by table, in row order, which is all that
+// reader needs to know of a part it does not read.
 import type { ImageRow, PairRow, PromptRow, RejectReason, RejectRow, SourceName } from '../core/schema.ts';
 import { imageId, normalisePrompt, pairId, promptId } from '../core/ids.ts';
-import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
-import { writeRowsPart } from '../io/arrow-table.ts';
+import { WHOLE, type Shard } from '../core/shard.ts';
+import { duplicateRowCounts, writeRowsPart } from '../io/arrow-table.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
 import { sha256Hex } from '../core/ids.ts';
-import { emptyCounts, runRecord, recordRun, verifyPartBytes, type Counts, type InputFile, type PartRecord } from '../core/manifest.ts';
+import { emptyCounts, runRecord, recordRun, type Counts, type InputStat, type PartRecord } from '../core/manifest.ts';
 import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
 import { ImagePool } from '../models/image-pool.ts';
@@ -55,8 +54,10 @@ export interface IngestSummary {
   tables: { prompts: number; images: number; pairs: number; rejects: number };
 }
 
-/** Ids this shard has stored, so that later units store each prompt, image and pair once. */
+/** The ids of a unit's stored rows, table by table, in row order (images: image, prompt, model and seed). */
 interface SeenState {
+  /** The unit's rank (IngestUnit.rank): the reader orders parts by it, then by name. */
+  rank: number;
   prompts: string[];
   images: string[];
   pairs: string[];
@@ -73,7 +74,7 @@ interface SeenSets {
 export async function runIngest(
   source: SourceName,
   units: IngestUnit[],
-  inputs: InputFile[],
+  inputs: InputStat[],
   runOptions: Record<string, unknown>,
   options: IngestOptions,
 ): Promise<IngestSummary> {
@@ -94,7 +95,7 @@ export async function runIngest(
 async function ingestWithPool(
   source: SourceName,
   units: IngestUnit[],
-  inputs: InputFile[],
+  inputs: InputStat[],
   runOptions: Record<string, unknown>,
   options: IngestOptions,
   pool: ImagePool,
@@ -103,43 +104,47 @@ async function ingestWithPool(
   const shard = options.shard ?? WHOLE;
   const dir = options.out;
   const ledger = await UnitLedger.open(dir, STAGE, shard);
-  const seen = { prompts: new Set<string>(), images: new Set<string>(), pairs: new Set<string>() };
   const keyOf = (unit: IngestUnit): string => `${STAGE}:${source}:${unit.key}`;
   const runKeys = new Set(units.map(keyOf));
+  ledger.assign(runKeys);
   const inputPaths = new Set(inputs.map((i) => i.path));
   for (const [recordKey, record] of ledger.records()) {
     const key = UnitLedger.unitKeyOf(recordKey);
-    if (runKeys.has(key)) continue;
-    if (record.input !== undefined && inputPaths.has(record.input) && key.startsWith(`${STAGE}:${source}:`)) {
-      // A unit of one of our inputs that the input no longer has (the file shrank): its parts are stale.
-      await ledger.forget(recordKey);
-      continue;
-    }
-    // What earlier runs into this directory stored is stored: prompts, images and pairs stay unique across runs.
-    // Another shard's ids are never ours to store, so loading them too changes nothing.
-    await loadState(dir, record.parts, seen);
+    if (runKeys.has(key) || !ledger.owns({ key })) continue;
+    // A unit of one of our inputs that the input no longer has (the file shrank): its parts are stale.
+    if (record.input !== undefined && inputPaths.has(record.input) && key.startsWith(`${STAGE}:${source}:`)) await ledger.forget(recordKey);
   }
+  const owned = units.filter((unit) => ledger.owns({ key: keyOf(unit) }));
+  const hashes = new Map<string, string>();
+  for (const input of inputs) if ('sha256' in input) hashes.set(input.path, (input as { sha256: string }).sha256);
   const checks = new CheckCache(pool);
   const tables = { prompts: 0, images: 0, pairs: 0, rejects: 0 };
   const summary: IngestSummary = { source, out: dir, shard, counts: emptyCounts(), unitsWritten: 0, unitsSkipped: 0, tables };
   let bytesDone = 0;
   let unitsDone = 0;
+  const runParts: PartRecord[] = [];
 
-  const jobs = units.map((unit): UnitJob => {
-    const inputSha256 = unit.input === undefined ? undefined : inputs.find((i) => i.path === unit.input)?.sha256;
+  const jobs = owned.map((unit): UnitJob => {
+    const inputSha256 = unit.input === undefined ? undefined : hashes.get(unit.input);
     return {
       unit: {
         key: keyOf(unit),
         ...(unit.input === undefined ? {} : { input: unit.input }),
-        ...(inputSha256 === undefined ? {} : { inputSha256 }),
+        // A unit that fingerprints what it reads (a Parquet row group) is checked by that; else by its input's hash.
+        ...(unit.fingerprint !== undefined
+          ? { fingerprint: unit.fingerprint, ...(unit.signature === undefined ? {} : { inputSignature: unit.signature }) }
+          : inputSha256 === undefined
+            ? {}
+            : { inputSha256 }),
       },
-      skipped: async (record) => {
-        await loadState(dir, record.parts, seen);
+      skipped: (record) => {
         addTableRows(tables, record.parts);
+        runParts.push(...record.parts);
       },
       run: async () => {
-        const partName = `${source}-${unit.key}-${shardLabel(shard)}`;
-        const result = await ingestUnit(unit, shard, seen, checks, options);
+        // No shard label: a unit's parts have one name under any layout.
+        const partName = `${source}-${unit.key}`;
+        const result = await ingestUnit(unit, checks, options);
         const parts: PartRecord[] = [];
         if (result.prompts.length > 0) parts.push(await writeRowsPart(dir, 'prompts', partName, result.prompts));
         if (result.images.length > 0) parts.push(await writeRowsPart(dir, 'images', partName, result.images));
@@ -150,16 +155,18 @@ async function ingestWithPool(
         await writeFileAtomic(resolveInside(dir, statePath), stateBytes);
         parts.push({ file: statePath, rows: 0, bytes: stateBytes.byteLength, sha256: sha256Hex(stateBytes) });
         addTableRows(tables, parts);
+        runParts.push(...parts);
         return { parts, counts: result.counts };
       },
     };
   });
   const done = await runUnits(ledger, jobs, (sofar) => {
-    bytesDone += units[unitsDone]!.bytes;
+    bytesDone += owned[unitsDone]!.bytes;
     unitsDone++;
-    options.onProgress?.({ unitsDone, unitsTotal: units.length, rows: sofar.counts.read, bytes: bytesDone });
+    options.onProgress?.({ unitsDone, unitsTotal: owned.length, rows: sofar.counts.read, bytes: bytesDone });
   });
   summary.counts = done.counts;
+  await countAsTheReaderSees(dir, runParts, summary);
   summary.unitsWritten = done.written;
   summary.unitsSkipped = done.skipped;
 
@@ -167,16 +174,27 @@ async function ingestWithPool(
   return summary;
 }
 
-async function loadState(dir: string, parts: readonly PartRecord[], seen: SeenSets): Promise<void> {
-  const statePart = parts.find((part) => part.file.startsWith(`.state/${STAGE}/`));
-  if (!statePart) return;
-  const bytes = await readFile(join(dir, statePart.file)).catch(() => null);
-  if (bytes === null) return;
-  await verifyPartBytes(dir, statePart.file, bytes);
-  const state = parseJsonText(bytes.toString('utf8'), join(dir, statePart.file)) as SeenState;
-  state.prompts.forEach((id) => seen.prompts.add(id));
-  state.images.forEach((id) => seen.images.add(id));
-  state.pairs.forEach((id) => seen.pairs.add(id));
+/**
+ * The run's tables and counts as every reader sees them: rows that a part earlier in the reader's order holds too are
+ * not stored twice, and such a pair is a duplicate_pair reject (an unsharded run counts exactly what earlier versions
+ * did). A shard sees the parts that exist when it ends; `bdpo inspect` counts the union.
+ */
+async function countAsTheReaderSees(dir: string, parts: readonly PartRecord[], summary: IngestSummary): Promise<void> {
+  const counts = await duplicateRowCounts(
+    dir,
+    parts.map((part) => part.file),
+  );
+  for (const part of parts) {
+    const table = part.file.split('/')[0];
+    if (table !== 'prompts' && table !== 'images' && table !== 'pairs') continue;
+    const duplicates = counts.get(part.file) ?? 0;
+    summary.tables[table] -= duplicates;
+    if (table !== 'pairs' || duplicates === 0) continue;
+    summary.tables.rejects += duplicates;
+    summary.counts.taken -= duplicates;
+    summary.counts.rejected += duplicates;
+    summary.counts.byReason.duplicate_pair = (summary.counts.byReason.duplicate_pair ?? 0) + duplicates;
+  }
 }
 
 function addTableRows(tables: IngestSummary['tables'], parts: PartRecord[]): void {
@@ -201,7 +219,9 @@ interface CheckedImage {
   check: ImageCheck;
 }
 
-async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks: CheckCache, options: IngestOptions): Promise<UnitResult> {
+async function ingestUnit(unit: IngestUnit, checks: CheckCache, options: IngestOptions): Promise<UnitResult> {
+  // Within the unit only: what other units hold is the reader's to resolve, so the parts do not depend on them.
+  const seen: SeenSets = { prompts: new Set(), images: new Set(), pairs: new Set() };
   const drafts: Draft[] = [];
   for await (const draft of unit.drafts()) drafts.push(draft);
 
@@ -224,23 +244,21 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
     pairs: [],
     rejects: [],
     counts: emptyCounts(),
-    state: { prompts: [], images: [], pairs: [] },
+    state: { rank: unit.rank ?? 0, prompts: [], images: [], pairs: [] },
   };
   const counts = result.counts;
-  const rejectRow = (ownerKey: string, sourceRef: string, reason: RejectReason, detail: string): void => {
-    if (!owns(shard, ownerKey)) return;
+  const rejectRow = (sourceRef: string, reason: RejectReason, detail: string): void => {
     counts.read++;
     counts.rejected++;
     counts.byReason[reason] = (counts.byReason[reason] ?? 0) + 1;
     result.rejects.push({ source_ref: sourceRef, stage: STAGE, reason, detail });
   };
-  const takeRow = (ownerKey: string): void => {
-    if (!owns(shard, ownerKey)) return;
+  const takeRow = (): void => {
     counts.read++;
     counts.taken++;
   };
   const storePrompt = (id: string, text: string, draft: PromptDraft): void => {
-    if (!owns(shard, id) || seen.prompts.has(id)) return;
+    if (seen.prompts.has(id)) return;
     seen.prompts.add(id);
     result.state.prompts.push(id);
     result.prompts.push({
@@ -257,7 +275,7 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
   const storeImage = (image: CheckedImage, prompt: string): void => {
     if (!image.check.ok) return;
     const dedupKey = `${image.id}:${prompt}:${image.draft.model ?? ''}:${image.draft.seed ?? ''}`;
-    if (!owns(shard, image.id) || seen.images.has(dedupKey)) return;
+    if (seen.images.has(dedupKey)) return;
     seen.images.add(dedupKey);
     result.state.images.push(dedupKey);
     result.images.push({
@@ -275,34 +293,34 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
 
   for (const draft of drafts) {
     if (draft.kind === 'reject') {
-      rejectRow(draft.sourceRef, draft.sourceRef, draft.reason, draft.detail);
+      rejectRow(draft.sourceRef, draft.reason, draft.detail);
       continue;
     }
     const lone = typeof draft.prompt.text === 'string' ? loneSurrogateAt(draft.prompt.text) : -1;
     if (lone >= 0) {
       // Written as UTF-8 it would become U+FFFD and merge with other prompts.
-      rejectRow(draft.sourceRef, draft.sourceRef, 'bad_text', `prompt text has a lone surrogate at character ${lone}`);
+      rejectRow(draft.sourceRef, 'bad_text', `prompt text has a lone surrogate at character ${lone}`);
       continue;
     }
     const text = typeof draft.prompt.text === 'string' ? normalisePrompt(draft.prompt.text) : '';
     if (text === '') {
-      rejectRow(draft.sourceRef, draft.sourceRef, 'missing_prompt', 'empty or missing prompt text');
+      rejectRow(draft.sourceRef, 'missing_prompt', 'empty or missing prompt text');
       continue;
     }
     const prompt = promptId(text);
     if (draft.kind === 'prompt') {
       // A prompt listed twice (or in two lists) is present, not rejected; it is stored once.
-      takeRow(prompt);
+      takeRow();
       storePrompt(prompt, text, draft.prompt);
       continue;
     }
     if (draft.kind === 'image') {
       const image = await checked.get(draft.image)!;
       if (!image.check.ok) {
-        rejectRow(draft.sourceRef, draft.sourceRef, image.check.reason, image.check.detail);
+        rejectRow(draft.sourceRef, image.check.reason, image.check.detail);
         continue;
       }
-      takeRow(image.id);
+      takeRow();
       storePrompt(prompt, text, draft.prompt);
       storeImage(image, prompt);
       continue;
@@ -311,37 +329,35 @@ async function ingestUnit(unit: IngestUnit, shard: Shard, seen: SeenSets, checks
     const b = await checked.get(draft.b)!;
     const bad = !a.check.ok ? a : !b.check.ok ? b : null;
     if (bad && !bad.check.ok) {
-      rejectRow(draft.sourceRef, draft.sourceRef, bad.check.reason, `${bad.draft.sourceRef}: ${bad.check.detail}`);
+      rejectRow(draft.sourceRef, bad.check.reason, `${bad.draft.sourceRef}: ${bad.check.detail}`);
       continue;
     }
     if (a.id === b.id) {
-      rejectRow(draft.sourceRef, draft.sourceRef, 'identical_images', `both sides are image ${a.id.slice(0, 12)}`);
+      rejectRow(draft.sourceRef, 'identical_images', `both sides are image ${a.id.slice(0, 12)}`);
       continue;
     }
     const pref = draft.humanPref;
     if (pref !== null && pref !== 1 && pref !== 0 && pref !== 0.5) {
-      rejectRow(draft.sourceRef, draft.sourceRef, 'bad_label', `human preference ${String(pref)} not in {1, 0, 0.5}`);
+      rejectRow(draft.sourceRef, 'bad_label', `human preference ${String(pref)} not in {1, 0, 0.5}`);
       continue;
     }
     const id = pairId(prompt, a.id, b.id);
     if (seen.pairs.has(id)) {
-      rejectRow(id, draft.sourceRef, 'duplicate_pair', 'same prompt and images as an earlier pair');
+      rejectRow(draft.sourceRef, 'duplicate_pair', 'same prompt and images as an earlier pair');
       continue;
     }
-    if (owns(shard, id)) {
-      seen.pairs.add(id);
-      result.state.pairs.push(id);
-      result.pairs.push({
-        pair_id: id,
-        prompt_id: prompt,
-        image_a: a.id,
-        image_b: b.id,
-        human_pref: pref,
-        split: draft.split,
-        source_ref: draft.sourceRef,
-      });
-    }
-    takeRow(id);
+    seen.pairs.add(id);
+    result.state.pairs.push(id);
+    result.pairs.push({
+      pair_id: id,
+      prompt_id: prompt,
+      image_a: a.id,
+      image_b: b.id,
+      human_pref: pref,
+      split: draft.split,
+      source_ref: draft.sourceRef,
+    });
+    takeRow();
     storePrompt(prompt, text, draft.prompt);
     storeImage(a, prompt);
     storeImage(b, prompt);

@@ -47,6 +47,7 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
   const units: IngestUnit[] = [
     {
       key: `${modelKey}-prompts`,
+      rank: 0,
       bytes: 0,
       input: options.prompts,
       drafts: () => prompts.map((entry) => promptDraft(listName, entry, 'images', null)),
@@ -56,6 +57,7 @@ export async function ingestGenerations(folder: string, options: GenerationsOpti
     const chunk = names.slice(start, start + FILES_PER_UNIT);
     units.push({
       key: `${modelKey}-files-c${String(start / FILES_PER_UNIT).padStart(5, '0')}`,
+      rank: 1,
       bytes: 0,
       async *drafts(): AsyncGenerator<Draft> {
         for (const name of chunk) yield await generationDraft(folder, realFolder, name, model, prompts);

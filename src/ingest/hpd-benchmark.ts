@@ -83,6 +83,7 @@ export async function benchmarkFolders(root: string, lists: BenchmarkList[]): Pr
 export function benchmarkPromptUnit(list: BenchmarkList, chunk: JsonChunk, index: number): IngestUnit {
   return {
     key: `bench+${list.key}+c${pad5(index)}`,
+    rank: 0,
     bytes: chunk.end - chunk.start,
     input: list.json.path,
     async *drafts(): AsyncGenerator<Draft> {
@@ -101,6 +102,7 @@ export function benchmarkImageUnits(files: ImageFiles, folder: BenchmarkFolder):
   const { list, model } = folder;
   const units: IngestUnit[] = list.json.chunks.map((chunk, index) => ({
     key: `bench+${list.key}+${folder.modelKey}+c${pad5(index)}`,
+    rank: 1,
     bytes: 0,
     async *drafts(): AsyncGenerator<Draft> {
       const reads = new UnitReads(files, 'benchmark_imgs');
@@ -134,6 +136,7 @@ export function benchmarkImageUnits(files: ImageFiles, folder: BenchmarkFolder):
   if (folder.extras.length > 0) {
     units.push({
       key: `bench+${list.key}+${folder.modelKey}+other`,
+      rank: 1,
       bytes: 0,
       drafts: () => folder.extras.map((name) => extraDraft(folder, name)),
     });

@@ -103,6 +103,7 @@ export function preferenceFromRanks(rankA: number, rankB: number): number {
 export function trainUnit(files: ImageFiles, json: JsonArrayFile, chunk: JsonChunk, index: number): IngestUnit {
   return {
     key: `train-c${pad5(index)}`,
+    rank: 3,
     bytes: chunk.end - chunk.start,
     input: json.path,
     async *drafts(): AsyncGenerator<Draft> {
@@ -125,6 +126,7 @@ export function trainUnit(files: ImageFiles, json: JsonArrayFile, chunk: JsonChu
 export function testUnit(files: ImageFiles, json: JsonArrayFile, chunk: JsonChunk, index: number): IngestUnit {
   return {
     key: `test-c${pad5(index)}`,
+    rank: 2,
     bytes: chunk.end - chunk.start,
     input: json.path,
     async *drafts(): AsyncGenerator<Draft> {

@@ -4,3 +4,4 @@ export { ingestHpd, type HpdOptions } from './hpd.ts';
 export { ingestParti } from './parti.ts';
 export { ingestGenerations, type GenerationsOptions } from './generations.ts';
 export type { IngestOptions, IngestProgress, IngestSummary } from './driver.ts';
+export { compactDataset, type CompactSummary } from './compact.ts';

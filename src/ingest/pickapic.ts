@@ -2,8 +2,16 @@
 // whole. label_0 is P(image 0 ≻ image 1) with 0.5 = tie; has_label false keeps the pair unlabelled.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { columnType, openParquet, readRowGroup, ParquetFileError, type ParquetCell, type ParquetSource } from '../io/parquet.ts';
-import { describeInputs } from '../core/manifest.ts';
+import {
+  columnType,
+  openParquet,
+  readRowGroup,
+  rowGroupFingerprint,
+  ParquetFileError,
+  type ParquetCell,
+  type ParquetSource,
+} from '../io/parquet.ts';
+import { statInputs } from '../core/manifest.ts';
 import { InputError } from '../core/errors.ts';
 import { safeName } from '../io/paths.ts';
 import { decodeUtf8 } from '../io/text.ts';
@@ -76,18 +84,22 @@ export async function ingestPickapic(paths: string[], options: PickapicOptions):
       }
     }
     const split = splitFromFileName(file) ?? options.split ?? null;
-    units.push(...rowGroupUnits(source, split));
+    const { size, mtimeMs } = await stat(file);
+    units.push(...rowGroupUnits(source, split, `${size}:${mtimeMs}`));
   }
-  const inputs = await describeInputs(options.out, files);
+  // Only footers are read here (to list the row groups): a shard reads and hashes the row groups it owns, no more.
+  const inputs = await statInputs(files);
   return runIngest('pickapic', units, inputs, { split: options.split ?? null, decode: options.decode ?? true }, options);
 }
 
-function rowGroupUnits(source: ParquetSource, split: string | null): IngestUnit[] {
+function rowGroupUnits(source: ParquetSource, split: string | null, signature: string): IngestUnit[] {
   const stem = safeName(basename(source.path).replace(/\.parquet$/, ''));
   return source.rowGroups.map((group) => ({
     key: `${stem}-rg${String(group.index).padStart(4, '0')}`,
     bytes: Number(source.metadata.row_groups[group.index]!.total_byte_size),
     input: source.path,
+    fingerprint: () => rowGroupFingerprint(source, group),
+    signature,
     async *drafts(): AsyncGenerator<Draft> {
       let rows;
       try {

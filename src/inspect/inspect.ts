@@ -1,9 +1,10 @@
 // `bdpo inspect DIR`: what a dataset directory holds, from its files alone — counts by source and split, rejects by
 // reason, the balance of human labels and the tie rate, and what each stage run read, took and rejected.
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listParts, readPart, readRows } from '../io/arrow-table.ts';
 import { readManifest, type Counts } from '../core/manifest.ts';
+import { rebuildUnitSummary } from '../core/unit-records.ts';
 
 export interface DatasetSummary {
   dir: string;
@@ -30,7 +31,14 @@ function bump(map: Record<string, number>, key: string | null | undefined, by = 
 }
 
 export async function inspectDataset(dir: string): Promise<DatasetSummary> {
-  const manifest = await readManifest(dir);
+  // The manifest's units summarise the per-unit records: rebuilt here (one listing), e.g. after a killed shard.
+  const manifest = (await stat(join(dir, 'manifest.json')).catch(() => null))
+    ? await rebuildUnitSummary(dir).catch((error: NodeJS.ErrnoException) => {
+        // A dataset on a read-only mount is inspected as it is.
+        if (error.code === 'EACCES' || error.code === 'EROFS' || error.code === 'EPERM') return readManifest(dir);
+        throw error;
+      })
+    : await readManifest(dir);
   const summary: DatasetSummary = {
     dir,
     prompts: { total: 0, bySource: {}, byCategory: {} },

@@ -20,9 +20,17 @@ import { resolveInside } from './paths.ts';
 import { sha256Hex } from '../core/ids.ts';
 import { verifyPartBytes } from '../core/manifest.ts';
 import { BdpoError } from '../core/errors.ts';
+import {
+  DUPLICATE_PAIR_DETAIL,
+  duplicatePairRows,
+  duplicateRowsDigestOf,
+  duplicateRowsOf,
+  duplicateRowsOfParts,
+  withoutRows,
+} from './part-dedupe.ts';
 
 export interface WrittenPart {
-  /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000-s0of1.arrow". */
+  /** Path relative to the dataset directory, e.g. "images/part-pickapic-train-rg0000.arrow". */
   file: string;
   rows: number;
   bytes: number;
@@ -143,8 +151,34 @@ export async function checkPart(dir: string, file: string): Promise<void> {
   }
 }
 
-/** A part of the dataset, checked against the sha256 its writer recorded and against its table's schema. */
+/**
+ * A part of the dataset as every reader sees it: checked against the sha256 its writer recorded and against its
+ * table's schema, without the rows that an earlier part holds too (io/part-dedupe.ts).
+ */
 export async function readPart(dir: string, file: string): Promise<Table> {
+  const part = await readPartAsWritten(dir, file);
+  const duplicates = await duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other));
+  return duplicates.length === 0 ? part : withoutRows(part, duplicates);
+}
+
+/** The digest of the rows of a part the reader drops ([] when none), for the fingerprint of a unit that reads it. */
+export function duplicateRowsDigest(dir: string, file: string): Promise<string[]> {
+  return duplicateRowsDigestOf(dir, file, (other) => readPartAsWritten(dir, other));
+}
+
+/** The rows of a part (as written) that the reader drops as duplicates of an earlier part's rows, sorted. */
+export function droppedRows(dir: string, file: string): Promise<number[]> {
+  return duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other));
+}
+
+/** How many rows of each part the reader drops as duplicates of an earlier part's rows, from one plan. */
+export async function duplicateRowCounts(dir: string, files: readonly string[]): Promise<Map<string, number>> {
+  const rows = await duplicateRowsOfParts(dir, files, (other) => readPartAsWritten(dir, other));
+  return new Map([...rows].map(([file, dropped]) => [file, dropped.length]));
+}
+
+/** A part with every row it was written with (`bdpo compact`, and the de-duplication itself). */
+export async function readPartAsWritten(dir: string, file: string): Promise<Table> {
   const path = join(dir, file);
   const bytes = await readFile(path);
   await verifyPartBytes(dir, file, bytes);
@@ -169,18 +203,38 @@ export async function readPart(dir: string, file: string): Promise<Table> {
   return part;
 }
 
-/** Rows of every part of a table, one part in memory at a time. Binary cells are views into the part's buffer. */
+/**
+ * Rows of every part of a table, one part in memory at a time, as every reader sees them: duplicates dropped, and for
+ * rejects, after the written ones, a `duplicate_pair` row for each pair an earlier part holds too. Binary cells are
+ * views into the part's buffer.
+ */
 export async function* readRows<T extends TableName>(dir: string, table: T): AsyncGenerator<TableRows[T]> {
-  for (const file of await listParts(dir, table)) {
-    const part = await readPart(dir, file);
-    const columns = part.schema.fields.map((f) => [f.name, part.getChild(f.name)!] as const);
-    for (let i = 0; i < part.numRows; i++) {
-      const row: Record<string, unknown> = {};
-      for (const [name, column] of columns) {
-        const value = column.get(i);
-        row[name] = typeof value === 'bigint' ? Number(value) : value;
-      }
-      yield row as unknown as TableRows[T];
+  for (const file of await listParts(dir, table)) yield* partRows<T>(await readPart(dir, file));
+  if (table !== 'rejects') return;
+  for (const row of await duplicatePairRejects(dir)) yield row as unknown as TableRows[T];
+}
+
+/** A table's rows as objects (bigints as numbers; binary cells are views into the part's buffer). */
+export function* partRows<T extends TableName>(part: Table): Generator<TableRows[T]> {
+  const columns = part.schema.fields.map((f) => [f.name, part.getChild(f.name)!] as const);
+  for (let i = 0; i < part.numRows; i++) {
+    const row: Record<string, unknown> = {};
+    for (const [name, column] of columns) {
+      const value = column.get(i);
+      row[name] = typeof value === 'bigint' ? Number(value) : value;
+    }
+    yield row as unknown as TableRows[T];
+  }
+}
+
+/** The rejects the reader adds: one per pair row that repeats a pair of an earlier part, in part and row order. */
+export async function duplicatePairRejects(dir: string): Promise<Array<TableRows['rejects']>> {
+  const rows: Array<TableRows['rejects']> = [];
+  for (const [file, duplicates] of await duplicatePairRows(dir, (other) => readPartAsWritten(dir, other))) {
+    const refs = (await readPartAsWritten(dir, file)).getChild('source_ref')!;
+    for (const row of duplicates) {
+      rows.push({ source_ref: refs.get(row) as string, stage: 'ingest', reason: 'duplicate_pair', detail: DUPLICATE_PAIR_DETAIL });
     }
   }
+  return rows;
 }

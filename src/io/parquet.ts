@@ -247,3 +247,29 @@ async function hashFile(path: string): Promise<{ bytes: number; sha256: string }
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return { bytes: (await stat(path)).size, sha256: hash.digest('hex') };
 }
+
+/** The byte range of a row group's column chunks in its file: what reading the row group reads. */
+export function rowGroupByteRange(source: ParquetSource, group: RowGroupInfo): { start: number; end: number } {
+  let start = Number.POSITIVE_INFINITY;
+  let end = 0;
+  for (const column of source.metadata.row_groups[group.index]!.columns) {
+    const meta = column.meta_data;
+    if (!meta) continue;
+    const first = Number(meta.dictionary_page_offset ?? meta.data_page_offset);
+    start = Math.min(start, first, Number(meta.data_page_offset));
+    end = Math.max(end, first + Number(meta.total_compressed_size));
+  }
+  return Number.isFinite(start) ? { start, end } : { start: 0, end: 0 };
+}
+
+/**
+ * The sha256 of one row group's bytes (with its row count and place): a shard fingerprints the row groups it owns
+ * by reading just them, where a hash of the whole file would make every shard read every file.
+ */
+export async function rowGroupFingerprint(source: ParquetSource, group: RowGroupInfo): Promise<string> {
+  const { start, end } = rowGroupByteRange(source, group);
+  // Not the offsets: a row group whose bytes moved (an earlier one grew) holds the same rows.
+  const hash = createHash('sha256').update(`${group.index}:${group.rowStart}:${group.numRows}\0`);
+  if (end > start) for await (const chunk of createReadStream(source.path, { start, end: end - 1 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

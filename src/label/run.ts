@@ -1,16 +1,18 @@
 // `bdpo label`: score every (image, prompt) of a dataset once with every metric, through ONNX Runtime, into
 // scores/<metric>/part-*.parquet. The unit of work is one images part × one metric, so a re-run skips what is done and
-// adding a metric later scores only that metric. Within a part, decoding and preprocessing of the next batch run
+// adding a metric later scores only that metric. Shard i of n scores every n-th images part (all metrics of a part
+// together) and reads no other; an image that another part also holds is left to that part when
+// the dataset reader yields the other copy first (io/part-dedupe.ts), so no image is scored twice. Within a part, decoding and preprocessing of the next batch run
 // while the current batch is in the model.
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { metricInfoLocation } from '../core/dataset-meta.ts';
-import { checkPart, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
+import { checkPart, duplicateRowsDigest, listParts, readPart, readRows, writeRowsPart } from '../io/arrow-table.ts';
 import { writeParquetPart } from '../io/parquet.ts';
 import { runRecord, recordRun, emptyCounts, addCounts, type Counts, type PartRecord } from '../core/manifest.ts';
 import { partFingerprint, runUnitGroups, UnitLedger, type UnitGroup, type UnitOutcome, type UnitSpec } from '../core/units.ts';
-import { owns, shardLabel, WHOLE, type Shard } from '../core/shard.ts';
+import { WHOLE, type Shard } from '../core/shard.ts';
 import type { RejectReason, RejectRow } from '../core/schema.ts';
 import { loadMetricSpec, type MetricSpec } from '../models/metric-spec.ts';
 import { BdpoError, InputError, MetricSpecError } from '../core/errors.ts';
@@ -64,8 +66,9 @@ export interface LabelSummary {
 
 const STAGE = 'label';
 
-export function scorePartFile(metric: string, partName: string, shard: Shard): string {
-  return `scores/${metric}/part-${partName}-${shardLabel(shard)}.parquet`;
+/** One name under any shard layout: the images part's. */
+export function scorePartFile(metric: string, partName: string): string {
+  return `scores/${metric}/part-${partName}.parquet`;
 }
 
 export async function runLabel(dir: string, options: LabelOptions): Promise<LabelSummary> {
@@ -84,7 +87,10 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   // Every input is checked before the first output: a bad manifest or a damaged part late in the list must not
   // leave the scores of the parts before it behind.
   const ledger = await UnitLedger.open(dir, STAGE, shard);
-  for (const file of parts) await checkPart(dir, file);
+  const ownerOfPart = (file: string): string => `${STAGE}:${file}`;
+  ledger.assign(parts.map(ownerOfPart));
+  const owned = parts.filter((file) => ledger.owns({ key: ownerOfPart(file) }));
+  for (const file of owned) await checkPart(dir, file);
 
   const hub = new ModelHub(options);
   // Workers start with the first batch, so a run whose units are all done spawns none.
@@ -104,23 +110,33 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
     }
     // Units of an images part that is gone (re-ingested under another name or shard layout) score nothing that exists.
     for (const [recordKey, record] of ledger.records()) {
-      if (record.input !== undefined && !parts.includes(record.input)) await ledger.forget(recordKey);
+      if (record.input !== undefined && !parts.includes(record.input) && ledger.owns({ key: ownerOfPart(record.input) })) {
+        await ledger.forget(recordKey);
+      }
     }
 
     interface MetricUnit extends UnitSpec {
       spec: MetricSpec;
     }
     const groups = async function* (): AsyncGenerator<UnitGroup<MetricUnit>> {
-      for (const [index, file] of parts.entries()) {
+      for (const [index, file] of owned.entries()) {
         const partName = basename(file)
           .replace(/^part-/, '')
           .replace(/\.arrow$/, '');
-        // The images part's recorded sha256: a part that ingest rewrote (other captions, same size) is rescored.
-        const inputSha256 = await partFingerprint(dir, file);
+        // The images part's recorded sha256 and which of its rows other parts hold first: a part that ingest rewrote
+        // (other captions, same size), or whose duplicates moved, is rescored.
+        const inputSha256 = await partFingerprint(dir, file, ...(await duplicateRowsDigest(dir, file)));
         let skippedCounts: Counts | null = null;
         let ran = false;
         yield {
-          units: specs.map((spec) => ({ key: `${STAGE}:${spec.name}:${partName}`, version: spec.version, input: file, inputSha256, spec })),
+          units: specs.map((spec) => ({
+            key: `${STAGE}:${spec.name}:${partName}`,
+            owner: ownerOfPart(file),
+            version: spec.version,
+            input: file,
+            inputSha256,
+            spec,
+          })),
           skipped: (unit, record) => {
             const summary = summaries.find((s) => s.name === unit.spec.name)!;
             summary.partsSkipped++;
@@ -136,28 +152,26 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
               prompts,
               hub,
               pool,
-              shard,
               options,
               (n) => {
                 imagesDone += n;
                 options.onProgress?.({
                   partsDone: index,
-                  partsTotal: parts.length,
+                  partsTotal: owned.length,
                   images: imagesDone,
                   seconds: (Date.now() - started.getTime()) / 1000,
                 });
               },
             );
             const rejectParts: PartRecord[] = [];
-            if (result.rejects.length > 0)
-              rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}-${shardLabel(shard)}`, result.rejects));
+            if (result.rejects.length > 0) rejectParts.push(await writeRowsPart(dir, 'rejects', `label-${partName}`, result.rejects));
             const outcomes = new Map<string, UnitOutcome>();
             for (const unit of todo) {
               const spec = unit.spec;
               const columns = result.scores.get(spec.name)!;
               const written = await writeParquetPart(
                 dir,
-                scorePartFile(spec.name, partName, shard),
+                scorePartFile(spec.name, partName),
                 SCORE_SPECS,
                 {
                   image_id: columns.imageIds,
@@ -180,7 +194,7 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
         if (!ran && skippedCounts) addCounts(totals, skippedCounts);
         options.onProgress?.({
           partsDone: index + 1,
-          partsTotal: parts.length,
+          partsTotal: owned.length,
           images: imagesDone,
           seconds: (Date.now() - started.getTime()) / 1000,
         });
@@ -279,7 +293,6 @@ async function scorePart(
   prompts: Map<string, string>,
   hub: ModelHub,
   pool: ImagePool,
-  shard: Shard,
   options: LabelOptions,
   onImages: (n: number) => void,
 ): Promise<PartResult> {
@@ -294,7 +307,6 @@ async function scorePart(
   let read = 0;
   for (let i = 0; i < part.numRows; i++) {
     const imageId = ids.get(i) as string;
-    if (!owns(shard, imageId)) continue;
     const promptId = promptIds.get(i) as string;
     // The same image under the same prompt (a generation repeated across seeds) is scored once.
     if (seen.has(`${imageId}:${promptId}`)) continue;

@@ -5,7 +5,8 @@
 import { writeDatasetCard } from '../core/dataset-card.ts';
 import { readdir, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { listParts, readPart } from '../io/arrow-table.ts';
+import { duplicatePairRejects, duplicateRowsDigest, listParts, readPart } from '../io/arrow-table.ts';
+import { sha256Hex } from '../core/ids.ts';
 import { openParquet, writeParquetPart } from '../io/parquet.ts';
 import { resolveInside } from '../io/paths.ts';
 import { recordedPart, sha256OfFile } from '../core/manifest.ts';
@@ -38,6 +39,8 @@ export interface TablesSummary {
 }
 
 const SOURCE_SHA = 'bdpo.source_sha256';
+/** tables/rejects/: the reader's duplicate_pair rows, which no Arrow part holds. */
+const DUPLICATES_COPY = 'part-duplicate-pairs.parquet';
 const WITH_BYTES = 'bdpo.image_bytes';
 
 /** The recorded source sha and bytes flag of an existing copy; null when there is none or it is unreadable. */
@@ -70,8 +73,10 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
       let sha = '';
       return {
         current: async () => {
-          // The sha256 ingest recorded (no re-read of a large images part); a part written by hand is hashed.
+          // The sha256 ingest recorded (no re-read of a large images part); a part written by hand is hashed. Which of
+          // its rows the reader drops (another part holds them first) is part of what the copy is made from.
           sha = (await recordedPart(dir, file))?.sha256 ?? (await sha256OfFile(join(dir, file)));
+          sha = [sha, ...(await duplicateRowsDigest(dir, file))].join('+');
           const recorded = await recordedSource(target);
           return recorded !== null && recorded.sha === sha && recorded.bytes === flag;
         },
@@ -89,6 +94,25 @@ export async function runTables(dir: string, options: TablesOptions = {}): Promi
         },
       };
     });
+    if (table === 'rejects') {
+      // The duplicate_pair rejects the reader adds for pairs an earlier part holds too (none after `bdpo compact`).
+      const duplicates = await duplicatePairRejects(dir);
+      if (duplicates.length > 0) {
+        const name = DUPLICATES_COPY;
+        wanted.add(name);
+        const sha = sha256Hex(JSON.stringify(duplicates));
+        const target = resolveInside(out, join(table, name));
+        jobs.push({
+          current: async () => (await recordedSource(target))?.sha === sha,
+          run: async () => {
+            const columns: Record<string, unknown[]> = {};
+            for (const spec of specs) columns[spec.name] = duplicates.map((row) => row[spec.name as keyof typeof row] ?? null);
+            await writeParquetPart(out, join(table, name), specs, columns, { metadata: { [SOURCE_SHA]: sha, [WITH_BYTES]: flag } });
+            summary.rowsWritten += duplicates.length;
+          },
+        });
+      }
+    }
     const done = await runSelfRecordedUnits(jobs);
     summary.parts = files.length;
     summary.written = done.written;

@@ -390,7 +390,7 @@ describe('runEncode of a rule', () => {
     const a = await runEncode(split, encodeOptions({ shard: { index: 0, count: 2 } }));
     const b = await runEncode(split, encodeOptions({ shard: { index: 1, count: 2 } }));
     assert.equal(a.latents.encoded + b.latents.encoded, 34);
-    assert.ok(a.latents.encoded > 0 && b.latents.encoded > 0);
+    // Whole images parts per shard: which shard encodes a part depends on its name only, so one may get none.
     for (const table of ['latents', 'text'] as const) {
       const expected = await cached(whole, table);
       const actual = await cached(split, table); // throws on an id stored twice

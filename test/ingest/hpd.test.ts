@@ -7,7 +7,7 @@ import { checkEntryPath, indexJsonArray, ingestHpd, readChunk, type HpdOptions }
 import { InputError } from '../../src/core/errors.ts';
 import { checkImage } from '../../src/models/image-check.ts';
 import { readRows } from '../../src/io/arrow-table.ts';
-import { readManifest } from '../../src/core/manifest.ts';
+import { readManifest, type InputFile } from '../../src/core/manifest.ts';
 import type { TableName, TableRows } from '../../src/core/schema.ts';
 import {
   noiseJpeg,
@@ -167,7 +167,7 @@ test('a valid HPD folder: pairs from preferences and ranks, benchmark prompts an
     'bench+photo+ModelB+c00000',
     'test-c00000',
     'train-c00000',
-  ].map((key) => `ingest:hpd:${key}:s0of1`);
+  ].map((key) => `ingest:hpd:${key}`);
   assert.deepEqual(Object.keys(manifest.units).sort(), keys.sort());
   const run = manifest.runs.at(-1)!;
   assert.equal(run.stage, 'ingest hpd');
@@ -176,7 +176,7 @@ test('a valid HPD folder: pairs from preferences and ranks, benchmark prompts an
     ['benchmark/anime.json', 'benchmark/photo.json', 'test.json', 'train.json'],
   );
   const trainJson = await readFile(join(root, 'train.json'));
-  assert.equal(run.inputs[3]!.sha256, sha256(trainJson));
+  assert.equal((run.inputs[3] as InputFile).sha256, sha256(trainJson));
   assert.equal(run.inputs[3]!.bytes, trainJson.byteLength);
 });
 
@@ -434,7 +434,7 @@ test('train.json in chunks of 512 entries: unit keys, source refs past the first
 
   const manifest = await readManifest(out);
   const rowsIn = (key: string): number | undefined =>
-    manifest.units[`ingest:hpd:${key}:s0of1`]?.parts.find((part) => part.file.startsWith('pairs/'))?.rows;
+    manifest.units[`ingest:hpd:${key}`]?.parts.find((part) => part.file.startsWith('pairs/'))?.rows;
   assert.equal(rowsIn('train-c00000'), 512);
   assert.equal(rowsIn('train-c00001'), 88);
 

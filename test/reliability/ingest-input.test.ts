@@ -51,7 +51,7 @@ test('ingest images --model with ../ segments writes nothing outside --out; the 
   for (const file of await filesUnder(out)) {
     assert.match(
       file,
-      /^(manifest\.json|README\.md|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json)$/,
+      /^(manifest\.json|README\.md|(prompts|images|pairs|rejects)\/part-[^/]+\.arrow|\.state\/ingest\/[^/]+\.json|meta\/units\/ingest\/[^/]+\.json)$/,
       file,
     );
   }
