@@ -186,6 +186,8 @@ test('the worker pool writes every profile exactly as the main thread does', asy
   }
 });
 
-test('float profiles have no 8-bit pixels, and say so', async () => {
+test('float profiles have no 8-bit pixels, and an unknown profile is refused, not run as another', async () => {
   await assert.rejects(preprocessPixels(bytesOf('astronaut.jpg'), { profile: 'hpsv2' }), /profile hpsv2 resizes float values/);
+  const unknown = { profile: 'torchvision' } as unknown as PreprocessOptions;
+  await assert.rejects(preprocessImage(bytesOf('astronaut.jpg'), unknown), /unknown profile "torchvision"/);
 });
