@@ -14,8 +14,8 @@ Profiles, each written as its reference code runs it:
   hpsv2-legacy  the same with antialias=False (torchvision < 0.17 on tensors): bicubic a = -0.75, no clamp.
 8-bit profiles (hf-clip, openai-clip) store the cropped uint8 RGB pixels (HWC, gzip): the tensor follows from them
 exactly. An openai-clip case whose pixels equal hf-clip's stores nothing and points at the hf-clip file.
-Float profiles store the normalised float32 tensor (CHW, little-endian, gzip), only rows y % ROW_STEP == 0 (every
-4th for crops < 160) and the last row of each channel plane (every column, both edges), to keep the fixtures small. Writes test/fixtures/preprocess/profiles.json.
+Float profiles store the normalised float32 tensor (CHW, little-endian, gzip), only rows y % ROW_STEP == 0
+(every 4th for crops < 160) and the last row of each channel plane (every column, both edges): small fixtures. Writes test/fixtures/preprocess/profiles.json.
 """
 import argparse
 import gzip
