@@ -2,10 +2,11 @@ import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { dirname, resolve } from 'node:path';
 import { MetricSpecError } from '../core/errors.ts';
 import { CLIP_MEAN, CLIP_STD } from './preprocess.ts';
+import { PREPROCESS_PROFILES, type PreprocessProfile } from './preprocess-profiles.ts';
 
 import { METRIC_KINDS, metricKind, type MetricKind, type ScoreFormula } from './metrics/registry.ts';
 
-export { METRIC_KINDS, type MetricKind, type ScoreFormula };
+export { METRIC_KINDS, PREPROCESS_PROFILES, type MetricKind, type PreprocessProfile, type ScoreFormula };
 
 export interface MetricSpec {
   name: string;
@@ -16,6 +17,8 @@ export interface MetricSpec {
   tokenizer?: string;
   padTokenId?: number;
   image: { size: number; mean: readonly number[]; std: readonly number[] };
+  /** How images become the tower's pixel tensor: the metric's own reference code (docs/design.md §4). */
+  preprocess: PreprocessProfile;
   score: ScoreFormula;
   logitScale: number;
   /** τ of p = σ((s_a − s_b)/τ) (docs/design.md §5). */
@@ -90,6 +93,9 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
   // Each batch allocates batch × 3 × size² floats: the bound turns a typo into this message, not an allocation failure.
   if (!Number.isInteger(size) || size < 8 || size > MAX_IMAGE_SIZE)
     fail(`"image_size" must be an integer in 8..${MAX_IMAGE_SIZE}, got ${size}`);
+  const preprocess = str('preprocess') ?? definition.defaultPreprocess;
+  if (!(PREPROCESS_PROFILES as readonly string[]).includes(preprocess))
+    fail(`"preprocess" must be one of ${PREPROCESS_PROFILES.join(', ')}, got "${preprocess}"`);
   const temperature = num('temperature') ?? definition.defaultTemperature(score);
   if (!(temperature > 0)) fail('"temperature" must be > 0');
   const padTokenId = num('pad_token_id');
@@ -103,6 +109,7 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
     ...(tokenizer === undefined ? {} : { tokenizer }),
     ...(padTokenId === undefined ? {} : { padTokenId }),
     image: { size, mean: triple('image_mean', CLIP_MEAN), std: triple('image_std', CLIP_STD, true) },
+    preprocess: preprocess as PreprocessProfile,
     score: score as ScoreFormula,
     logitScale: num('logit_scale') ?? 100,
     temperature,
@@ -113,5 +120,5 @@ export function parseMetricSpec(raw: unknown, path: string): MetricSpec {
 /** Metrics that read the same image tower with the same preprocessing share one forward pass per image. */
 export function visionKey(spec: MetricSpec): string {
   const tower = spec.models.full ? `full:${spec.models.full}` : `vision:${spec.models.vision}`;
-  return `${tower}|${spec.image.size}|${spec.image.mean.join(',')}|${spec.image.std.join(',')}`;
+  return `${tower}|${spec.preprocess}|${spec.image.size}|${spec.image.mean.join(',')}|${spec.image.std.join(',')}`;
 }

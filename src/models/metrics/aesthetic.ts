@@ -4,6 +4,7 @@ import { validateModels } from './contract.ts';
 
 export const aesthetic: MetricKindModule<'mlp'> = {
   scores: ['mlp'],
+  defaultPreprocess: 'openai-clip',
   defaultTemperature: () => 1,
   checkModels: (models, fail) => {
     if (!models.vision && !models.full) fail('an aesthetic metric needs "vision_model" (or "clip_model")');

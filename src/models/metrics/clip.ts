@@ -4,6 +4,7 @@ import { cosineScores, requireTextAndImageTowers, validateModels } from './contr
 
 export const clip: MetricKindModule<'cos' | 'clip-100'> = {
   scores: ['cos', 'clip-100'],
+  defaultPreprocess: 'hf-clip',
   defaultTemperature: (score) => (score === 'clip-100' ? 1 : 0.01),
   checkModels: (models, fail) => requireTextAndImageTowers(models, fail),
   needsTokenizer: () => true,

@@ -4,6 +4,7 @@ import { cosineScores, requireTextAndImageTowers, validateModels } from './contr
 
 export const hps: MetricKindModule<'cos'> = {
   scores: ['cos'],
+  defaultPreprocess: 'hpsv2',
   defaultTemperature: () => 0.01,
   checkModels: (models, fail) => requireTextAndImageTowers(models, fail),
   needsTokenizer: () => true,

@@ -2,6 +2,7 @@
 // computed from the embeddings and which τ it has by default. registry.ts lists the kinds.
 import type { MetricSpec } from '../metric-spec.ts';
 import type { Embeddings, ModelHub } from '../towers.ts';
+import type { PreprocessProfile } from '../preprocess-profiles.ts';
 
 export interface PromptText {
   id: string;
@@ -18,6 +19,8 @@ export interface KindScores {
 export interface MetricKindModule<Score extends string = string> {
   /** Score formulas the kind accepts in "score"; the first is its default. */
   readonly scores: readonly Score[];
+  /** The preprocessing of the kind's reference code, when the JSON names no "preprocess". */
+  readonly defaultPreprocess: PreprocessProfile;
   /** τ of p = σ((s_a − s_b)/τ) when the JSON gives none (docs/design.md §5). */
   defaultTemperature(score: string): number;
   /** Fails with a message when the models of the JSON cannot make this kind of metric. */

@@ -4,6 +4,7 @@ import { cosineScores, requireTextAndImageTowers, validateModels } from './contr
 
 export const pickscore: MetricKindModule<'logit-scale-cos'> = {
   scores: ['logit-scale-cos'],
+  defaultPreprocess: 'hf-clip',
   defaultTemperature: () => 1,
   checkModels: (models, fail) => requireTextAndImageTowers(models, fail),
   needsTokenizer: () => true,
