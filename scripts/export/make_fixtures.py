@@ -2,8 +2,9 @@
 """test/fixtures/export/: tiny random models of each metric's real architecture, exported by the exporters of this
 folder, and the scores the real libraries give them on real photographs with their own preprocessing.
 
-    /work/venv-export/bin/python scripts/export/make_fixtures.py      (any Python with Debian's torch 1.13 /
-                                                                      torchvision 0.14 plus transformers, open_clip)
+    python3 scripts/export/make_fixtures.py [--out DIR]   (a Python with Debian's torch 1.13 / torchvision 0.14 and
+                                                          pip's transformers + open_clip_torch; default DIR is
+                                                          test/fixtures/export, which it replaces)
 
 Each model is saved and loaded back the way a real checkpoint is (CLIPModel folder, HPS training checkpoint), exported,
 and scored by the library itself: transformers' CLIPImageProcessor + CLIPTokenizerFast + CLIPModel for PickScore and
@@ -12,6 +13,7 @@ open_clip CLIP and the aesthetic tower (the MLP on the L2-normalised embedding, 
 HPSv2's val transform (ToTensor, bicubic Resize on the tensor, CenterCrop) for HPS. test/export-scripts/ compares
 `bdpo label` on the exported files with these scores.
 """
+import argparse
 import json
 import os
 import shutil
@@ -34,7 +36,7 @@ import export_open_clip as oc  # noqa: E402
 import open_clip  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-OUT = os.path.join(REPO, 'test/fixtures/export')
+DEFAULT_OUT = os.path.join(REPO, 'test/fixtures/export')
 PHOTOS_DIR = os.path.join(REPO, 'test/fixtures/preprocess')
 CLIP_DIR = os.path.join(REPO, 'test/fixtures/clip')
 TOKENIZER = os.path.join(CLIP_DIR, 'tokenizer.json')
@@ -117,9 +119,19 @@ def aesthetic_scores(vision, head):
 
 
 def main():
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
-    os.makedirs(OUT)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', default=DEFAULT_OUT, help='folder to (re)create; default test/fixtures/export')
+    out = os.path.abspath(ap.parse_args().out)
+    if os.path.isdir(out):
+        # Only a folder this script made: the manifest says so.
+        if os.listdir(out) and not os.path.exists(os.path.join(out, 'manifest.json')):
+            raise SystemExit(f'{out}: not empty and not made by make_fixtures.py (no manifest.json); refusing to replace it')
+        shutil.rmtree(out)
+    os.makedirs(out)
+    make(out)
+
+
+def make(out):
     keep_tokenizer = f'keep:{TOKENIZER}'
     expected = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,11 +145,11 @@ def main():
         hf = export_hf_clip.random_tiny_model(11, logit_scale=100.0)
         hf.save_pretrained(os.path.join(tmp, 'hf'))
         hf = export_hf_clip.load_model(os.path.join(tmp, 'hf'))
-        export_hf_clip.export(hf, OUT, 'pickscore', 'full', 'pickscore', 'tiny-pickscore (random CLIPModel, seed 11)',
-                              common.place_tokenizer(keep_tokenizer, OUT))
+        export_hf_clip.export(hf, out, 'pickscore', 'full', 'pickscore', 'tiny-pickscore (random CLIPModel, seed 11)',
+                              common.place_tokenizer(keep_tokenizer, out))
         expected['pickscore'] = hf_scores(hf, 'pickscore')
-        export_hf_clip.export(hf, OUT, 'clip', 'split', 'hf-clip', 'tiny-hf-clip (random CLIPModel, seed 11)',
-                              common.place_tokenizer(keep_tokenizer, OUT), score='cos')
+        export_hf_clip.export(hf, out, 'clip', 'split', 'hf-clip', 'tiny-hf-clip (random CLIPModel, seed 11)',
+                              common.place_tokenizer(keep_tokenizer, out), score='cos')
         expected['hf-clip'] = hf_scores(hf, 'clip')
 
         # HPS: a random open_clip model saved as a training checkpoint ({'state_dict'}, 'module.' keys) and loaded back.
@@ -145,43 +157,43 @@ def main():
         checkpoint = os.path.join(tmp, 'hps.pt')
         torch.save({'epoch': 1, 'state_dict': {f'module.{k}': v for k, v in trained.state_dict().items()}}, checkpoint)
         hps = export_hps.load_hps(checkpoint, arch=oc.register_tiny_config())
-        export_hps.export(hps, OUT, 'hps', 'tiny-hps (random open_clip, seed 21)', common.place_tokenizer(keep_tokenizer, OUT))
+        export_hps.export(hps, out, 'hps', 'tiny-hps (random open_clip, seed 21)', common.place_tokenizer(keep_tokenizer, out))
         for name, antialias in [('hps', True), ('hps-legacy', False)]:
             image, text = open_clip_embeddings(hps, lambda im, a=antialias: hpsv2_transform(im, a))
             expected[name] = cosines(image, text)
         # hpsv2-legacy: the same towers under the other profile, written as export_hps.py --legacy-preprocess does.
-        with open(os.path.join(OUT, 'hps.json')) as f:
+        with open(os.path.join(out, 'hps.json')) as f:
             legacy = json.load(f)
         legacy.update(name='hps-legacy', version=f"{legacy['version']} hpsv2-legacy", preprocess='hpsv2-legacy')
-        common.write_metric_json(OUT, 'hps-legacy.json', legacy)
+        common.write_metric_json(out, 'hps-legacy.json', legacy)
 
         # OpenAI / open_clip CLIP and the aesthetic predictor on its image tower, as the real pair shares ViT-L/14.
         clip = oc.random_tiny_model(31)
-        oc.export(clip, OUT, 'open-clip', 'tiny-open-clip (random open_clip, seed 31)',
-                  common.place_tokenizer(keep_tokenizer, OUT), score='cos')
+        oc.export(clip, out, 'open-clip', 'tiny-open-clip (random open_clip, seed 31)',
+                  common.place_tokenizer(keep_tokenizer, out), score='cos')
         expected['open-clip'] = cosines(*open_clip_embeddings(clip, open_clip.image_transform(224, is_train=False)))
         head = export_aesthetic.random_tiny_head(32, clip.text_projection.shape[1])
-        export_aesthetic.export(None, head, OUT, 'aesthetic', 'tiny-aesthetic (random MLP, seed 32)', 'open-clip-vision.onnx')
+        export_aesthetic.export(None, head, out, 'aesthetic', 'tiny-aesthetic (random MLP, seed 32)', 'open-clip-vision.onnx')
         expected['aesthetic'] = aesthetic_scores(clip, head)
 
-    files = sorted(f for f in os.listdir(OUT) if f.endswith('.onnx') or f.endswith('.json'))
-    with open(os.path.join(OUT, 'expected.json'), 'w') as f:
-        json.dump({'photos_dir': '../preprocess',
+    with open(os.path.join(out, 'expected.json'), 'w') as f:
+        json.dump({'photos_dir': os.path.relpath(PHOTOS_DIR, out),
                    'photos': [{'file': name, 'prompt': prompt, 'sha256': common.sha256(os.path.join(PHOTOS_DIR, name))}
                               for name, prompt in PHOTOS],
                    'scores': expected}, f, indent=1)
         f.write('\n')
+    files = sorted(f for f in os.listdir(out) if f != 'manifest.json')
     manifest = {
         'about': 'made by scripts/export/make_fixtures.py: tiny random models of the real architectures, exported by '
                  'scripts/export/export_*.py, and the libraries\' own scores in expected.json',
         'versions': common.versions(),
-        'files': {name: common.sha256(os.path.join(OUT, name)) for name in files},
-        'bytes': sum(os.path.getsize(os.path.join(OUT, name)) for name in files),
+        'files': {name: common.sha256(os.path.join(out, name)) for name in files},
+        'bytes': sum(os.path.getsize(os.path.join(out, name)) for name in files),
     }
-    with open(os.path.join(OUT, 'manifest.json'), 'w') as f:
+    with open(os.path.join(out, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=1)
         f.write('\n')
-    print(f"{OUT}: {len(files)} files, {manifest['bytes']} bytes")
+    print(f"{out}: {len(files)} files, {manifest['bytes']} bytes")
 
 
 if __name__ == '__main__':
