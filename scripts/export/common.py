@@ -86,20 +86,40 @@ def import_transformers():
     return transformers
 
 
-def export_onnx(module, args, path, input_names, output_names, dynamic_axes):
-    """torch.onnx.export of an eval-mode module; returns the path. Checked by onnx.checker before it is kept."""
+# A protobuf message cannot exceed 2 GB: a ViT-H/14 tower (≈2.5 GB in float32) keeps its weights in one `.data` file
+# beside the model, which ONNX Runtime reads from the model's folder.
+EXTERNAL_DATA_OVER = 1_800_000_000
+
+
+def export_onnx(module, args, path, input_names, output_names, dynamic_axes, external_data_over=EXTERNAL_DATA_OVER):
+    """torch.onnx.export of an eval-mode module into path (checked by onnx.checker before it is kept); returns path."""
+    import tempfile
+
     import onnx
 
     module.eval()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    # Traced with gradients on: under no_grad, torch 1.13's nn.MultiheadAttention takes its fused fast path, an
-    # operator torch.onnx cannot export.
-    with torch.enable_grad():
-        torch.onnx.export(module, args, tmp, input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True)
-    onnx.checker.check_model(onnx.load(tmp))
-    os.replace(tmp, path)
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    # In a scratch folder beside the output: torch writes one file per tensor there when the model is over 2 GB.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix='.export-') as scratch:
+        traced = os.path.join(scratch, 'model.onnx')
+        # Traced with gradients on: under no_grad, torch 1.13's nn.MultiheadAttention takes its fused fast path, an
+        # operator torch.onnx cannot export.
+        with torch.enable_grad():
+            torch.onnx.export(module, args, traced, input_names=input_names, output_names=output_names,
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True)
+        model = onnx.load(traced)
+        kept = os.path.join(scratch, os.path.basename(path))
+        data = f'{os.path.basename(path)}.data'
+        if model.ByteSize() > external_data_over:
+            onnx.save_model(model, kept, save_as_external_data=True, all_tensors_to_one_file=True, location=data,
+                            size_threshold=1024)
+        else:
+            onnx.save_model(model, kept)
+        onnx.checker.check_model(kept)
+        if os.path.exists(os.path.join(scratch, data)):
+            os.replace(os.path.join(scratch, data), os.path.join(out_dir, data))
+        os.replace(kept, path)
     return path
 
 

@@ -78,6 +78,17 @@ def load_model(model_path):
     return model
 
 
+def download(repo_id):
+    """The checkpoint's configs, tokenizer files and one copy of its weights (safetensors if the repo has them)."""
+    from huggingface_hub import list_repo_files, snapshot_download
+
+    files = set(list_repo_files(repo_id))
+    weights = 'model.safetensors' if 'model.safetensors' in files else 'pytorch_model.bin'
+    if weights not in files:
+        raise SystemExit(f'{repo_id}: neither model.safetensors nor pytorch_model.bin in the repository')
+    return snapshot_download(repo_id, allow_patterns=['*.json', '*.txt', weights])
+
+
 class TextTower(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -154,7 +165,8 @@ def main():
     ap.add_argument('--name', help='metric name (default: the kind)')
     ap.add_argument('--version', help='version recorded with the scores (default: the checkpoint)')
     ap.add_argument('--score', choices=['cos', 'clip-100'], help='clip kind: cosine, or torchmetrics 100·max(cos, 0)')
-    ap.add_argument('--tokenizer', help="tokenizer.json to copy (default: the checkpoint's), or keep:PATH to name it in place")
+    ap.add_argument('--tokenizer', help="tokenizer.json to copy (default: the checkpoint's; PickScore: laion CLIP-ViT-H-14's), "
+                    'or keep:PATH to name it in place')
     args = ap.parse_args()
     name = args.name or args.kind
     if args.random_tiny is not None:
@@ -162,15 +174,18 @@ def main():
         version = args.version or f'random-tiny-clip-seed{args.random_tiny}'
         model_dir = None
     else:
-        model_dir = args.model if os.path.isdir(args.model) else None
-        if model_dir is None:
-            from huggingface_hub import snapshot_download
-
-            model_dir = snapshot_download(args.model, allow_patterns=['*.json', '*.txt', '*.safetensors'])
+        model_dir = args.model if os.path.isdir(args.model) else download(args.model)
         model = load_model(model_dir)
         version = args.version or os.path.basename(os.path.normpath(args.model))
     os.makedirs(args.out, exist_ok=True)
-    tokenizer = common.place_tokenizer(args.tokenizer, args.out, model_dir)
+    tokenizer_source = args.tokenizer
+    if tokenizer_source is None and model_dir and not os.path.exists(os.path.join(model_dir, 'tokenizer.json')):
+        # PickScore_v1 is scored with the processor of the CLIP it was fine-tuned from.
+        if args.kind == 'pickscore':
+            from huggingface_hub import hf_hub_download
+
+            tokenizer_source = hf_hub_download(PICKSCORE_PROCESSOR, 'tokenizer.json')
+    tokenizer = common.place_tokenizer(tokenizer_source, args.out, model_dir)
     path = export(model, args.out, args.kind, args.layout, name, version, tokenizer, args.score)
     print(path)
 
