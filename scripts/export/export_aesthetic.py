@@ -43,7 +43,10 @@ class AestheticMLP(torch.nn.Module):
 
 def load_head(path, input_size=768):
     head = AestheticMLP(input_size)
-    head.load_state_dict(torch.load(path, map_location='cpu'), strict=True)
+    try:
+        head.load_state_dict(torch.load(path, map_location='cpu'), strict=True)
+    except Exception as error:  # noqa: BLE001  (unpickling raises anything; all of it means "not this MLP")
+        raise SystemExit(f'{path}: not an improved-aesthetic-predictor MLP state dict ({str(error)[:600]})') from None
     return head.eval()
 
 

@@ -23,7 +23,9 @@ HPS_ARCH = 'ViT-H-14'
 
 
 def load_hps(checkpoint, arch=HPS_ARCH):
-    return oc.load_state_dict_file(oc.create_model(arch, None), checkpoint)
+    # Read first: a wrong file is reported before minutes of initialising ViT-H-14's 986 M random weights.
+    state = oc.read_state_dict(checkpoint)
+    return oc.load_state_dict(oc.create_model(arch, None), state, checkpoint)
 
 
 def export(model, out, name, version, tokenizer, legacy_preprocess=False):

@@ -60,13 +60,29 @@ def create_model(name, pretrained):
     return open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=pretrained == 'openai').eval()
 
 
-def load_state_dict_file(model, path):
-    """A training checkpoint ({'state_dict': …}, keys maybe prefixed 'module.') or a bare state dict, strictly."""
-    checkpoint = torch.load(path, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    model.load_state_dict(state, strict=True)
+def read_state_dict(path):
+    """A training checkpoint ({'state_dict': …}, keys maybe prefixed 'module.') or a bare state dict."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu')
+    except Exception as error:  # noqa: BLE001  (unpickling raises anything; all of it means "not a checkpoint")
+        raise SystemExit(f'{path}: cannot read the checkpoint ({type(error).__name__}: {error})') from None
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SystemExit(f'{path}: expected a state dict or {{"state_dict": …}} of tensors')
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def load_state_dict(model, state, path):
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        # torch lists every missing and unexpected key; the first lines say which model it was made for.
+        raise SystemExit(f'{path}: the weights do not fit this model: {str(error)[:600]}') from None
     return model
+
+
+def load_state_dict_file(model, path):
+    return load_state_dict(model, read_state_dict(path), path)
 
 
 class TextTower(torch.nn.Module):
