@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -169,6 +169,34 @@ test('make_fixtures.py remakes the expected scores', { skip: noPython, timeout: 
   for (const [name, wanted] of Object.entries(expected.scores)) {
     const worst = worstDifference(remade.scores[name]!, wanted);
     assert.ok(worst.diff <= 1e-5, `${name}: remade score of ${expected.photos[worst.at]?.file} differs by ${worst.diff}`);
+  }
+});
+
+test('each exporter command writes a metric that label scores', { skip: noPython, timeout: 300_000 }, async () => {
+  const scripts = new URL('../../scripts/export/', import.meta.url).pathname;
+  const tokenizer = `keep:${join(FIXTURES, '../clip/tokenizer.json')}`;
+  const commands: Record<string, string[]> = {
+    pickscore: ['export_hf_clip.py', '--kind', 'pickscore', '--tokenizer', tokenizer],
+    clip: ['export_hf_clip.py', '--kind', 'clip', '--layout', 'split', '--score', 'clip-100', '--tokenizer', tokenizer],
+    hps: ['export_hps.py'],
+    'open-clip': ['export_open_clip.py', '--name', 'open-clip'],
+    aesthetic: ['export_aesthetic.py'],
+  };
+  const metrics: string[] = [];
+  for (const [name, [script, ...args]] of Object.entries(commands)) {
+    const out = join(root, 'cli', name);
+    const run = spawnSync(PYTHON, [join(scripts, script!), '--random-tiny', '1', '--out', out, ...args], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `${script}: ${run.stderr.slice(-2000)}`);
+    metrics.push(join(out, `${name}.json`));
+  }
+  // A copy: these metrics reuse the names of the fixtures' metrics with other models.
+  const copy = join(root, 'cli-dataset');
+  await cp(dataset, copy, { recursive: true });
+  const summary = await runLabel(copy, { metrics, device: 'cpu', intraOpNumThreads: 1, workers: 1 });
+  for (const metric of summary.metrics) assert.equal(metric.scored, expected.photos.length, metric.name);
+  for (const name of Object.keys(commands)) {
+    const scores = await labelledScores(copy, name);
+    assert.ok(scores.every(Number.isFinite), `${name}: ${scores}`);
   }
 });
 
