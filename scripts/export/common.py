@@ -9,6 +9,7 @@ normalised: `label` normalises them.
 """
 import hashlib
 import importlib.metadata as metadata
+import inspect
 import json
 import os
 import shutil
@@ -89,6 +90,9 @@ def import_transformers():
 # A protobuf message cannot exceed 2 GB: a ViT-H/14 tower (≈2.5 GB in float32) keeps its weights in one `.data` file
 # beside the model, which ONNX Runtime reads from the model's folder.
 EXTERNAL_DATA_OVER = 1_800_000_000
+# torch >= 2.9 exports through dynamo by default, which reads dynamic_axes differently: keep the tracing exporter the
+# fixtures were made with.
+TORCHSCRIPT_EXPORTER = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters else {}
 
 
 def export_onnx(module, args, path, input_names, output_names, dynamic_axes, external_data_over=EXTERNAL_DATA_OVER):
@@ -107,7 +111,8 @@ def export_onnx(module, args, path, input_names, output_names, dynamic_axes, ext
         # operator torch.onnx cannot export.
         with torch.enable_grad():
             torch.onnx.export(module, args, traced, input_names=input_names, output_names=output_names,
-                              dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True)
+                              dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+                              **TORCHSCRIPT_EXPORTER)
         model = onnx.load(traced)
         kept = os.path.join(scratch, os.path.basename(path))
         data = f'{os.path.basename(path)}.data'

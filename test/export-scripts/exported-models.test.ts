@@ -31,6 +31,13 @@ const METRICS: Record<string, number> = {
   aesthetic: 1e-4,
 };
 
+/**
+ * Profiles another branch of issue 14 is still implementing. A metric reading one is skipped, naming it, only while
+ * label demonstrably ignores it (scores exactly as with hf-clip); once it scores, it is compared like every other.
+ * A profile that is not listed here is never skipped.
+ */
+const PROFILES_PENDING = new Set<string>(['openai-clip', 'hpsv2', 'hpsv2-legacy']);
+
 let root: string;
 let dataset: string;
 let expected: Expected;
@@ -107,7 +114,7 @@ describe('exported checkpoints score as their libraries do', () => {
       const wanted = expected.scores[name]!;
       assert.equal(wanted.length, expected.photos.length);
       const worst = worstDifference(scores, wanted);
-      if (worst.diff > tolerance && spec.preprocess !== 'hf-clip' && (await scoresAsHfClip(name, scores))) {
+      if (worst.diff > tolerance && PROFILES_PENDING.has(spec.preprocess) && (await scoresAsHfClip(name, scores))) {
         t.skip(`the "${spec.preprocess}" preprocessing profile is not implemented yet: label scores it exactly as hf-clip`);
         return;
       }
