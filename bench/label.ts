@@ -13,6 +13,9 @@
 // resampler before the tap cache (bench/preprocess-baseline.ts) against src/models/preprocess.ts, decode included
 // and excluded, in alternating rounds (--rounds 3) so that other processes weigh on both alike.
 //
+// With --profiles, the same one-thread measurement for each preprocessing profile (hf-clip, openai-clip, hpsv2,
+// hpsv2-legacy; decode included), in alternating rounds, as ratios to hf-clip.
+//
 // The default run then goes on as --scaling does; with --scaling alone (no ViT-B/32 needed, ≈ 1 min), only:
 //   (ii) runLabel end to end with a near-free model (--free-model, default data/models/demo-clip-vision.onnx: what a
 //        GPU looks like to the CPU side) at workers = 1 … availableParallelism(), against workers × the per-core rate
@@ -34,6 +37,7 @@ import { decodeRgb, normalisationTable, normaliseInto, preprocessInto, resizeAnd
 import { baselineResizeAndCrop } from './preprocess-baseline.ts';
 import { runLabel } from '../src/label/run.ts';
 import { createSession } from '../src/models/session.ts';
+import { PREPROCESS_PROFILES } from '../src/models/preprocess-profiles.ts';
 import { tinyClipTextModel } from '../tools/onnx-builder/tiny-models.ts';
 import type { ImageRow, PromptRow } from '../src/core/schema.ts';
 
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'bench/.cache/vit-b32-vision.onnx' },
     preprocess: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
+    profiles: { type: 'boolean', default: false },
     'free-model': { type: 'string', default: 'data/models/demo-clip-vision.onnx' },
     'free-text-model': { type: 'string', default: 'data/models/demo-clip-text.onnx' },
     rounds: { type: 'string', default: '3' },
@@ -60,7 +65,7 @@ const SIZE = 224;
 const EMBED = 512;
 
 const rounds = Number(values.rounds);
-if (!values.preprocess && !values.scaling && !existsSync(model)) {
+if (!values.preprocess && !values.scaling && !values.profiles && !existsSync(model)) {
   console.error(`${model} is missing: run node --import tsx bench/make-vit-b32.ts first`);
   process.exit(1);
 }
@@ -145,6 +150,10 @@ if (values.preprocess) {
 }
 if (values.scaling) {
   await scalingBench(images, rounds);
+  process.exit(0);
+}
+if (values.profiles) {
+  await profilesBench(images, rounds);
   process.exit(0);
 }
 const metric = await writeMetric();
@@ -285,6 +294,27 @@ async function preprocessBench(jpegs: Uint8Array[], rounds: number): Promise<voi
     const after = best.get(`new, ${what}`)!;
     console.log(
       `new / old, ${what}: ${(after.wall / before.wall).toFixed(2)}× wall, ${(after.cpu / before.cpu).toFixed(2)}× per CPU-second`,
+    );
+  }
+  console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
+}
+
+/** Each preprocessing profile, bytes → tensor on this thread, as the workers run it; ratios to hf-clip. */
+async function profilesBench(jpegs: Uint8Array[], rounds: number): Promise<void> {
+  const tensor = new Float32Array(3 * SIZE * SIZE);
+  const variants: Variant[] = PREPROCESS_PROFILES.map((profile) => ({
+    label: profile,
+    run: async () => {
+      for (const bytes of jpegs) await preprocessInto(bytes, tensor, 0, { profile, size: SIZE });
+    },
+  }));
+  console.log(`${jpegs.length} JPEGs 512² → ${SIZE}² tensor per profile, ${rounds} rounds; load average ${loadavg()[0]!.toFixed(2)}`);
+  const best = await bestRounds(variants, jpegs.length, rounds);
+  const base = best.get('hf-clip')!;
+  for (const [label, rate] of best) {
+    console.log(
+      `${label.padEnd(14)} ${rate.wall.toFixed(1).padStart(7)} images/s wall  ${rate.cpu.toFixed(1).padStart(7)} images per CPU-second  ` +
+        `${(rate.cpu / base.cpu).toFixed(2)}× hf-clip per CPU-second`,
     );
   }
   console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);

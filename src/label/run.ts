@@ -389,7 +389,8 @@ async function prepareBatch(rows: Row[], groups: Map<string, MetricSpec[]>, pool
     // Shared memory: each worker writes its rows in place.
     const batch = sharedFloat32(rows.length * 3 * spec.image.size * spec.image.size);
     full.set(key, batch);
-    return { batch, options: { size: spec.image.size, mean: spec.image.mean as unknown as Rgb, std: spec.image.std as unknown as Rgb } };
+    const image = { size: spec.image.size, mean: spec.image.mean as unknown as Rgb, std: spec.image.std as unknown as Rgb };
+    return { batch, options: { profile: spec.preprocess, ...image } };
   });
   const outcomes = await pool.preprocessRows(
     rows.map((row) => row.bytes),

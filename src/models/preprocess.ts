@@ -22,6 +22,8 @@ import sharp, { type OutputInfo } from 'sharp';
 import type { RejectReason } from '../core/schema.ts';
 import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from './image-check.ts';
 import { BdpoError } from '../core/errors.ts';
+import type { PreprocessProfile } from './preprocess-profiles.ts';
+import { resizeCropNormaliseFloat, roundHalfEven } from './preprocess-float.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
 sharp.concurrency(1);
@@ -33,6 +35,8 @@ export const CLIP_MEAN: Rgb = [0.48145466, 0.4578275, 0.40821073];
 export const CLIP_STD: Rgb = [0.26862954, 0.26130258, 0.27577711];
 
 export interface PreprocessOptions {
+  /** Whose preprocessing to reproduce (preprocess-profiles.ts); default hf-clip. */
+  profile?: PreprocessProfile;
   /** Short side after the resize (224; 336 for the @336px models). */
   size?: number;
   /** Side of the centre crop; defaults to `size`. */
@@ -63,14 +67,27 @@ export interface RgbImage {
   height: number;
 }
 
-/** Decodes to 8-bit RGB as PIL's `Image.open(...).convert('RGB')` does. */
-export async function decodeRgb(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
+/** 8-bit pixels as stored, before any conversion to RGB: what the profiles that resize first work on. */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  /** 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA, or CMYK ink values). */
+  channels: number;
+  cmyk: boolean;
+  /** A palette image (PIL's mode P): PIL resizes it NEAREST. Its pixels are the palette colours. */
+  palette: boolean;
+}
+
+/** Decodes to the stored 8-bit channels; CMYK ink values are kept as they are, for PIL's own conversion. */
+export async function decodeImage(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty_image', 'no image bytes');
   let space: string | undefined;
   let width: number | undefined;
   let height: number | undefined;
+  let isPalette: boolean | undefined;
   try {
-    ({ space, width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
+    ({ space, width, height, isPalette } = await sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (error) {
     throw new ImageDecodeError('bad_image', HEADER_UNREADABLE, { cause: error });
   }
@@ -90,9 +107,22 @@ export async function decodeRgb(bytes: Uint8Array, maxPixels: number = DEFAULT_M
   }
   const { data, info } = decoded;
   const channels = info.channels;
-  const n = info.width * info.height;
-  if (data.length !== n * channels) throw new ImageDecodeError('bad_image', `unexpected pixel layout (${channels} channels)`);
-  return { data: toRgb(data, n, channels, cmyk), width: info.width, height: info.height };
+  if (data.length !== info.width * info.height * channels) {
+    throw new ImageDecodeError('bad_image', `unexpected pixel layout (${channels} channels)`);
+  }
+  if (channels < 1 || channels > 4 || (cmyk && channels !== 4)) {
+    throw new ImageDecodeError('bad_image', cmyk ? `CMYK image with ${channels} channels` : `unsupported channel count ${channels}`);
+  }
+  return { data, width: info.width, height: info.height, channels, cmyk, palette: isPalette === true };
+}
+
+/** Decodes to 8-bit RGB as PIL's `Image.open(...).convert('RGB')` does. */
+export async function decodeRgb(bytes: Uint8Array, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
+  return toRgbImage(await decodeImage(bytes, maxPixels));
+}
+
+function toRgbImage(image: DecodedImage): RgbImage {
+  return { data: toRgb(image.data, image.width * image.height, image.channels, image.cmyk), width: image.width, height: image.height };
 }
 
 function toRgb(data: Uint8Array, n: number, channels: number, cmyk: boolean): Uint8Array {
@@ -140,9 +170,19 @@ export function shortestEdgeSize(width: number, height: number, size: number): {
   return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
 }
 
-/** Resize the short side to `size` (PIL bicubic) and take the centre `crop`×`crop`, as 8-bit RGB HWC. */
-export function resizeAndCrop(image: RgbImage, size: number, crop: number): Uint8Array {
-  return resample(image, resamplePlan(image.width, image.height, size, crop));
+/**
+ * Resize the short side to `size` (PIL bicubic) and take the centre `crop`×`crop`, as 8-bit RGB HWC. The crop offset
+ * is floored as HF does, or rounded half to even as torchvision's CenterCrop does.
+ */
+export function resizeAndCrop(image: RgbImage, size: number, crop: number, offset: CropOffset = 'floor'): Uint8Array {
+  return resample(image, resamplePlan(image.width, image.height, size, crop, offset));
+}
+
+export type CropOffset = 'floor' | 'round';
+
+/** The centre crop's first column or row: HF floors (h − crop) / 2, torchvision rounds it (Python's round). */
+export function cropOffset(resized: number, crop: number, offset: CropOffset): number {
+  return offset === 'floor' ? Math.floor((resized - crop) / 2) : roundHalfEven((resized - crop) / 2);
 }
 
 // ---- PIL's bicubic resampler (Resample.c), restricted to an output window -------------------------------------
@@ -237,15 +277,15 @@ export function clearResamplePlanCache(): void {
   planCache.clear();
 }
 
-function resamplePlan(width: number, height: number, size: number, crop: number): ResamplePlan {
-  const key = `${width}x${height}/${size}/${crop}`;
+function resamplePlan(width: number, height: number, size: number, crop: number, offset: CropOffset): ResamplePlan {
+  const key = `${width}x${height}/${size}/${crop}/${offset}`;
   const cached = planCache.get(key);
   if (cached) {
     planCache.delete(key);
     planCache.set(key, cached);
     return cached;
   }
-  const plan = makePlan(width, height, size, crop);
+  const plan = makePlan(width, height, size, crop, offset);
   planCache.set(key, plan);
   if (planCache.size > RESAMPLE_PLAN_CACHE_SIZE) planCache.delete(planCache.keys().next().value!);
   return plan;
@@ -255,13 +295,13 @@ function resamplePlan(width: number, height: number, size: number, crop: number)
  * PIL's two passes (horizontal, then vertical, 8-bit in between) over the window [left, left+crop) × [top, top+crop)
  * of the image resized to the shortest-edge size; a pass is skipped when that dimension does not change, as in PIL.
  */
-function makePlan(width: number, height: number, size: number, crop: number): ResamplePlan {
+function makePlan(width: number, height: number, size: number, crop: number, offset: CropOffset): ResamplePlan {
   const resized = shortestEdgeSize(width, height, size);
   if (resized.width < crop || resized.height < crop) {
     throw new RangeError(`crop ${crop} is larger than the resized image ${resized.width}×${resized.height}`);
   }
-  const left = Math.floor((resized.width - crop) / 2);
-  const top = Math.floor((resized.height - crop) / 2);
+  const left = cropOffset(resized.width, crop, offset);
+  const top = cropOffset(resized.height, crop, offset);
   const outW = crop;
   const outH = crop;
   const vt = resized.height !== height ? taps(height, resized.height, top, outH) : null;
@@ -447,6 +487,102 @@ function verticalPass(
   }
 }
 
+// ---- openai-clip: torchvision's Resize and CenterCrop on the PIL image in its own mode, convert('RGB') last -------
+
+/**
+ * OpenAI's clip.load transform (and open_clip's standard one) resizes before converting to RGB, so PIL resizes the
+ * image in its stored mode: a palette image NEAREST, RGBA and LA premultiplied by alpha (RGBa / La) and back, CMYK
+ * ink values before PIL's naive CMYK → RGB. Greyscale and RGB resize as in hf-clip, channel by channel. The crop
+ * offset is rounded as torchvision's CenterCrop does. Returns the 8-bit RGB crop, HWC.
+ */
+export function openaiClipPixels(image: DecodedImage, size: number, crop: number): Uint8Array {
+  const { width, height, channels } = image;
+  const resized = shortestEdgeSize(width, height, size);
+  if (resized.width === width && resized.height === height) {
+    // torchvision returns the image unchanged: the crop, then convert('RGB').
+    return resizeAndCrop(toRgbImage(image), size, crop, 'round');
+  }
+  if (image.palette) return nearestCrop(toRgbImage(image), resized.width, resized.height, crop);
+  const alpha = !image.cmyk && (channels === 2 || channels === 4);
+  if (!image.cmyk && !alpha) return resizeAndCrop(toRgbImage(image), size, crop, 'round');
+  // Four bands resized independently, as two three-band images: the colour (premultiplied, or C M Y) and the fourth.
+  const n = width * height;
+  const colour = new Uint8Array(3 * n);
+  const fourth = new Uint8Array(3 * n);
+  const d = image.data;
+  for (let i = 0, p = 0, q = 0; i < n; i++, p += channels, q += 3) {
+    const last = d[p + channels - 1]!;
+    fourth[q] = fourth[q + 1] = fourth[q + 2] = last;
+    if (image.cmyk) {
+      colour[q] = d[p]!;
+      colour[q + 1] = d[p + 1]!;
+      colour[q + 2] = d[p + 2]!;
+    } else if (channels === 2) {
+      // PIL's LA → La: the grey premultiplied, rounded as MULDIV255.
+      colour[q] = colour[q + 1] = colour[q + 2] = muldiv255(d[p]!, last);
+    } else {
+      colour[q] = muldiv255(d[p]!, last);
+      colour[q + 1] = muldiv255(d[p + 1]!, last);
+      colour[q + 2] = muldiv255(d[p + 2]!, last);
+    }
+  }
+  const c = resizeAndCrop({ data: colour, width, height }, size, crop, 'round');
+  const f = resizeAndCrop({ data: fourth, width, height }, size, crop, 'round');
+  const m = crop * crop;
+  if (image.cmyk) {
+    const cmyk = new Uint8Array(4 * m);
+    for (let i = 0; i < m; i++) {
+      cmyk[4 * i] = c[3 * i]!;
+      cmyk[4 * i + 1] = c[3 * i + 1]!;
+      cmyk[4 * i + 2] = c[3 * i + 2]!;
+      cmyk[4 * i + 3] = f[3 * i]!;
+    }
+    return toRgb(cmyk, m, 4, true);
+  }
+  // PIL's RGBa → RGBA (and La → LA): divide back by alpha, truncating; alpha 0 and 255 keep the stored value.
+  const out = new Uint8Array(3 * m);
+  for (let i = 0; i < 3 * m; i++) {
+    const a = f[i]!;
+    const v = c[i]!;
+    out[i] = a === 0 || a === 255 ? v : clip255(Math.floor((255 * v) / a));
+  }
+  return out;
+}
+
+/**
+ * PIL's NEAREST resize (ImagingScaleAffine: the source coordinate advances by in/out from in/out / 2, in double, and
+ * is truncated) restricted to the centre crop, whose offset torchvision rounds.
+ */
+function nearestCrop(image: RgbImage, outW: number, outH: number, crop: number): Uint8Array {
+  const { data, width, height } = image;
+  const left = cropOffset(outW, crop, 'round');
+  const top = cropOffset(outH, crop, 'round');
+  const columns = nearestIndices(width, outW, left, crop);
+  const rows = nearestIndices(height, outH, top, crop);
+  const out = new Uint8Array(3 * crop * crop);
+  for (let y = 0, d = 0; y < crop; y++) {
+    const row = 3 * rows[y]! * width;
+    for (let x = 0; x < crop; x++, d += 3) {
+      const p = row + 3 * columns[x]!;
+      out[d] = data[p]!;
+      out[d + 1] = data[p + 1]!;
+      out[d + 2] = data[p + 2]!;
+    }
+  }
+  return out;
+}
+
+function nearestIndices(inSize: number, outSize: number, first: number, n: number): Int32Array {
+  const step = inSize / outSize;
+  const indices = new Int32Array(n);
+  // Summed from the first output, as PIL does: the rounding of the running sum is part of the result.
+  let position = step * 0.5;
+  for (let x = 0; x < first + n; x++, position += step) {
+    if (x >= first) indices[x - first] = Math.min(Math.trunc(position), inSize - 1);
+  }
+  return indices;
+}
+
 // ---- rescale + normalise ---------------------------------------------------------------------------------------
 
 /**
@@ -481,8 +617,11 @@ export function normaliseInto(pixels: Uint8Array, out: Float32Array, offset: num
 // ---- public entry points ---------------------------------------------------------------------------------------
 
 interface Resolved {
+  profile: PreprocessProfile;
   size: number;
   crop: number;
+  mean: Rgb;
+  std: Rgb;
   table: Float32Array;
   maxPixels: number;
 }
@@ -495,8 +634,10 @@ function resolve(options: PreprocessOptions): Resolved {
   if (!Number.isInteger(size) || size < 1 || !Number.isInteger(crop) || crop < 1 || crop > size) {
     throw new RangeError(`preprocess: size ${size} and crop ${crop} must be positive integers with crop ≤ size`);
   }
-  const table = options.mean || options.std ? normalisationTable(options.mean ?? CLIP_MEAN, options.std ?? CLIP_STD) : defaultTable;
-  return { size, crop, table, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const mean = options.mean ?? CLIP_MEAN;
+  const std = options.std ?? CLIP_STD;
+  const table = options.mean || options.std ? normalisationTable(mean, std) : defaultTable;
+  return { profile: options.profile ?? 'hf-clip', size, crop, mean, std, table, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
 }
 
 /** Values per image: 3 × crop × crop. */
@@ -505,10 +646,22 @@ export function pixelValuesLength(options: PreprocessOptions = {}): number {
   return 3 * crop * crop;
 }
 
-/** The centre-cropped 8-bit RGB (HWC) that the model's tensor is made from. */
+/**
+ * The centre-cropped 8-bit RGB (HWC) that the model's tensor is made from, for the 8-bit profiles (hf-clip,
+ * openai-clip); the hpsv2 profiles resize float values and have no such pixels.
+ */
 export async function preprocessPixels(bytes: Uint8Array, options: PreprocessOptions = {}): Promise<Uint8Array> {
-  const { size, crop, maxPixels } = resolve(options);
-  return resizeAndCrop(await decodeRgb(bytes, maxPixels), size, crop);
+  const resolved = resolve(options);
+  const image = await decodeImage(bytes, resolved.maxPixels);
+  const pixels = pixels8(image, resolved);
+  if (pixels === null) throw new RangeError(`preprocess: profile ${resolved.profile} resizes float values, not 8-bit pixels`);
+  return pixels;
+}
+
+function pixels8(image: DecodedImage, resolved: Resolved): Uint8Array | null {
+  if (resolved.profile === 'hf-clip') return resizeAndCrop(toRgbImage(image), resolved.size, resolved.crop);
+  if (resolved.profile === 'openai-clip') return openaiClipPixels(image, resolved.size, resolved.crop);
+  return null;
 }
 
 /** One image → Float32Array [3, crop, crop]. Throws ImageDecodeError for bytes that are not a usable image. */
@@ -538,6 +691,12 @@ export async function preprocessInto(
 }
 
 async function fill(bytes: Uint8Array, out: Float32Array, offset: number, resolved: Resolved): Promise<void> {
-  const image = await decodeRgb(bytes, resolved.maxPixels);
-  normaliseInto(resizeAndCrop(image, resolved.size, resolved.crop), out, offset, resolved.table);
+  const image = await decodeImage(bytes, resolved.maxPixels);
+  const pixels = pixels8(image, resolved);
+  if (pixels !== null) {
+    normaliseInto(pixels, out, offset, resolved.table);
+    return;
+  }
+  const antialias = resolved.profile === 'hpsv2';
+  resizeCropNormaliseFloat(toRgbImage(image), resolved.size, resolved.crop, antialias, resolved.mean, resolved.std, out, offset);
 }
