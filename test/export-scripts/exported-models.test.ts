@@ -31,13 +31,6 @@ const METRICS: Record<string, number> = {
   aesthetic: 1e-4,
 };
 
-/**
- * Profiles another branch of issue 14 is still implementing. A metric reading one is skipped, naming it, only while
- * label demonstrably ignores it (scores exactly as with hf-clip); once it scores, it is compared like every other.
- * A profile that is not listed here is never skipped.
- */
-const PROFILES_PENDING = new Set<string>(['openai-clip', 'hpsv2', 'hpsv2-legacy']);
-
 let root: string;
 let dataset: string;
 let expected: Expected;
@@ -108,20 +101,16 @@ describe('exported checkpoints score as their libraries do', () => {
   });
 
   for (const [name, tolerance] of Object.entries(METRICS)) {
-    test(name, async (t) => {
+    test(name, async () => {
       const spec = await loadMetricSpec(join(FIXTURES, `${name}.json`));
       const scores = await labelledScores(dataset, name);
       const wanted = expected.scores[name]!;
       assert.equal(wanted.length, expected.photos.length);
       const worst = worstDifference(scores, wanted);
-      if (worst.diff > tolerance && PROFILES_PENDING.has(spec.preprocess) && (await scoresAsHfClip(name, scores))) {
-        t.skip(`the "${spec.preprocess}" preprocessing profile is not implemented yet: label scores it exactly as hf-clip`);
-        return;
-      }
       assert.ok(
         worst.diff <= tolerance,
-        `${name}: ${expected.photos[worst.at]?.file} scored ${scores[worst.at]}, ${spec.preprocess} reference ` +
-          `${wanted[worst.at]} (|Δ| ${worst.diff} > ${tolerance})`,
+        `${name}: label (preprocess ${spec.preprocess}) scored ${expected.photos[worst.at]?.file} ${scores[worst.at]}, ` +
+          `the library ${wanted[worst.at]} (|Δ| ${worst.diff} > ${tolerance})`,
       );
     });
   }
@@ -206,21 +195,3 @@ test('each exporter command writes a metric that label scores', { skip: noPython
     assert.ok(scores.every(Number.isFinite), `${name}: ${scores}`);
   }
 });
-
-/**
- * Whether label gave the same scores with the metric's profile as with hf-clip: then the profile was ignored. Every
- * other profile differs from hf-clip on these photos (odd crop offsets, tensor resizing), so equality means absent.
- */
-async function scoresAsHfClip(name: string, scores: readonly number[]): Promise<boolean> {
-  const json = JSON.parse(await readFile(join(FIXTURES, `${name}.json`), 'utf8')) as Record<string, unknown>;
-  const dir = join(root, `as-hf-clip-${name}`);
-  await mkdir(dir);
-  const models = ['clip_model', 'text_model', 'vision_model', 'head_model', 'tokenizer'];
-  const copy: Record<string, unknown> = { ...json, name: `${name}-hf-clip`, preprocess: 'hf-clip' };
-  for (const key of models) if (typeof json[key] === 'string') copy[key] = join(FIXTURES, json[key] as string);
-  const metric = join(dir, 'metric.json');
-  await writeFile(metric, JSON.stringify(copy));
-  await label(dataset, [metric]);
-  const hf = await labelledScores(dataset, `${name}-hf-clip`);
-  return hf.every((value, i) => value === scores[i]);
-}
