@@ -154,6 +154,8 @@ export interface MetricInfo {
   version: string;
   score: string;
   temperature: number;
+  /** What made the scores (label: model and tokenizer sha256s, preprocessing profile, options, tool version). */
+  provenance?: Record<string, unknown>;
 }
 
 /** consensus/<rule>/part-*.parquet — one row per pair; the meaning of each column is in label/consensus.ts. */

@@ -19,6 +19,7 @@ import { metricKind } from '../models/metrics/registry.ts';
 import type { Rgb } from '../models/preprocess.ts';
 import { ImagePool, packRows, sharedFloat32, type BatchTarget } from '../models/image-pool.ts';
 import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
+import { FileDigests, metricProvenance, unitVersion, type MetricProvenance } from '../models/provenance.ts';
 
 export interface LabelOptions extends TowerOptions {
   /** Paths of metric JSON files. */
@@ -95,10 +96,14 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
   try {
     const providers: string[] = [];
     for (const spec of specs) providers.push(await hub.validate(spec));
+    // What made the scores, hashed once per run: recorded with them, and part of each unit's version.
+    const digests = new FileDigests();
+    const provenance = new Map<string, MetricProvenance>();
+    for (const spec of specs) provenance.set(spec.name, await metricProvenance(spec, digests));
     const prompts = new Map<string, string>();
     for await (const prompt of readRows(dir, 'prompts')) prompts.set(prompt.prompt_id, prompt.text);
     for (const [m, spec] of specs.entries()) {
-      await writeMetricInfo(dir, spec);
+      await writeMetricInfo(dir, spec, provenance.get(spec.name)!);
       const provider = providers[m]!;
       summaries.push({ name: spec.name, kind: spec.kind, version: spec.version, provider, scored: 0, partsWritten: 0, partsSkipped: 0 });
     }
@@ -120,7 +125,10 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
         let skippedCounts: Counts | null = null;
         let ran = false;
         yield {
-          units: specs.map((spec) => ({ key: `${STAGE}:${spec.name}:${partName}`, version: spec.version, input: file, inputSha256, spec })),
+          units: specs.map((spec) => {
+            const version = unitVersion(spec, provenance.get(spec.name)!);
+            return { key: `${STAGE}:${spec.name}:${partName}`, version, input: file, inputSha256, spec };
+          }),
           skipped: (unit, record) => {
             const summary = summaries.find((s) => s.name === unit.spec.name)!;
             summary.partsSkipped++;
@@ -165,7 +173,14 @@ export async function runLabel(dir: string, options: LabelOptions): Promise<Labe
                   score: columns.scores,
                   metric_version: columns.imageIds.map(() => spec.version),
                 },
-                { metadata: { metric: spec.name, kind: spec.kind, version: spec.version } },
+                {
+                  metadata: {
+                    metric: spec.name,
+                    kind: spec.kind,
+                    version: spec.version,
+                    provenance: JSON.stringify(provenance.get(spec.name)!),
+                  },
+                },
               );
               const counts: Counts = result.unitCounts.get(spec.name)!;
               outcomes.set(unit.key, { parts: [written, ...rejectParts], counts });
@@ -224,8 +239,9 @@ function checkLabelOptions(options: LabelOptions): void {
     throw new LabelOptionError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
 }
 
-async function writeMetricInfo(dir: string, spec: MetricSpec): Promise<void> {
-  const info: MetricInfo = { name: spec.name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature };
+async function writeMetricInfo(dir: string, spec: MetricSpec, provenance: MetricProvenance): Promise<void> {
+  const { name, kind, version, score, temperature } = spec;
+  const info: MetricInfo = { name, kind, version, score, temperature, provenance: { ...provenance } };
   const location = metricInfoLocation(dir, spec.name);
   await writeFileAtomic(location.path, Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
   // A dataset of the earlier layout: the copy inside scores/<metric>/ would keep engines from reading the folder.

@@ -165,10 +165,12 @@ class DirectScorer {
       attention_mask: { data: tokens.attentionMask, dims: tokens.shape },
     };
     const small = await preprocessImage(bytes, { size });
-    const large = await preprocessImage(bytes); // the full export's metric JSON leaves image_size at 224
-    const image = unit(
-      float32Output(await this.vision.run({ pixel_values: { data: small, dims: [1, 3, size, size] } }), 'image_embeds').data,
-    );
+    // hps (the full export; its metric JSON leaves image_size at 224) and aesthetic preprocess as their references do.
+    const large = await preprocessImage(bytes, { profile: 'hpsv2' });
+    const smallOpenai = await preprocessImage(bytes, { size, profile: 'openai-clip' });
+    const embed = async (pixels: Float32Array) =>
+      unit(float32Output(await this.vision.run({ pixel_values: { data: pixels, dims: [1, 3, size, size] } }), 'image_embeds').data);
+    const image = await embed(small);
     const caption = unit(float32Output(await this.text.run(ids), 'text_embeds').data);
     const full = await this.full.run({ ...ids, pixel_values: { data: large, dims: [1, 3, 224, 224] } });
     const cos = dot(image, caption);
@@ -176,7 +178,7 @@ class DirectScorer {
       pickscore: PICK_LOGIT_SCALE * cos,
       clip: 100 * Math.max(cos, 0),
       hps: dot(float32Output(full, 'text_embeds').data, float32Output(full, 'image_embeds').data),
-      aesthetic: aestheticReference(image),
+      aesthetic: aestheticReference(await embed(smallOpenai)),
     };
   }
 
@@ -265,7 +267,9 @@ describe('label the bundled Pick-a-Pic sample', () => {
         `${name}: metric_version`,
       );
       const info = JSON.parse(await readFile(join(dir, 'meta', 'scores', `${name}.json`), 'utf8')) as MetricInfo;
-      assert.deepEqual(info, { name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature });
+      const { provenance, ...rest } = info;
+      assert.deepEqual(rest, { name, kind: spec.kind, version: spec.version, score: spec.score, temperature: spec.temperature });
+      assert.equal((provenance as { preprocess?: string } | undefined)?.preprocess, spec.preprocess, `${name}: provenance`);
       assert.deepEqual(
         {
           scored: metricSummary(first, name).scored,
@@ -405,8 +409,10 @@ test('ModelHub: two metrics naming one vision model share its session and get id
   const pick = await loadMetricSpec(fx.metrics.pickscore);
   const aes = await loadMetricSpec(fx.metrics.aesthetic);
   const hps = await loadMetricSpec(fx.metrics.hps);
-  const groups = [...groupByVision([pick, hps, aes]).values()].map((g) => g.map((s) => s.name));
-  assert.deepEqual(groups, [['pickscore', 'aesthetic'], ['hps']]);
+  const groups = (specs: (typeof pick)[]) => [...groupByVision(specs).values()].map((g) => g.map((s) => s.name));
+  // Same tower, other preprocessing (aesthetic defaults to openai-clip): another forward pass.
+  assert.deepEqual(groups([pick, hps, aes]), [['pickscore'], ['hps'], ['aesthetic']]);
+  assert.deepEqual(groups([pick, hps, { ...aes, preprocess: 'hf-clip' }]), [['pickscore', 'aesthetic'], ['hps']]);
 
   const hub = new ModelHub({ device: 'cpu', intraOpNumThreads: 1 });
   try {

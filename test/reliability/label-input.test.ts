@@ -281,7 +281,7 @@ describe('model outputs', () => {
     for (const m of summary.metrics) {
       scored[m.name] = await scoreCount(dir, m.name);
       assert.equal(m.scored, scored[m.name]);
-      const units = Object.values(manifest.units).filter((u) => u.stage === 'label' && u.version === `${m.name}-1`);
+      const units = Object.values(manifest.units).filter((u) => u.stage === 'label' && u.version?.startsWith(`${m.name}-1 [`));
       const read = units.reduce((s, u) => s + u.counts.read, 0);
       const taken = units.reduce((s, u) => s + u.counts.taken, 0);
       const rejected = units.reduce((s, u) => s + u.counts.rejected, 0);
