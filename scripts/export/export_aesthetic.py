@@ -91,6 +91,8 @@ def main():
     ap.add_argument('--name', default='aesthetic')
     ap.add_argument('--version', help='version recorded with the scores (default: the head file name)')
     args = ap.parse_args()
+    if args.vision_model and not os.path.isfile(args.vision_model):
+        ap.error(f'--vision-model {args.vision_model}: no such file')
     vision_model = os.path.relpath(args.vision_model, args.out) if args.vision_model else None
     if args.random_tiny is not None:
         vision = oc.random_tiny_model(args.random_tiny)
