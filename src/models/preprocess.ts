@@ -1,4 +1,6 @@
-// CLIP image preprocessing, matching Hugging Face's CLIPImageProcessor (PIL path) pixel for pixel.
+// CLIP image preprocessing, matching Hugging Face's CLIPImageProcessor (PIL path) pixel for pixel: the hf-clip
+// profile. The other profiles (preprocess-profiles.ts) reuse its decoder and resampler: openai-clip below (PIL's
+// resize in the image's own mode, torchvision's rounded crop), hpsv2 / hpsv2-legacy in preprocess-float.ts.
 //
 // sharp decodes; the geometry and resampling are ours. sharp's `kernel: 'cubic'` with `fit: 'cover'` lands within
 // ≈ 0.2/255 of PIL when shrinking, but it rounds the resized size and the crop offset its own way (one-pixel shifts:
@@ -22,7 +24,7 @@ import sharp, { type OutputInfo } from 'sharp';
 import type { RejectReason } from '../core/schema.ts';
 import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from './image-check.ts';
 import { BdpoError } from '../core/errors.ts';
-import type { PreprocessProfile } from './preprocess-profiles.ts';
+import { PREPROCESS_PROFILES, type PreprocessProfile } from './preprocess-profiles.ts';
 import { resizeCropNormaliseFloat, roundHalfEven } from './preprocess-float.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
@@ -634,10 +636,14 @@ function resolve(options: PreprocessOptions): Resolved {
   if (!Number.isInteger(size) || size < 1 || !Number.isInteger(crop) || crop < 1 || crop > size) {
     throw new RangeError(`preprocess: size ${size} and crop ${crop} must be positive integers with crop ≤ size`);
   }
+  const profile = options.profile ?? 'hf-clip';
+  if (!PREPROCESS_PROFILES.includes(profile)) {
+    throw new RangeError(`preprocess: unknown profile ${JSON.stringify(profile)} (${PREPROCESS_PROFILES.join(', ')})`);
+  }
   const mean = options.mean ?? CLIP_MEAN;
   const std = options.std ?? CLIP_STD;
   const table = options.mean || options.std ? normalisationTable(mean, std) : defaultTable;
-  return { profile: options.profile ?? 'hf-clip', size, crop, mean, std, table, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
+  return { profile, size, crop, mean, std, table, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
 }
 
 /** Values per image: 3 × crop × crop. */

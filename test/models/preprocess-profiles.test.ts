@@ -124,8 +124,10 @@ test('hpsv2 and hpsv2-legacy equal their float32 references within 1e-6 per valu
     let worst = 0;
     let exact = 0;
     let n = 0;
+    let lowest = Number.POSITIVE_INFINITY;
     for (const c of casesOf(profile)) {
       const tensor = await preprocessImage(bytesOf(c.file), optionsOf(c));
+      for (const v of tensor) if (v < lowest) lowest = v;
       const d = maxFloatDifference(tensor, c);
       assert.ok(d.max <= 1e-6, `${profile} ${c.file} ${c.size}/${c.crop_size} (${c.mode}): max |Δ| ${d.max}`);
       // PNG decoding leaves no decoder latitude: there the port must be bit-exact.
@@ -134,6 +136,8 @@ test('hpsv2 and hpsv2-legacy equal their float32 references within 1e-6 per valu
       exact += d.exact;
       n += d.n;
     }
+    // torchvision clamps a bicubic result only for uint8 tensors: the cubic's overshoot below 0 stays in the tensor.
+    assert.ok(lowest < (0 - CLIP_MEAN[0]) / CLIP_STD[0] - 0.1, `${profile}: lowest value ${lowest}, as if clamped to [0, 1]`);
     lines.push(`${profile}: max |Δ| ${worst.toExponential(2)} over ${n} reference values, ${exact} bit-exact`);
   }
   console.log(lines.join('\n'));
@@ -186,6 +190,8 @@ test('the worker pool writes every profile exactly as the main thread does', asy
   }
 });
 
-test('float profiles have no 8-bit pixels, and say so', async () => {
+test('float profiles have no 8-bit pixels, and an unknown profile is refused, not run as another', async () => {
   await assert.rejects(preprocessPixels(bytesOf('astronaut.jpg'), { profile: 'hpsv2' }), /profile hpsv2 resizes float values/);
+  const unknown = { profile: 'torchvision' } as unknown as PreprocessOptions;
+  await assert.rejects(preprocessImage(bytesOf('astronaut.jpg'), unknown), /unknown profile "torchvision"/);
 });
