@@ -20,11 +20,14 @@ import { SCORE_SPECS, type MetricInfo } from '../src/core/schema.ts';
 import { loadScoreTable } from '../src/core/score-table.ts';
 import { uniformGenerator } from '../tools/onnx-builder/seeded-random.ts';
 import type { PairRow } from '../src/core/schema.ts';
+import { DuckDBInstance } from '@duckdb/node-api';
 
 const { values } = parseArgs({
   options: {
     pairs: { type: 'string', default: '1000000' },
     rules: { type: 'string', default: 'majority,mean-prob,vanilla,normalized,random,single:pick,human' },
+    'build-only': { type: 'boolean', default: false },
+    'duckdb-only': { type: 'boolean', default: false },
   },
 });
 const PAIRS = Number(values.pairs);
@@ -132,7 +135,120 @@ async function readInputs(): Promise<{ scores: number; pairs: number }> {
   return { scores, pairs: (performance.now() - t) / 1000 };
 }
 
+// DuckDB has no reader of Arrow IPC files without an extension it would download, so it reads a Parquet copy of the
+// pairs (written once, DuckDB's own snappy Parquet, beside the dataset): the form a DuckDB user would keep them in.
+const duckPairs = `${dir}-duckdb-pairs`;
+async function duckdbPairsCopy(): Promise<void> {
+  if (existsSync(join(duckPairs, 'READY'))) return;
+  await rm(duckPairs, { recursive: true, force: true });
+  await mkdir(duckPairs, { recursive: true });
+  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const db = await instance.connect();
+  for (const file of await listParts(dir, 'pairs')) {
+    const part = await readPart(dir, file);
+    const n = part.numRows;
+    const column = (name: string): unknown[] => {
+      const vector = part.getChild(name)!;
+      return Array.from({ length: n }, (_, i) => vector.get(i));
+    };
+    const rows = { pair_id: column('pair_id'), prompt_id: column('prompt_id'), image_a: column('image_a'), image_b: column('image_b') };
+    const human = column('human_pref') as Array<number | null>;
+    const split = column('split') as Array<string | null>;
+    await db.run(
+      'CREATE OR REPLACE TABLE p (pair_id VARCHAR, prompt_id VARCHAR, image_a VARCHAR, image_b VARCHAR, human_pref DOUBLE, split VARCHAR)',
+    );
+    const appender = await db.createAppender('p');
+    for (let i = 0; i < n; i++) {
+      appender.appendVarchar(rows.pair_id[i] as string);
+      appender.appendVarchar(rows.prompt_id[i] as string);
+      appender.appendVarchar(rows.image_a[i] as string);
+      appender.appendVarchar(rows.image_b[i] as string);
+      if (human[i] === null) appender.appendNull();
+      else appender.appendDouble(human[i]!);
+      if (split[i] === null) appender.appendNull();
+      else appender.appendVarchar(split[i]!);
+      appender.endRow();
+    }
+    appender.closeSync();
+    const name = file
+      .split('/')
+      .pop()!
+      .replace(/\.arrow$/, '.parquet');
+    await db.run(`COPY p TO '${join(duckPairs, name)}' (FORMAT parquet, COMPRESSION snappy)`);
+  }
+  db.closeSync();
+  instance.closeSync();
+  await writeFile(join(duckPairs, 'READY'), '');
+}
+
+/**
+ * The majority rule (ties drop, δ 0, unit weights) as one DuckDB query over the score files and the pairs: every p,
+ * vote, votes_a/b, label, soft, margin, disagreement, kept, tie and reason, written as snappy Parquet, one file per
+ * pairs part as ours are. Only the bench holds this copy of the rule: it is the yardstick, not the product.
+ */
+function majoritySql(out: string): string {
+  const M = METRICS.length;
+  // One scan per metric, joined once into a wide score table, then looked up for both images of every pair.
+  const scores = METRICS.map(
+    (m) => `(SELECT image_id, prompt_id, score AS ${m.name} FROM read_parquet('${dir}/scores/${m.name}/*.parquet'))`,
+  );
+  const wide =
+    `SELECT * FROM ${scores[0]} ${METRICS[0]!.name}_t ` +
+    METRICS.slice(1)
+      .map((m, k) => `FULL JOIN ${scores[k + 1]} ${m.name}_t USING (image_id, prompt_id)`)
+      .join(' ');
+  const joins =
+    `LEFT JOIN s sa ON sa.image_id = p.image_a AND sa.prompt_id = p.prompt_id ` +
+    `LEFT JOIN s sb ON sb.image_id = p.image_b AND sb.prompt_id = p.prompt_id`;
+  const ps = METRICS.map((m) => `1 / (1 + exp(-(sa.${m.name} - sb.${m.name}) / ${m.temperature})) AS p_${m.name}`).join(', ');
+  const votes = METRICS.map((m) => `coalesce(CAST(sign(p_${m.name} - 0.5) AS TINYINT), 0) AS vote_${m.name}`).join(', ');
+  const count = (side: number) => METRICS.map((m) => `(vote_${m.name} = ${side})::INT`).join(' + ');
+  return `COPY (
+    WITH s AS (${wide}),
+    probs AS (SELECT p.*, ${ps} FROM read_parquet('${duckPairs}/*.parquet', filename = true) p
+${joins}),
+    voted AS (SELECT *, ${votes} FROM probs),
+    counted AS (SELECT *, ${count(1)} AS votes_a, ${count(-1)} AS votes_b FROM voted)
+    SELECT pair_id, prompt_id, image_a, image_b, human_pref, split,
+      ${METRICS.map((m) => `p_${m.name}, vote_${m.name}`).join(', ')},
+      votes_a, votes_b,
+      CASE WHEN votes_a > votes_b THEN 1.0 WHEN votes_a < votes_b THEN 0.0 END AS label,
+      CASE WHEN votes_a + votes_b > 0 THEN votes_a / (votes_a + votes_b) END AS soft,
+      abs(votes_a - votes_b) / ${M} AS margin,
+      CASE WHEN votes_a + votes_b = 0 THEN NULL WHEN votes_a = 0 OR votes_b = 0 THEN 0.0 ELSE
+        -(votes_a / (votes_a + votes_b) * log2(votes_a / (votes_a + votes_b))
+          + votes_b / (votes_a + votes_b) * log2(votes_b / (votes_a + votes_b))) END AS disagreement,
+      votes_a <> votes_b AS kept, votes_a = votes_b AS tie,
+      CASE WHEN votes_a <> votes_b THEN 'decided' ELSE 'tie-dropped' END AS reason,
+      regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS part
+    FROM counted
+  ) TO '${out}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (part), OVERWRITE_OR_IGNORE)`;
+}
+
+async function duckdbMajority(): Promise<number> {
+  const out = `${dir}-duckdb-out`;
+  await rm(out, { recursive: true, force: true });
+  const start = performance.now();
+  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const db = await instance.connect();
+  await db.run(majoritySql(out));
+  const seconds = (performance.now() - start) / 1000;
+  const check = await db.runAndReadAll(`SELECT count(*)::INT AS n, sum(kept::INT)::INT AS kept FROM read_parquet('${out}/**/*.parquet')`);
+  const [n] = check.getRows()[0] as [number, number];
+  db.closeSync();
+  instance.closeSync();
+  if (n !== PAIRS) throw new Error(`DuckDB wrote ${n} pairs`);
+  await rm(out, { recursive: true, force: true });
+  return seconds;
+}
+
 await synthesise();
+if (values['build-only']) process.exit(0);
+await duckdbPairsCopy();
+if (values['duckdb-only']) {
+  console.log(`DuckDB majority: ${(await duckdbMajority()).toFixed(2)} s`);
+  process.exit(0);
+}
 console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg()[0]!.toFixed(2)}`);
 // (a) is measured before and after the rules (other processes on the machine come and go); ratios use the mean.
 const before = await readInputs();
