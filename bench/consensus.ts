@@ -243,8 +243,8 @@ async function duckdbMajority(): Promise<number> {
 }
 
 await synthesise();
-if (values['build-only']) process.exit(0);
 await duckdbPairsCopy();
+if (values['build-only']) process.exit(0);
 if (values['duckdb-only']) {
   console.log(`DuckDB majority: ${(await duckdbMajority()).toFixed(2)} s`);
   process.exit(0);
@@ -270,15 +270,20 @@ console.log(
   `(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s ` +
     `(score table ${after.scores.toFixed(2)} s, pairs parts ${after.pairs.toFixed(2)} s)`,
 );
+const ourPeak = process.resourceUsage().maxRSS / 1024;
+// DuckDB runs last, so that its memory (in this process) is not counted in our peak RSS.
+const duck = await duckdbMajority();
+console.log(`(c) DuckDB, majority as one query (2 threads): ${duck.toFixed(2)} s`);
 const base = (before.scores + before.pairs + after.scores + after.pairs) / 2;
 console.log(
-  `(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS so far`,
+  `(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'÷ (c)'.padStart(7)} ${'pairs/s'.padStart(10)}` +
+    '  kept   tie rate  peak RSS so far',
 );
 for (const r of results) {
   console.log(
     `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ` +
-      `${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
+      `${(r.seconds / duck).toFixed(2).padStart(7)} ${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
       `  ${r.kept.toFixed(3)}  ${r.tieRate === null ? '   —  ' : r.tieRate.toFixed(3)}    ${r.rss.toFixed(0)} MB`,
   );
 }
-console.log(`(a) mean ${base.toFixed(2)} s; load average after: ${loadavg()[0]!.toFixed(2)}`);
+console.log(`(a) mean ${base.toFixed(2)} s; our peak RSS ${ourPeak.toFixed(0)} MB; load average after: ${loadavg()[0]!.toFixed(2)}`);

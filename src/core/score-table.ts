@@ -7,7 +7,7 @@ import { JsonFileError } from '../io/json-file.ts';
 import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
+import { openDatasetParquet, openParquet, readRowGroupColumns } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
 import { InputError } from './errors.ts';
@@ -45,7 +45,15 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
       throw new InputError(`${dir}: metric "${name}" has no meta/scores/${name}.json (known: ${known})`);
     }
   }
-  const index = new ScoreIndex(metricNames.length);
+  // Sized for the largest metric's row count (usually every metric scores the same images), so a 10M-image table is
+  // allocated once rather than grown by doubling through twice its size.
+  let expected = 0;
+  for (const name of metricNames) {
+    let rows = 0;
+    for (const file of await listParts(dir, `scores/${name}`, '.parquet')) rows += (await openParquet(join(dir, file))).numRows;
+    expected = Math.max(expected, rows);
+  }
+  const index = new ScoreIndex(metricNames.length, expected);
   const imageWords = new Uint32Array(4);
   const promptWords = new Uint32Array(4);
   const stats: Record<string, MetricStats> = {};
@@ -111,6 +119,13 @@ function sharedArray<T extends Uint32Array | Int32Array | Float64Array>(
   length: number,
 ): T {
   return new kind(new SharedArrayBuffer(length * kind.BYTES_PER_ELEMENT));
+}
+
+/** Hash slots for a capacity: a power of two at least 1.5× it, so open addressing stays short (load ≤ ⅔). */
+function slotsFor(capacity: number): number {
+  let slots = 1024;
+  while (slots < capacity * 1.5) slots *= 2;
+  return slots;
 }
 
 /** The first word of a sha256-derived key is already uniform; the prompt index is mixed in for the row hash. */
@@ -184,8 +199,11 @@ class ScoreIndex {
   private prompts = 0;
   private rows = 0;
 
-  constructor(private readonly metricCount: number) {
-    this.table = ScoreIndex.allocate(metricCount, 1024, 1024, 0);
+  constructor(
+    private readonly metricCount: number,
+    expectedRows: number,
+  ) {
+    this.table = ScoreIndex.allocate(metricCount, Math.max(1024, expectedRows), Math.max(1024, expectedRows >>> 2), 0);
     this.lookup = new ScoreLookup(this.table);
   }
 
@@ -196,8 +214,8 @@ class ScoreIndex {
       imageWords: sharedArray(Uint32Array, rowCapacity * 4),
       promptOfRow: sharedArray(Uint32Array, rowCapacity),
       promptWords: sharedArray(Uint32Array, promptCapacity * 4),
-      rowSlots: sharedArray(Int32Array, rowCapacity * 2),
-      promptSlots: sharedArray(Int32Array, promptCapacity * 2),
+      rowSlots: sharedArray(Int32Array, slotsFor(rowCapacity)),
+      promptSlots: sharedArray(Int32Array, slotsFor(promptCapacity)),
       scores: Array.from({ length: metrics }, () => sharedArray(Float64Array, rowCapacity).fill(Number.NaN)),
     };
   }
@@ -215,7 +233,7 @@ class ScoreIndex {
   }
 
   private addPrompt(words: Uint32Array, at: number): number {
-    if (this.prompts * 2 >= this.table.promptSlots.length)
+    if (this.prompts * 4 >= this.table.promptWords.length)
       this.regrow(this.table.imageWords.length / 4, (this.table.promptWords.length / 4) * 2);
     const prompt = this.prompts++;
     this.table.promptWords.set(words.subarray(at, at + 4), prompt * 4);
@@ -232,7 +250,9 @@ class ScoreIndex {
     if (prompt < 0) prompt = this.addPrompt(promptKey, promptAt);
     const found = this.lookup.rowOfPrompt(image, imageAt, prompt);
     if (found >= 0 || !insert) return found;
-    if (this.rows * 2 >= this.table.rowSlots.length) this.regrow((this.table.imageWords.length / 4) * 2, this.table.promptWords.length / 4);
+    if (this.rows * 4 >= this.table.imageWords.length) {
+      this.regrow(Math.ceil((this.table.imageWords.length / 4) * 1.5), this.table.promptWords.length / 4);
+    }
     const row = this.rows++;
     this.table.imageWords.set(image.subarray(imageAt, imageAt + 4), row * 4);
     this.table.promptOfRow[row] = prompt;

@@ -508,3 +508,25 @@ test('re-running a rule replaces its folder whole: no staging or old folders lef
     entries.join(', '),
   );
 });
+
+test('worker threads write the same parts, byte for byte, and the same summary as labelling in this thread', async () => {
+  for (const rule of ['majority', 'random', 'normalized']) {
+    const inThread = await runConsensus(dir, { rule, seed: 3, calibrated: false, name: `${rule}-in-thread`, workers: 1 });
+    const inWorkers = await runConsensus(dir, { rule, seed: 3, calibrated: false, name: `${rule}-in-workers`, workers: 2 });
+    const strip = ({ output, seconds, ...rest }: ConsensusSummary) => rest;
+    assert.deepEqual(strip(inWorkers), strip(inThread));
+    assert.deepEqual(Object.keys(inWorkers.byReason), Object.keys(inThread.byReason), 'reasons in the same order');
+    const files = (await readdir(join(dir, 'consensus', `${rule}-in-thread`))).sort();
+    assert.equal(files.length, 2, 'one Parquet part per pairs part');
+    assert.deepEqual((await readdir(join(dir, 'consensus', `${rule}-in-workers`))).sort(), files);
+    for (const file of files) {
+      const a = await readFile(join(dir, 'consensus', `${rule}-in-thread`, file));
+      const b = await readFile(join(dir, 'consensus', `${rule}-in-workers`, file));
+      assert.ok(a.equals(b), `${rule}/${file} differs`);
+    }
+  }
+});
+
+test('workers must be a whole number ≥ 1', async () => {
+  await assert.rejects(runConsensus(dir, { rule: 'majority', workers: 0 }), /workers must be an integer ≥ 1, got 0/);
+});
