@@ -38,6 +38,16 @@ export interface PartTally {
 
 const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
+/**
+ * A nullable double column as the Parquet writer takes it: the typed array itself when it holds no NaN (the writer
+ * writes the same bytes for it as for a plain array of those numbers, without boxing a million of them), else a plain
+ * array with null for NaN.
+ */
+function nullableDoubles(values: Float64Array): Float64Array | Array<number | null> {
+  for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i]!)) return Array.from(values, nullIfNaN);
+  return values;
+}
+
 /** Key words of every value of a UTF-8 column, four per row, read from the Arrow buffers. */
 function columnWords(vector: Vector, rows: number): Uint32Array {
   const words = new Uint32Array(rows * 4);
@@ -90,20 +100,20 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
     prompt_id: prompts,
     image_a: imageA,
     image_b: imageB,
-    human_pref: Array.from(human, nullIfNaN),
+    human_pref: nullableDoubles(human),
     split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
     votes_a: Int32Array.from(out.votesA),
     votes_b: Int32Array.from(out.votesB),
-    label: Array.from(out.label, nullIfNaN),
-    soft: Array.from(out.soft, nullIfNaN),
-    margin: Array.from(out.margin, nullIfNaN),
-    disagreement: Array.from(out.disagreement, nullIfNaN),
+    label: nullableDoubles(out.label),
+    soft: nullableDoubles(out.soft),
+    margin: nullableDoubles(out.margin),
+    disagreement: nullableDoubles(out.disagreement),
     kept: Array.from(out.kept, (k) => k === 1),
     tie: Array.from(out.tie, (t) => t === 1),
     reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
   };
   metrics.forEach((m, j) => {
-    columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
+    columns[`p_${m}`] = nullableDoubles(out.p[j]!);
     columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
   });
   const name = basename(job.file).replace(/\.arrow$/, '.parquet');
