@@ -1,11 +1,18 @@
-// The worker thread of a consensus run: labels the pairs parts it is sent (part.ts) and replies with each tally, or
-// with the error that stopped it.
+// The worker thread of a consensus or calibrate run (part-pool.ts): reads the score files and labels the pairs
+// parts it is sent, and replies with each result, or with the error that stopped it.
 import { parentPort } from 'node:worker_threads';
-import { labelPart, type PartJob } from './part.ts';
+import { readScoreFile } from '../core/score-table.ts';
+import { labelPart } from './part.ts';
+import type { PoolReply, PoolRequest } from './part-pool.ts';
 
-parentPort!.on('message', (job: PartJob) => {
-  labelPart(job).then(
-    (tally) => parentPort!.postMessage({ ok: true, tally }),
-    (error: unknown) => parentPort!.postMessage({ ok: false, error }),
+parentPort!.on('message', ({ id, request }: { id: number; request: PoolRequest }) => {
+  const work = request.kind === 'label' ? labelPart(request.job) : readScoreFile(request.dir, request.file);
+  work.then(
+    (value) => {
+      const reply: PoolReply = { id, ok: true, value };
+      const transfer = request.kind === 'scores' && 'words' in value ? [value.words.buffer, value.scores.buffer] : [];
+      parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
+    },
+    (error: unknown) => parentPort!.postMessage({ id, ok: false, error } satisfies PoolReply),
   );
 });

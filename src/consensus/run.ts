@@ -9,7 +9,7 @@ import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
 import { labelPart, type PartJob, type PartTally } from './part.ts';
-import { labelPartsInWorkers } from './part-pool.ts';
+import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { WHOLE } from '../core/shard.ts';
@@ -112,7 +112,28 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   const started = new Date();
   // The manifest is updated at the end: a bad one must fail the run before the output folder is replaced.
   await readManifest(dir);
-  const table = await loadScoreTable(dir, options.metrics);
+  const pairParts = await listParts(dir, 'pairs');
+  const workers = await workersFor(dir, pairParts, options.workers);
+  const pool = workers > 1 ? new PartPool(workers) : null;
+  try {
+    return await consensusWith(dir, options, started, pairParts, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function consensusWith(
+  dir: string,
+  options: ConsensusRunOptions,
+  started: Date,
+  pairParts: readonly string[],
+  pool: PartPool | null,
+): Promise<ConsensusSummary> {
+  const table = await loadScoreTable(
+    dir,
+    options.metrics,
+    pool ? { readFile: (from, file) => pool.scores(from, file), filesAhead: pool.size } : {},
+  );
   const metrics = table.metrics.map((m) => m.name);
   const calibration = options.calibrated === false ? null : await readCalibration(dir);
   const temperatures: ConsensusSummary['temperatures'] = {};
@@ -148,7 +169,6 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new ConsensusOptionError(`output name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
   // A damaged pairs part is found before the staging folder exists, not after half of it is written.
-  const pairParts = await listParts(dir, 'pairs');
   for (const file of pairParts) await checkPart(dir, file);
 
   const summary: ConsensusSummary = {
@@ -183,13 +203,20 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
         table: table.shared,
         metadata: { rule, ties: summary.ties, margin: String(summary.margin) },
       }));
-      const workers = await workersFor(dir, pairParts, options.workers);
       let tallies: PartTally[];
-      if (workers <= 1) {
+      if (pool === null) {
         tallies = [];
         for (const job of jobs) tallies.push(await labelPart(job));
       } else {
-        tallies = await labelPartsInWorkers(jobs, workers);
+        const labelled = jobs.map((job) => pool.label(job));
+        labelled.forEach((tally) => tally.catch(() => {})); // awaited together below
+        try {
+          tallies = await Promise.all(labelled);
+        } catch (error) {
+          // No worker may still be writing into the staging folder while it is cleaned up.
+          await pool.close();
+          throw error;
+        }
       }
       for (const tally of tallies) {
         summary.pairs += tally.pairs;

@@ -32,7 +32,43 @@ export async function listScoredMetrics(dir: string): Promise<string[]> {
     .sort();
 }
 
-export async function loadScoreTable(dir: string, names?: readonly string[]): Promise<ScoreTable> {
+/** One score file's rows: the image and prompt keys (eight words per row) and the scores. */
+export interface ScoreFileRows {
+  rows: number;
+  words: Uint32Array;
+  scores: Float64Array;
+}
+
+/** Reads one scores/<metric>/part-*.parquet into keys and scores (checked against its recorded sha256 first). */
+export async function readScoreFile(dir: string, file: string): Promise<ScoreFileRows> {
+  const source = await openDatasetParquet(dir, file);
+  const words = new Uint32Array(source.numRows * 8);
+  const scores = new Float64Array(source.numRows);
+  for (const group of source.rowGroups) {
+    const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
+    const imageIds = data.image_id!;
+    const promptIds = data.prompt_id!;
+    const values = data.score!;
+    for (let i = 0; i < group.numRows; i++) {
+      const row = group.rowStart + i;
+      const image = imageIds[i] as Uint8Array;
+      const prompt = promptIds[i] as Uint8Array;
+      idWordsFromBytes(image, 0, image.length, words, row * 8);
+      idWordsFromBytes(prompt, 0, prompt.length, words, row * 8 + 4);
+      scores[row] = Number(values[i]);
+    }
+  }
+  return { rows: source.numRows, words, scores };
+}
+
+export interface ScoreTableOptions {
+  /** Reads one score file; default readScoreFile in this thread (consensus passes one that uses its workers). */
+  readFile?: (dir: string, file: string) => Promise<ScoreFileRows>;
+  /** Files read at once (each held in memory until its rows are in): the reader's threads; default 1. */
+  filesAhead?: number;
+}
+
+export async function loadScoreTable(dir: string, names?: readonly string[], options: ScoreTableOptions = {}): Promise<ScoreTable> {
   const metricNames = names && names.length > 0 ? [...names] : await listScoredMetrics(dir);
   if (metricNames.length === 0) throw new InputError(`${dir}: no scores/ (run bdpo label first)`);
   const metrics: MetricInfo[] = [];
@@ -57,22 +93,25 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
   const imageWords = new Uint32Array(4);
   const promptWords = new Uint32Array(4);
   const stats: Record<string, MetricStats> = {};
+  const read = options.readFile ?? readScoreFile;
+  const ahead = Math.max(1, options.filesAhead ?? 1);
   for (const [m, name] of metricNames.entries()) {
-    for (const file of await listParts(dir, `scores/${name}`, '.parquet')) {
-      const source = await openDatasetParquet(dir, file);
-      for (const group of source.rowGroups) {
-        const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
-        const imageIds = data.image_id!;
-        const promptIds = data.prompt_id!;
-        const scores = data.score!;
-        for (let i = 0; i < group.numRows; i++) {
-          const image = imageIds[i] as Uint8Array;
-          const prompt = promptIds[i] as Uint8Array;
-          idWordsFromBytes(image, 0, image.length, imageWords, 0);
-          idWordsFromBytes(prompt, 0, prompt.length, promptWords, 0);
-          index.set(m, index.rowOf(imageWords, 0, promptWords, 0, true), Number(scores[i]));
-        }
-      }
+    // `ahead` files are asked for at a time (a reader with threads reads them side by side); rows go in in file
+    // order, so the table's row order, and the statistics summed over it, do not depend on the reader.
+    const files = await listParts(dir, `scores/${name}`, '.parquet');
+    const pending: Array<Promise<ScoreFileRows>> = [];
+    const ask = (k: number): void => {
+      if (k >= files.length) return;
+      const reading = read(dir, files[k]!);
+      reading.catch(() => {}); // awaited below in order; a later file's failure must not go unhandled meanwhile
+      pending[k] = reading;
+    };
+    for (let k = 0; k < ahead; k++) ask(k);
+    for (let k = 0; k < files.length; k++) {
+      const { rows, words, scores } = await pending[k]!;
+      delete pending[k];
+      ask(k + ahead);
+      for (let i = 0; i < rows; i++) index.set(m, index.rowOf(words, i * 8, words, i * 8 + 4, true), scores[i]!);
     }
     // Over the table's cells, not the files' rows: an image scored twice under one prompt (it sits in two splits)
     // is one image of the distribution, not two.
