@@ -21,6 +21,7 @@ import { loadScoreTable } from '../src/core/score-table.ts';
 import { uniformGenerator } from '../tools/onnx-builder/seeded-random.ts';
 import type { PairRow } from '../src/core/schema.ts';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { buildAuditReport } from '../src/report/audit/build.ts';
 
 const { values } = parseArgs({
   options: {
@@ -225,28 +226,71 @@ ${joins}),
   ) TO '${out}' (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (part), OVERWRITE_OR_IGNORE)`;
 }
 
-async function duckdbMajority(): Promise<number> {
+/**
+ * The audit's main tables as DuckDB queries over the majority consensus files and the score files: per split and
+ * overall, pairs, labelled pairs, ties, each rater's agreement with the human votes and every pair of raters'
+ * agreement (metrics, consensus, human); and each metric's 30-bin histogram of distinct (image, prompt) scores.
+ */
+function auditSql(): string[] {
+  const raters = [...METRICS.map((m) => `v_${m.name}`), 'cons', 'h'];
+  const agreement = raters.flatMap((x, i) =>
+    raters.slice(i + 1).map((y) => `sum((${x} = ${y})::INT) AS agree_${x}_${y}, count(${x} + ${y}) AS both_${x}_${y}`),
+  );
+  const tables = `WITH c AS (SELECT split, tie,
+      CASE WHEN human_pref > 0.5 THEN 1 WHEN human_pref < 0.5 THEN -1 WHEN human_pref = 0.5 THEN 0 END AS h,
+      CASE WHEN reason = 'missing' THEN NULL WHEN label IS NULL THEN 0 WHEN label > 0.5 THEN 1 WHEN label < 0.5 THEN -1 ELSE 0 END AS cons,
+      ${METRICS.map((m) => `CASE WHEN p_${m.name} IS NOT NULL THEN sign(vote_${m.name}) END AS v_${m.name}`).join(', ')}
+    FROM read_parquet('${dir}/consensus/majority/*.parquet'))
+    SELECT split, count(*) AS pairs, count(h) AS labelled, sum(tie::INT) AS ties, ${agreement.join(', ')}
+    FROM c GROUP BY GROUPING SETS ((split), ())`;
+  const histograms = METRICS.map(
+    (m) => `WITH s AS (SELECT DISTINCT image_id, prompt_id, score FROM read_parquet('${dir}/scores/${m.name}/*.parquet')),
+      r AS (SELECT min(score) AS lo, max(score) AS hi, avg(score) AS mean, stddev_pop(score) AS std FROM s)
+      SELECT least(29, floor((score - lo) / (hi - lo) * 30))::INT AS bin, count(*) AS n, any_value(mean), any_value(std)
+      FROM s, r GROUP BY bin ORDER BY bin`,
+  );
+  return [tables, ...histograms];
+}
+
+async function duckdbAudit(): Promise<{ seconds: number; cpu: number }> {
+  const start = performance.now();
+  const cpuStart = cpuSeconds();
+  const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const db = await instance.connect();
+  let rows = 0;
+  for (const sql of auditSql()) rows += (await db.runAndReadAll(sql)).getRows().length;
+  const seconds = (performance.now() - start) / 1000;
+  db.closeSync();
+  instance.closeSync();
+  if (rows < 2) throw new Error(`DuckDB audit returned ${rows} rows`);
+  return { seconds, cpu: cpuSeconds() - cpuStart };
+}
+
+async function duckdbMajority(): Promise<{ seconds: number; cpu: number }> {
   const out = `${dir}-duckdb-out`;
   await rm(out, { recursive: true, force: true });
   const start = performance.now();
+  const cpuStart = cpuSeconds();
   const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
   const db = await instance.connect();
   await db.run(majoritySql(out));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = cpuSeconds() - cpuStart;
   const check = await db.runAndReadAll(`SELECT count(*)::INT AS n, sum(kept::INT)::INT AS kept FROM read_parquet('${out}/**/*.parquet')`);
   const [n] = check.getRows()[0] as [number, number];
   db.closeSync();
   instance.closeSync();
   if (n !== PAIRS) throw new Error(`DuckDB wrote ${n} pairs`);
   await rm(out, { recursive: true, force: true });
-  return seconds;
+  return { seconds, cpu };
 }
 
 await synthesise();
 await duckdbPairsCopy();
 if (values['build-only']) process.exit(0);
 if (values['duckdb-only']) {
-  console.log(`DuckDB majority: ${(await duckdbMajority()).toFixed(2)} s`);
+  const { seconds, cpu } = await duckdbMajority();
+  console.log(`DuckDB majority: ${seconds.toFixed(2)} s, ${cpu.toFixed(2)} CPU s`);
   process.exit(0);
 }
 console.log(`${PAIRS} pairs × ${METRICS.length} metrics; load average ${loadavg()[0]!.toFixed(2)}`);
@@ -256,15 +300,37 @@ console.log(
   `(a) read inputs: ${(before.scores + before.pairs).toFixed(2)} s ` +
     `(score table ${before.scores.toFixed(2)} s, pairs parts ${before.pairs.toFixed(2)} s)`,
 );
-const results: Array<{ rule: string; seconds: number; kept: number; tieRate: number | null; rss: number }> = [];
+/** CPU seconds of the whole process (every thread: ours, our workers', DuckDB's), which the machine's load hardly moves. */
+const cpuSeconds = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+const results: Array<{ rule: string; seconds: number; cpu: number; kept: number; tieRate: number | null; rss: number }> = [];
 for (const rule of values.rules!.split(',')) {
   const start = performance.now();
+  const cpuStart = cpuSeconds();
   const summary = await runConsensus(dir, { rule, ...(rule === 'random' ? { seed: 1 } : {}), calibrated: false });
   const seconds = (performance.now() - start) / 1000;
   if (summary.pairs !== PAIRS) throw new Error(`${rule}: ${summary.pairs} pairs`);
-  results.push({ rule, seconds, kept: summary.kept / PAIRS, tieRate: summary.tieRate, rss: process.resourceUsage().maxRSS / 1024 });
+  results.push({
+    rule,
+    seconds,
+    cpu: cpuSeconds() - cpuStart,
+    kept: summary.kept / PAIRS,
+    tieRate: summary.tieRate,
+    rss: process.resourceUsage().maxRSS / 1024,
+  });
   console.log(`    ${rule}: ${seconds.toFixed(2)} s`);
 }
+// The audit of the majority folder written above (its computation; no page, the bench dataset has no images).
+const auditStart = performance.now();
+const auditCpuStart = cpuSeconds();
+const audit = await buildAuditReport(dir, { rule: 'majority' });
+const auditSeconds = (performance.now() - auditStart) / 1000;
+const auditCpu = cpuSeconds() - auditCpuStart;
+if (audit.overall.pairs !== PAIRS) throw new Error(`audit saw ${audit.overall.pairs} pairs`);
+console.log(`    audit (majority): ${auditSeconds.toFixed(2)} s`);
+const auditRss = process.resourceUsage().maxRSS / 1024;
 const after = await readInputs();
 console.log(
   `(a) read inputs again: ${(after.scores + after.pairs).toFixed(2)} s ` +
@@ -273,16 +339,23 @@ console.log(
 const ourPeak = process.resourceUsage().maxRSS / 1024;
 // DuckDB runs last, so that its memory (in this process) is not counted in our peak RSS.
 const duck = await duckdbMajority();
-console.log(`(c) DuckDB, majority as one query (2 threads): ${duck.toFixed(2)} s`);
+console.log(`(c) DuckDB, majority as one query (2 threads): ${duck.seconds.toFixed(2)} s, ${duck.cpu.toFixed(2)} CPU s`);
+const duckAudit = await duckdbAudit();
+console.log(
+  `(d) audit: ours ${auditSeconds.toFixed(2)} s (${auditCpu.toFixed(2)} CPU s), DuckDB's main tables ` +
+    `${duckAudit.seconds.toFixed(2)} s (${duckAudit.cpu.toFixed(2)} CPU s); ratio ${(auditSeconds / duckAudit.seconds).toFixed(2)} wall, ` +
+    `${(auditCpu / duckAudit.cpu).toFixed(2)} CPU; peak RSS after the audit ${auditRss.toFixed(0)} MB`,
+);
 const base = (before.scores + before.pairs + after.scores + after.pairs) / 2;
 console.log(
-  `(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'÷ (c)'.padStart(7)} ${'pairs/s'.padStart(10)}` +
-    '  kept   tie rate  peak RSS so far',
+  `(b) ${'rule'.padEnd(14)} ${'seconds'.padStart(8)} ${'÷ (a)'.padStart(7)} ${'÷ (c)'.padStart(7)} ${'CPU s'.padStart(7)} ` +
+    `${'CPU ÷ (c)'.padStart(9)} ${'pairs/s'.padStart(10)}  kept   tie rate  peak RSS so far`,
 );
 for (const r of results) {
   console.log(
     `    ${r.rule.padEnd(14)} ${r.seconds.toFixed(2).padStart(8)} ${(r.seconds / base).toFixed(2).padStart(7)} ` +
-      `${(r.seconds / duck).toFixed(2).padStart(7)} ${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
+      `${(r.seconds / duck.seconds).toFixed(2).padStart(7)} ${r.cpu.toFixed(1).padStart(7)} ${(r.cpu / duck.cpu).toFixed(2).padStart(9)} ` +
+      `${(PAIRS / r.seconds).toFixed(0).padStart(10)}` +
       `  ${r.kept.toFixed(3)}  ${r.tieRate === null ? '   —  ' : r.tieRate.toFixed(3)}    ${r.rss.toFixed(0)} MB`,
   );
 }

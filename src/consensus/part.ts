@@ -49,7 +49,7 @@ function nullableDoubles(values: Float64Array): Float64Array | Array<number | nu
 }
 
 /** Key words of every value of a UTF-8 column, four per row, read from the Arrow buffers. */
-function columnWords(vector: Vector, rows: number): Uint32Array {
+export function columnWords(vector: Vector, rows: number): Uint32Array {
   const words = new Uint32Array(rows * 4);
   let row = 0;
   for (const chunk of vector.data as Data[]) {

@@ -8,7 +8,7 @@ import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { labelPart, type PartJob, type PartTally } from './part.ts';
+import { columnWords, labelPart, type PartJob, type PartTally } from './part.ts';
 import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
@@ -24,7 +24,7 @@ import {
   type TieChoice,
 } from './consensus.ts';
 import { CalibrationSample, calibrationRecord, usedTau, type CalibrationRecord, type TemperatureFit } from './calibrate.ts';
-import { loadScoreTable, type ScoreTable } from '../core/score-table.ts';
+import { loadScoreTable, ScoreLookup, type ScoreTable } from '../core/score-table.ts';
 
 export interface ConsensusRunOptions {
   /** `majority` | `mean-prob` | `vanilla` | `normalized` | `random` | `human` | `single:<metric>`. */
@@ -314,22 +314,26 @@ export async function runCalibrate(dir: string, options: { metrics?: string[]; s
     splitChoice = 'all';
   }
   const wanted = new Set(chosen);
+  const lookup = new ScoreLookup(table.shared);
   for (const file of files) {
     const part = await readPart(dir, file);
-    const prompts = part.getChild('prompt_id')!;
-    const imageA = part.getChild('image_a')!;
-    const imageB = part.getChild('image_b')!;
+    const n = part.numRows;
+    const promptWords = columnWords(part.getChild('prompt_id')!, n);
+    const wordsA = columnWords(part.getChild('image_a')!, n);
+    const wordsB = columnWords(part.getChild('image_b')!, n);
     const human = part.getChild('human_pref')!;
     const splits = part.getChild('split')!;
-    for (let i = 0; i < part.numRows; i++) {
+    for (let i = 0; i < n; i++) {
       const y = human.get(i) as number | null;
       if (y === null) continue;
       const split = splits.get(i) as string | null;
       // With no split named and none present, every pair counts (a null split is no reason to leave a pair out).
       if (splitChoice !== 'all' && (split === null || !wanted.has(split))) continue;
-      const p = prompts.get(i) as string;
+      const prompt = lookup.promptOf(promptWords, i * 4);
+      const rowA = lookup.rowOfPrompt(wordsA, i * 4, prompt);
+      const rowB = lookup.rowOfPrompt(wordsB, i * 4, prompt);
       for (let m = 0; m < samples.length; m++) {
-        const d = table.score(m, imageA.get(i) as string, p) - table.score(m, imageB.get(i) as string, p);
+        const d = lookup.score(m, rowA) - lookup.score(m, rowB);
         samples[m]!.add([d], [y]);
       }
     }

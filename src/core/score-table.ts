@@ -231,6 +231,32 @@ export class ScoreLookup {
   }
 }
 
+/**
+ * Distinct (image, prompt) pairs of ids, as compact as the score table (≈ 30 bytes each): `add` says whether the pair
+ * is new. For readers that count each scored image once without holding a string per image.
+ */
+export class ImagePromptSet {
+  private readonly index: ScoreIndex;
+  private readonly words = new Uint32Array(8);
+
+  constructor(expected = 0) {
+    this.index = new ScoreIndex(0, expected);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** Adds the UTF-8 ids; true when this (image, prompt) was not in the set. */
+  add(imageId: Uint8Array, promptId: Uint8Array): boolean {
+    idWordsFromBytes(imageId, 0, imageId.length, this.words, 0);
+    idWordsFromBytes(promptId, 0, promptId.length, this.words, 4);
+    const before = this.index.size;
+    this.index.rowOf(this.words, 0, this.words, 4, true);
+    return this.index.size > before;
+  }
+}
+
 /** The table while it is loaded: grows by doubling, then is frozen into a SharedScoreTable. */
 class ScoreIndex {
   private table: SharedScoreTable;
