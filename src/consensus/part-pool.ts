@@ -2,6 +2,7 @@
 // (part.ts), each holding one file at a time and sharing the score table's buffers, so memory is the table plus a
 // file per worker, whatever the number of pairs. Answers come back to whoever asked, in any order.
 import { Worker } from 'node:worker_threads';
+import { InputError, UsageError, type BdpoError } from '../core/errors.ts';
 import type { ScoreFileRows } from '../core/score-table.ts';
 import type { PartJob, PartTally } from './part.ts';
 
@@ -11,7 +12,22 @@ const WORKER_MODULE = new URL('./part-worker.ts', import.meta.url).href;
 const BOOTSTRAP = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_MODULE)}); });`;
 
 export type PoolRequest = { kind: 'label'; job: PartJob } | { kind: 'scores'; dir: string; file: string };
-export type PoolReply = { id: number; ok: true; value: PartTally | ScoreFileRows } | { id: number; ok: false; error: unknown };
+/** A BdpoError thrown in a worker, as it crosses back. */
+export interface UserErrorReply {
+  name: string;
+  message: string;
+  exitCode: 1 | 2;
+}
+export type PoolReply =
+  | { id: number; ok: true; value: PartTally | ScoreFileRows }
+  | { id: number; ok: false; error: unknown; userError?: UserErrorReply };
+
+/** A worker's BdpoError, rebuilt in this thread with its message and exit code (its class does not cross). */
+function userError({ name, message, exitCode }: UserErrorReply): BdpoError {
+  const error = exitCode === 2 ? new UsageError(message) : new InputError(message);
+  error.name = name;
+  return error;
+}
 
 interface Pending {
   request: PoolRequest;
@@ -68,7 +84,7 @@ export class PartPool {
     this.idle.push(worker);
     if (pending) {
       if (reply.ok) pending.resolve(reply.value as never);
-      else pending.reject(reply.error);
+      else pending.reject(reply.userError ? userError(reply.userError) : reply.error);
     }
     this.pump();
   }

@@ -3,7 +3,7 @@
 // its rows is recomputed here from the score files (read by DuckDB), the pairs and each metric.json, following
 // the column definitions in the header of src/label/consensus.ts.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -15,6 +15,7 @@ import { CALIBRATION_FILE, runCalibrate, runConsensus, type ConsensusRunOptions,
 import { SCORE_SPECS, type MetricInfo } from '../../src/core/schema.ts';
 import type { TemperatureFit } from '../../src/consensus/calibrate.ts';
 import type { PairRow } from '../../src/core/schema.ts';
+import { BdpoError } from '../../src/core/errors.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 
@@ -529,4 +530,21 @@ test('worker threads write the same parts, byte for byte, and the same summary a
 
 test('workers must be a whole number ≥ 1', async () => {
   await assert.rejects(runConsensus(dir, { rule: 'majority', workers: 0 }), /workers must be an integer ≥ 1, got 0/);
+});
+
+test('a pairs part damaged after it was written stops a run in worker threads with the one-line error that names it', async () => {
+  const copy = join(root, 'damaged');
+  await cp(dir, copy, { recursive: true });
+  const [part] = (await readdir(join(copy, 'pairs'))).filter((f) => f.endsWith('.arrow')).sort();
+  const path = join(copy, 'pairs', part!);
+  const bytes = await readFile(path);
+  // A byte in the middle: the framing and schema still read, only the recorded sha256 no longer matches.
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  await writeFile(path, bytes);
+  await assert.rejects(runConsensus(copy, { rule: 'majority', workers: 2 }), (error: Error) => {
+    assert.ok(error instanceof BdpoError, `${error.name}: ${error.message} is a BdpoError`);
+    assert.equal(error.exitCode, 1);
+    assert.match(error.message, new RegExp(`${part}: sha256 .* differs`));
+    return true;
+  });
 });
