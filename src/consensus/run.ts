@@ -1,32 +1,30 @@
 // `bdpo consensus` and `bdpo calibrate`: labels from cached scores, no model. Consensus reads every pairs part, looks
 // up each metric's scores of both images, and writes consensus/<rule>/part-*.parquet. A rule's folder is replaced
 // whole (built beside it, then renamed), so readers never see a mix of two runs.
-import { mkdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { writeParquetPart } from '../io/parquet.ts';
+import { columnWords, labelPart, type PartJob, type PartTally } from './part.ts';
+import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
 import { WHOLE } from '../core/shard.ts';
 import {
-  allocateConsensusColumns,
   compileConsensus,
   ConsensusOptionError,
-  computeConsensus,
   formatRule,
   formatTiePolicy,
   formatWeights,
-  LABEL_REASONS,
   parseConsensusOptions,
   type ConsensusOptions,
   type TieChoice,
 } from './consensus.ts';
 import { CalibrationSample, calibrationRecord, usedTau, type CalibrationRecord, type TemperatureFit } from './calibrate.ts';
-import { loadScoreTable, type ScoreTable } from '../core/score-table.ts';
-import { consensusSpecs } from '../core/schema.ts';
+import { loadScoreTable, ScoreLookup, type ScoreTable } from '../core/score-table.ts';
 
 export interface ConsensusRunOptions {
   /** `majority` | `mean-prob` | `vanilla` | `normalized` | `random` | `human` | `single:<metric>`. */
@@ -41,6 +39,11 @@ export interface ConsensusRunOptions {
   calibrated?: boolean;
   /** Output folder under consensus/ (default: derived from the rule and its options). */
   name?: string;
+  /**
+   * Threads labelling pairs parts: 1 labels them in this thread; default one per core once the pairs parts are
+   * big enough to repay a worker's start-up (≥ 2 parts, ≥ 16 MB), else 1. The output is the same either way.
+   */
+  workers?: number;
 }
 
 export interface ConsensusSummary {
@@ -91,13 +94,46 @@ async function readCalibration(dir: string): Promise<CalibrationFile | null> {
   return parsed as CalibrationFile;
 }
 
-const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
+/** Below this many bytes of pairs parts, starting worker threads (≈ 0.5 s each, tsx included) costs more than it saves. */
+const WORKER_MIN_BYTES = 16 * 1024 * 1024;
+
+async function workersFor(dir: string, parts: readonly string[], asked: number | undefined): Promise<number> {
+  if (asked !== undefined) {
+    if (!Number.isSafeInteger(asked) || asked < 1) throw new RangeError(`workers must be an integer ≥ 1, got ${asked}`);
+    return Math.min(asked, parts.length);
+  }
+  if (parts.length < 2) return 1;
+  let bytes = 0;
+  for (const file of parts) bytes += (await stat(join(dir, file))).size;
+  return bytes >= WORKER_MIN_BYTES ? Math.min(availableParallelism(), parts.length) : 1;
+}
 
 export async function runConsensus(dir: string, options: ConsensusRunOptions): Promise<ConsensusSummary> {
   const started = new Date();
   // The manifest is updated at the end: a bad one must fail the run before the output folder is replaced.
   await readManifest(dir);
-  const table = await loadScoreTable(dir, options.metrics);
+  const pairParts = await listParts(dir, 'pairs');
+  const workers = await workersFor(dir, pairParts, options.workers);
+  const pool = workers > 1 ? new PartPool(workers) : null;
+  try {
+    return await consensusWith(dir, options, started, pairParts, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function consensusWith(
+  dir: string,
+  options: ConsensusRunOptions,
+  started: Date,
+  pairParts: readonly string[],
+  pool: PartPool | null,
+): Promise<ConsensusSummary> {
+  const table = await loadScoreTable(
+    dir,
+    options.metrics,
+    pool ? { readFile: (from, file) => pool.scores(from, file), filesAhead: pool.size } : {},
+  );
   const metrics = table.metrics.map((m) => m.name);
   const calibration = options.calibrated === false ? null : await readCalibration(dir);
   const temperatures: ConsensusSummary['temperatures'] = {};
@@ -118,7 +154,8 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
     },
     { metrics, temperatures: Object.fromEntries(Object.entries(temperatures).map(([name, t]) => [name, t.tau])) },
   );
-  const plan = compileConsensus(consensusOptions, table.stats);
+  // Options are checked here, once, before anything is written (each part compiles its own plan from them).
+  compileConsensus(consensusOptions, table.stats);
   const rule = formatRule(consensusOptions.rule);
   const weightsText = options.weights === undefined ? undefined : formatWeights(options.weights);
   const name =
@@ -132,7 +169,6 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   if (!/^[a-z0-9][a-z0-9_.=-]*$/i.test(name)) throw new ConsensusOptionError(`output name must be a plain folder name, got "${name}"`);
   const folder = join('consensus', name);
   // A damaged pairs part is found before the staging folder exists, not after half of it is written.
-  const pairParts = await listParts(dir, 'pairs');
   for (const file of pairParts) await checkPart(dir, file);
 
   const summary: ConsensusSummary = {
@@ -154,73 +190,42 @@ export async function runConsensus(dir: string, options: ConsensusRunOptions): P
   };
   let agree = 0;
   let compared = 0;
-  const specs = consensusSpecs(metrics);
   await mkdir(join(dir, 'consensus'), { recursive: true });
   await replaceFolder(
     resolveInside(dir, folder),
     async (staging) => {
-      for (const file of pairParts) {
-        const part = await readPart(dir, file);
-        const n = part.numRows;
-        const col = (name: string) => part.getChild(name)!;
-        const pairIds = col('pair_id').toArray() as string[];
-        const prompts = col('prompt_id').toArray() as string[];
-        const imageA = col('image_a').toArray() as string[];
-        const imageB = col('image_b').toArray() as string[];
-        const humanColumn = col('human_pref');
-        const splits = col('split');
-        const human = new Float64Array(n);
-        for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
-        const scoreA = metrics.map(() => new Float64Array(n));
-        const scoreB = metrics.map(() => new Float64Array(n));
-        for (let m = 0; m < metrics.length; m++) {
-          for (let i = 0; i < n; i++) {
-            scoreA[m]![i] = table.score(m, imageA[i]!, prompts[i]!);
-            scoreB[m]![i] = table.score(m, imageB[i]!, prompts[i]!);
-          }
+      const jobs: PartJob[] = pairParts.map((file) => ({
+        dir,
+        file,
+        staging,
+        options: consensusOptions,
+        stats: table.stats,
+        table: table.shared,
+        metadata: { rule, ties: summary.ties, margin: String(summary.margin) },
+      }));
+      let tallies: PartTally[];
+      if (pool === null) {
+        tallies = [];
+        for (const job of jobs) tallies.push(await labelPart(job));
+      } else {
+        const labelled = jobs.map((job) => pool.label(job));
+        labelled.forEach((tally) => tally.catch(() => {})); // awaited together below
+        try {
+          tallies = await Promise.all(labelled);
+        } catch (error) {
+          // No worker may still be writing into the staging folder while it is cleaned up.
+          await pool.close();
+          throw error;
         }
-        const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
-        const out = computeConsensus(plan, input, allocateConsensusColumns(metrics.length, n));
-        const columns: Record<string, ArrayLike<unknown>> = {
-          pair_id: pairIds,
-          prompt_id: prompts,
-          image_a: imageA,
-          image_b: imageB,
-          human_pref: Array.from(human, nullIfNaN),
-          split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
-          votes_a: Int32Array.from(out.votesA),
-          votes_b: Int32Array.from(out.votesB),
-          label: Array.from(out.label, nullIfNaN),
-          soft: Array.from(out.soft, nullIfNaN),
-          margin: Array.from(out.margin, nullIfNaN),
-          disagreement: Array.from(out.disagreement, nullIfNaN),
-          kept: Array.from(out.kept, (k) => k === 1),
-          tie: Array.from(out.tie, (t) => t === 1),
-          reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
-        };
-        metrics.forEach((m, j) => {
-          columns[`p_${m}`] = Array.from(out.p[j]!, nullIfNaN);
-          columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
-        });
-        const name = basename(file).replace(/\.arrow$/, '.parquet');
-        await writeParquetPart(staging, name, specs, columns, { metadata: { rule, ties: summary.ties, margin: String(summary.margin) } });
-        for (let i = 0; i < n; i++) {
-          summary.pairs++;
-          summary.tiesCount += out.tie[i]!;
-          summary.kept += out.kept[i]!;
-          const reason = LABEL_REASONS[out.reason[i]!]!;
-          summary.byReason[reason] = (summary.byReason[reason] ?? 0) + 1;
-          const label = out.label[i]!;
-          const h = human[i]!;
-          if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
-            if (reason === 'tie-human') {
-              summary.humanAgreementExcluded++;
-              continue;
-            }
-            compared++;
-            if (label === h) agree++;
-          }
-        }
+      }
+      for (const tally of tallies) {
+        summary.pairs += tally.pairs;
+        summary.tiesCount += tally.ties;
+        summary.kept += tally.kept;
+        for (const [reason, count] of tally.reasons) summary.byReason[reason] = (summary.byReason[reason] ?? 0) + count;
+        agree += tally.agree;
+        compared += tally.compared;
+        summary.humanAgreementExcluded += tally.humanAgreementExcluded;
       }
       const voted = summary.pairs - (summary.byReason.missing ?? 0);
       summary.tieRate = voted > 0 ? summary.tiesCount / voted : null;
@@ -309,22 +314,26 @@ export async function runCalibrate(dir: string, options: { metrics?: string[]; s
     splitChoice = 'all';
   }
   const wanted = new Set(chosen);
+  const lookup = new ScoreLookup(table.shared);
   for (const file of files) {
     const part = await readPart(dir, file);
-    const prompts = part.getChild('prompt_id')!;
-    const imageA = part.getChild('image_a')!;
-    const imageB = part.getChild('image_b')!;
+    const n = part.numRows;
+    const promptWords = columnWords(part.getChild('prompt_id')!, n);
+    const wordsA = columnWords(part.getChild('image_a')!, n);
+    const wordsB = columnWords(part.getChild('image_b')!, n);
     const human = part.getChild('human_pref')!;
     const splits = part.getChild('split')!;
-    for (let i = 0; i < part.numRows; i++) {
+    for (let i = 0; i < n; i++) {
       const y = human.get(i) as number | null;
       if (y === null) continue;
       const split = splits.get(i) as string | null;
       // With no split named and none present, every pair counts (a null split is no reason to leave a pair out).
       if (splitChoice !== 'all' && (split === null || !wanted.has(split))) continue;
-      const p = prompts.get(i) as string;
+      const prompt = lookup.promptOf(promptWords, i * 4);
+      const rowA = lookup.rowOfPrompt(wordsA, i * 4, prompt);
+      const rowB = lookup.rowOfPrompt(wordsB, i * 4, prompt);
       for (let m = 0; m < samples.length; m++) {
-        const d = table.score(m, imageA.get(i) as string, p) - table.score(m, imageB.get(i) as string, p);
+        const d = lookup.score(m, rowA) - lookup.score(m, rowB);
         samples[m]!.add([d], [y]);
       }
     }

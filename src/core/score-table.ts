@@ -1,17 +1,22 @@
 // The cached scores of every metric, joined by (image, prompt): what consensus, calibration and the reports read.
-// Memory grows with the number of distinct scored images (≈ 150 bytes each plus 8 per metric), not with pairs.
+// Memory grows with the number of distinct scored images — 16 bytes of image key, 4 of prompt, 8 per metric and
+// 8 of hash slots per row, ≈ 60 bytes with 4 metrics — not with pairs, and sits in SharedArrayBuffers, so worker
+// threads join pairs against one copy of it.
 import { readdir } from 'node:fs/promises';
 import { JsonFileError } from '../io/json-file.ts';
 import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns } from '../io/parquet.ts';
+import { openDatasetParquet, openParquet, readRowGroupColumns } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
 import { InputError } from './errors.ts';
+import { idWordsFromBytes, idWordsFromString } from './id-words.ts';
 
 export interface ScoreTable {
   metrics: MetricInfo[];
+  /** The table's memory, for a ScoreLookup in another thread (structured-cloned, the buffers are shared). */
+  shared: SharedScoreTable;
   /** Score of metric m for an image under a prompt; NaN when it was not scored. */
   score(metric: number, imageId: string, promptId: string): number;
   /** Dataset-level statistics of each metric's image scores (the `normalized` rule's z-scores). */
@@ -27,7 +32,43 @@ export async function listScoredMetrics(dir: string): Promise<string[]> {
     .sort();
 }
 
-export async function loadScoreTable(dir: string, names?: readonly string[]): Promise<ScoreTable> {
+/** One score file's rows: the image and prompt keys (eight words per row) and the scores. */
+export interface ScoreFileRows {
+  rows: number;
+  words: Uint32Array;
+  scores: Float64Array;
+}
+
+/** Reads one scores/<metric>/part-*.parquet into keys and scores (checked against its recorded sha256 first). */
+export async function readScoreFile(dir: string, file: string): Promise<ScoreFileRows> {
+  const source = await openDatasetParquet(dir, file);
+  const words = new Uint32Array(source.numRows * 8);
+  const scores = new Float64Array(source.numRows);
+  for (const group of source.rowGroups) {
+    const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
+    const imageIds = data.image_id!;
+    const promptIds = data.prompt_id!;
+    const values = data.score!;
+    for (let i = 0; i < group.numRows; i++) {
+      const row = group.rowStart + i;
+      const image = imageIds[i] as Uint8Array;
+      const prompt = promptIds[i] as Uint8Array;
+      idWordsFromBytes(image, 0, image.length, words, row * 8);
+      idWordsFromBytes(prompt, 0, prompt.length, words, row * 8 + 4);
+      scores[row] = Number(values[i]);
+    }
+  }
+  return { rows: source.numRows, words, scores };
+}
+
+export interface ScoreTableOptions {
+  /** Reads one score file; default readScoreFile in this thread (consensus passes one that uses its workers). */
+  readFile?: (dir: string, file: string) => Promise<ScoreFileRows>;
+  /** Files read at once (each held in memory until its rows are in): the reader's threads; default 1. */
+  filesAhead?: number;
+}
+
+export async function loadScoreTable(dir: string, names?: readonly string[], options: ScoreTableOptions = {}): Promise<ScoreTable> {
   const metricNames = names && names.length > 0 ? [...names] : await listScoredMetrics(dir);
   if (metricNames.length === 0) throw new InputError(`${dir}: no scores/ (run bdpo label first)`);
   const metrics: MetricInfo[] = [];
@@ -40,80 +81,279 @@ export async function loadScoreTable(dir: string, names?: readonly string[]): Pr
       throw new InputError(`${dir}: metric "${name}" has no meta/scores/${name}.json (known: ${known})`);
     }
   }
-  const index = new ImagePromptIndex();
-  let columns: Float64Array[] = metricNames.map(() => new Float64Array(1024).fill(Number.NaN));
+  // Sized for the largest metric's row count (usually every metric scores the same images), so a 10M-image table is
+  // allocated once rather than grown by doubling through twice its size.
+  let expected = 0;
+  for (const name of metricNames) {
+    let rows = 0;
+    for (const file of await listParts(dir, `scores/${name}`, '.parquet')) rows += (await openParquet(join(dir, file))).numRows;
+    expected = Math.max(expected, rows);
+  }
+  const index = new ScoreIndex(metricNames.length, expected);
+  const imageWords = new Uint32Array(4);
+  const promptWords = new Uint32Array(4);
   const stats: Record<string, MetricStats> = {};
+  const read = options.readFile ?? readScoreFile;
+  const ahead = Math.max(1, options.filesAhead ?? 1);
   for (const [m, name] of metricNames.entries()) {
-    for (const file of await listParts(dir, `scores/${name}`, '.parquet')) {
-      const source = await openDatasetParquet(dir, file);
-      for (const group of source.rowGroups) {
-        const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score']);
-        const imageIds = data.image_id!;
-        const promptIds = data.prompt_id!;
-        const scores = data.score!;
-        for (let i = 0; i < group.numRows; i++) {
-          const row = index.rowOf(imageIds[i] as string, promptIds[i] as string, true);
-          if (row >= columns[0]!.length) columns = columns.map((c) => grow(c));
-          columns[m]![row] = Number(scores[i]);
-        }
-      }
+    // `ahead` files are asked for at a time (a reader with threads reads them side by side); rows go in in file
+    // order, so the table's row order, and the statistics summed over it, do not depend on the reader.
+    const files = await listParts(dir, `scores/${name}`, '.parquet');
+    const pending: Array<Promise<ScoreFileRows>> = [];
+    const ask = (k: number): void => {
+      if (k >= files.length) return;
+      const reading = read(dir, files[k]!);
+      reading.catch(() => {}); // awaited below in order; a later file's failure must not go unhandled meanwhile
+      pending[k] = reading;
+    };
+    for (let k = 0; k < ahead; k++) ask(k);
+    for (let k = 0; k < files.length; k++) {
+      const { rows, words, scores } = await pending[k]!;
+      delete pending[k];
+      ask(k + ahead);
+      for (let i = 0; i < rows; i++) index.set(m, index.rowOf(words, i * 8, words, i * 8 + 4, true), scores[i]!);
     }
     // Over the table's cells, not the files' rows: an image scored twice under one prompt (it sits in two splits)
     // is one image of the distribution, not two.
     const accumulator = new MetricStatsAccumulator();
-    const column = columns[m]!;
+    const column = index.column(m);
     for (let row = 0; row < index.size; row++) accumulator.add(column[row]!);
     stats[name] = accumulator.stats();
   }
-  const frozen = columns;
+  const shared = index.share();
+  const lookup = new ScoreLookup(shared);
   return {
     metrics,
     stats,
     images: index.size,
+    shared,
     score(metric, imageId, promptId) {
-      const row = index.rowOf(imageId, promptId, false);
-      return row < 0 ? Number.NaN : frozen[metric]![row]!;
+      idWordsFromString(imageId, imageWords, 0);
+      idWordsFromString(promptId, promptWords, 0);
+      return lookup.score(metric, lookup.rowOf(imageWords, 0, promptWords, 0));
     },
   };
 }
 
-/**
- * Rows by (image, prompt), keyed by the image id alone: an image almost always belongs to one prompt, so a plain
- * string key (no concatenation, no garbage) finds it, and the rare image scored under several prompts chains its
- * rows (bench/consensus.ts measures the table's load time).
- */
-class ImagePromptIndex {
-  private readonly first = new Map<string, number>();
-  private prompts: string[] = [];
-  private next = new Int32Array(1024).fill(-1);
+/** A score table's buffers: what a worker thread needs to look scores up without a copy. */
+export interface SharedScoreTable {
+  readonly rows: number;
+  readonly metrics: number;
+  /** Four words per row: the image id's key. */
+  readonly imageWords: Uint32Array;
+  /** The prompt of each row, an index into promptWords. */
+  readonly promptOfRow: Uint32Array;
+  /** Four words per distinct prompt. */
+  readonly promptWords: Uint32Array;
+  /** Open addressing, row + 1 (0 = empty), by image key and prompt index. */
+  readonly rowSlots: Int32Array;
+  /** Open addressing, prompt + 1 (0 = empty), by prompt key. */
+  readonly promptSlots: Int32Array;
+  /** One column per metric, NaN where the metric did not score the row. */
+  readonly scores: Float64Array[];
+}
 
-  get size(): number {
-    return this.prompts.length;
+function sharedArray<T extends Uint32Array | Int32Array | Float64Array>(
+  kind: { new (buffer: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  length: number,
+): T {
+  return new kind(new SharedArrayBuffer(length * kind.BYTES_PER_ELEMENT));
+}
+
+/** Hash slots for a capacity: a power of two at least 1.5× it, so open addressing stays short (load ≤ ⅔). */
+function slotsFor(capacity: number): number {
+  let slots = 1024;
+  while (slots < capacity * 1.5) slots *= 2;
+  return slots;
+}
+
+/** The first word of a sha256-derived key is already uniform; the prompt index is mixed in for the row hash. */
+const rowHash = (imageWord: number, prompt: number): number => (imageWord ^ Math.imul(prompt + 1, 0x9e3779b1)) >>> 0;
+
+/** Lookups over a (possibly shared) score table; cheap to build in each thread. */
+export class ScoreLookup {
+  private readonly rowMask: number;
+  private readonly promptMask: number;
+
+  constructor(private readonly table: SharedScoreTable) {
+    this.rowMask = table.rowSlots.length - 1;
+    this.promptMask = table.promptSlots.length - 1;
   }
 
-  rowOf(imageId: string, promptId: string, insert: boolean): number {
-    const head = this.first.get(imageId);
-    let row = head ?? -1;
-    while (row >= 0 && this.prompts[row] !== promptId) row = this.next[row]!;
-    if (row >= 0 || !insert) return row;
-    row = this.prompts.length;
-    this.prompts.push(promptId);
-    if (row >= this.next.length) {
-      const bigger = new Int32Array(this.next.length * 2).fill(-1);
-      bigger.set(this.next);
-      this.next = bigger;
+  get metrics(): number {
+    return this.table.metrics;
+  }
+
+  /** The prompt index of a prompt key, −1 when no score names that prompt. */
+  promptOf(words: Uint32Array, at: number): number {
+    const { promptWords, promptSlots } = this.table;
+    for (let slot = words[at]! & this.promptMask; ; slot = (slot + 1) & this.promptMask) {
+      const entry = promptSlots[slot]!;
+      if (entry === 0) return -1;
+      const p = (entry - 1) * 4;
+      if (
+        promptWords[p] === words[at] &&
+        promptWords[p + 1] === words[at + 1] &&
+        promptWords[p + 2] === words[at + 2] &&
+        promptWords[p + 3] === words[at + 3]
+      )
+        return entry - 1;
     }
-    if (head === undefined) this.first.set(imageId, row);
-    else {
-      this.next[row] = this.next[head]!;
-      this.next[head] = row;
+  }
+
+  /** The row of (image, prompt index), −1 when absent. */
+  rowOfPrompt(image: Uint32Array, at: number, prompt: number): number {
+    if (prompt < 0) return -1;
+    const { imageWords, promptOfRow, rowSlots } = this.table;
+    for (let slot = rowHash(image[at]!, prompt) & this.rowMask; ; slot = (slot + 1) & this.rowMask) {
+      const entry = rowSlots[slot]!;
+      if (entry === 0) return -1;
+      const row = entry - 1;
+      const r = row * 4;
+      if (
+        promptOfRow[row] === prompt &&
+        imageWords[r] === image[at] &&
+        imageWords[r + 1] === image[at + 1] &&
+        imageWords[r + 2] === image[at + 2] &&
+        imageWords[r + 3] === image[at + 3]
+      )
+        return row;
     }
-    return row;
+  }
+
+  rowOf(image: Uint32Array, imageAt: number, prompt: Uint32Array, promptAt: number): number {
+    return this.rowOfPrompt(image, imageAt, this.promptOf(prompt, promptAt));
+  }
+
+  /** Score of metric m in a row; NaN for row −1 (not scored). */
+  score(metric: number, row: number): number {
+    return row < 0 ? Number.NaN : this.table.scores[metric]![row]!;
   }
 }
 
-function grow(column: Float64Array): Float64Array {
-  const bigger = new Float64Array(column.length * 2).fill(Number.NaN);
-  bigger.set(column);
-  return bigger;
+/**
+ * Distinct (image, prompt) pairs of ids, as compact as the score table (≈ 30 bytes each): `add` says whether the pair
+ * is new. For readers that count each scored image once without holding a string per image.
+ */
+export class ImagePromptSet {
+  private readonly index: ScoreIndex;
+  private readonly words = new Uint32Array(8);
+
+  constructor(expected = 0) {
+    this.index = new ScoreIndex(0, expected);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** Adds the UTF-8 ids; true when this (image, prompt) was not in the set. */
+  add(imageId: Uint8Array, promptId: Uint8Array): boolean {
+    idWordsFromBytes(imageId, 0, imageId.length, this.words, 0);
+    idWordsFromBytes(promptId, 0, promptId.length, this.words, 4);
+    const before = this.index.size;
+    this.index.rowOf(this.words, 0, this.words, 4, true);
+    return this.index.size > before;
+  }
+}
+
+/** The table while it is loaded: grows by doubling, then is frozen into a SharedScoreTable. */
+class ScoreIndex {
+  private table: SharedScoreTable;
+  private lookup: ScoreLookup;
+  private prompts = 0;
+  private rows = 0;
+
+  constructor(
+    private readonly metricCount: number,
+    expectedRows: number,
+  ) {
+    this.table = ScoreIndex.allocate(metricCount, Math.max(1024, expectedRows), Math.max(1024, expectedRows >>> 2), 0);
+    this.lookup = new ScoreLookup(this.table);
+  }
+
+  private static allocate(metrics: number, rowCapacity: number, promptCapacity: number, rows: number): SharedScoreTable {
+    return {
+      rows,
+      metrics,
+      imageWords: sharedArray(Uint32Array, rowCapacity * 4),
+      promptOfRow: sharedArray(Uint32Array, rowCapacity),
+      promptWords: sharedArray(Uint32Array, promptCapacity * 4),
+      rowSlots: sharedArray(Int32Array, slotsFor(rowCapacity)),
+      promptSlots: sharedArray(Int32Array, slotsFor(promptCapacity)),
+      scores: Array.from({ length: metrics }, () => sharedArray(Float64Array, rowCapacity).fill(Number.NaN)),
+    };
+  }
+
+  get size(): number {
+    return this.rows;
+  }
+
+  column(metric: number): Float64Array {
+    return this.table.scores[metric]!;
+  }
+
+  set(metric: number, row: number, score: number): void {
+    this.table.scores[metric]![row] = score;
+  }
+
+  private addPrompt(words: Uint32Array, at: number): number {
+    if (this.prompts * 4 >= this.table.promptWords.length)
+      this.regrow(this.table.imageWords.length / 4, (this.table.promptWords.length / 4) * 2);
+    const prompt = this.prompts++;
+    this.table.promptWords.set(words.subarray(at, at + 4), prompt * 4);
+    const { promptSlots } = this.table;
+    const mask = promptSlots.length - 1;
+    let slot = words[at]! & mask;
+    while (promptSlots[slot] !== 0) slot = (slot + 1) & mask;
+    promptSlots[slot] = prompt + 1;
+    return prompt;
+  }
+
+  rowOf(image: Uint32Array, imageAt: number, promptKey: Uint32Array, promptAt: number, insert: true): number {
+    let prompt = this.lookup.promptOf(promptKey, promptAt);
+    if (prompt < 0) prompt = this.addPrompt(promptKey, promptAt);
+    const found = this.lookup.rowOfPrompt(image, imageAt, prompt);
+    if (found >= 0 || !insert) return found;
+    if (this.rows * 4 >= this.table.imageWords.length) {
+      this.regrow(Math.ceil((this.table.imageWords.length / 4) * 1.5), this.table.promptWords.length / 4);
+    }
+    const row = this.rows++;
+    this.table.imageWords.set(image.subarray(imageAt, imageAt + 4), row * 4);
+    this.table.promptOfRow[row] = prompt;
+    this.placeRow(row);
+    return row;
+  }
+
+  private placeRow(row: number): void {
+    const { imageWords, promptOfRow, rowSlots } = this.table;
+    const mask = rowSlots.length - 1;
+    let slot = rowHash(imageWords[row * 4]!, promptOfRow[row]!) & mask;
+    while (rowSlots[slot] !== 0) slot = (slot + 1) & mask;
+    rowSlots[slot] = row + 1;
+  }
+
+  /** Copies the rows into buffers of the new capacities and rebuilds both hash tables. */
+  private regrow(rowCapacity: number, promptCapacity: number): void {
+    const old = this.table;
+    const rows = this.rows;
+    const next = ScoreIndex.allocate(this.metricCount, rowCapacity, promptCapacity, 0);
+    next.imageWords.set(old.imageWords.subarray(0, rows * 4));
+    next.promptOfRow.set(old.promptOfRow.subarray(0, rows));
+    next.promptWords.set(old.promptWords.subarray(0, this.prompts * 4));
+    old.scores.forEach((column, m) => next.scores[m]!.set(column.subarray(0, rows)));
+    this.table = next;
+    for (let row = 0; row < rows; row++) this.placeRow(row);
+    const mask = next.promptSlots.length - 1;
+    for (let prompt = 0; prompt < this.prompts; prompt++) {
+      let slot = next.promptWords[prompt * 4]! & mask;
+      while (next.promptSlots[slot] !== 0) slot = (slot + 1) & mask;
+      next.promptSlots[slot] = prompt + 1;
+    }
+    this.lookup = new ScoreLookup(this.table);
+  }
+
+  share(): SharedScoreTable {
+    return { ...this.table, rows: this.rows };
+  }
 }

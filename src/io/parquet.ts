@@ -122,15 +122,20 @@ export async function readRowGroup(
   return rows;
 }
 
-/** Columns of one row group, column-major (cheaper than objects for numeric scans). */
+/**
+ * Columns of one row group, column-major (cheaper than objects for numeric scans). With `textAsBytes`, UTF8 columns
+ * stay bytes (no decoding, for readers that only compare or hash ids).
+ */
 export async function readRowGroupColumns(
   source: ParquetSource,
   group: RowGroupInfo,
   columns: string[],
+  options: { textAsBytes?: boolean } = {},
 ): Promise<Record<string, ArrayLike<ParquetCell>>> {
   const out: Record<string, ParquetCell[]> = {};
   await parquetRead({
     ...rowGroupRead(source, group),
+    ...(options.textAsBytes ? { parsers: { stringFromBytes: (bytes: Uint8Array): Uint8Array => bytes } } : {}),
     columns,
     rowFormat: 'array',
     onComplete: (rows: ParquetCell[][]) => {

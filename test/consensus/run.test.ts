@@ -3,7 +3,7 @@
 // its rows is recomputed here from the score files (read by DuckDB), the pairs and each metric.json, following
 // the column definitions in the header of src/label/consensus.ts.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -15,6 +15,7 @@ import { CALIBRATION_FILE, runCalibrate, runConsensus, type ConsensusRunOptions,
 import { SCORE_SPECS, type MetricInfo } from '../../src/core/schema.ts';
 import type { TemperatureFit } from '../../src/consensus/calibrate.ts';
 import type { PairRow } from '../../src/core/schema.ts';
+import { BdpoError } from '../../src/core/errors.ts';
 import { seededRandom } from '../support/pickapic-fixture.ts';
 import { makeTempDir, removeDir } from '../support/tmp.ts';
 
@@ -507,4 +508,43 @@ test('re-running a rule replaces its folder whole: no staging or old folders lef
     entries.every((e) => !e.startsWith('.') && !e.endsWith('.old')),
     entries.join(', '),
   );
+});
+
+test('worker threads write the same parts, byte for byte, and the same summary as labelling in this thread', async () => {
+  for (const rule of ['majority', 'random', 'normalized']) {
+    const inThread = await runConsensus(dir, { rule, seed: 3, calibrated: false, name: `${rule}-in-thread`, workers: 1 });
+    const inWorkers = await runConsensus(dir, { rule, seed: 3, calibrated: false, name: `${rule}-in-workers`, workers: 2 });
+    const strip = ({ output, seconds, ...rest }: ConsensusSummary) => rest;
+    assert.deepEqual(strip(inWorkers), strip(inThread));
+    assert.deepEqual(Object.keys(inWorkers.byReason), Object.keys(inThread.byReason), 'reasons in the same order');
+    const files = (await readdir(join(dir, 'consensus', `${rule}-in-thread`))).sort();
+    assert.equal(files.length, 2, 'one Parquet part per pairs part');
+    assert.deepEqual((await readdir(join(dir, 'consensus', `${rule}-in-workers`))).sort(), files);
+    for (const file of files) {
+      const a = await readFile(join(dir, 'consensus', `${rule}-in-thread`, file));
+      const b = await readFile(join(dir, 'consensus', `${rule}-in-workers`, file));
+      assert.ok(a.equals(b), `${rule}/${file} differs`);
+    }
+  }
+});
+
+test('workers must be a whole number ≥ 1', async () => {
+  await assert.rejects(runConsensus(dir, { rule: 'majority', workers: 0 }), /workers must be an integer ≥ 1, got 0/);
+});
+
+test('a pairs part damaged after it was written stops a run in worker threads with the one-line error that names it', async () => {
+  const copy = join(root, 'damaged');
+  await cp(dir, copy, { recursive: true });
+  const [part] = (await readdir(join(copy, 'pairs'))).filter((f) => f.endsWith('.arrow')).sort();
+  const path = join(copy, 'pairs', part!);
+  const bytes = await readFile(path);
+  // A byte in the middle: the framing and schema still read, only the recorded sha256 no longer matches.
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  await writeFile(path, bytes);
+  await assert.rejects(runConsensus(copy, { rule: 'majority', workers: 2 }), (error: Error) => {
+    assert.ok(error instanceof BdpoError, `${error.name}: ${error.message} is a BdpoError`);
+    assert.equal(error.exitCode, 1);
+    assert.match(error.message, new RegExp(`${part}: sha256 .* differs`));
+    return true;
+  });
 });

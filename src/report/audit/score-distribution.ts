@@ -3,6 +3,7 @@
 import { listParts } from '../../io/arrow-table.ts';
 import { openDatasetParquet, readRowGroupColumns } from '../../io/parquet.ts';
 import { Histogram, MinMax } from '../distribution.ts';
+import { ImagePromptSet } from '../../core/score-table.ts';
 import type { ScoreDistribution } from '../model.ts';
 import { cellNumber } from './input.ts';
 
@@ -10,7 +11,7 @@ export async function scoreDistribution(dir: string, metric: string, bins: numbe
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
   // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
   // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
-  const seen = new Set<string>();
+  const seen = new ImagePromptSet();
   const repeated = new Set<number>();
   let pass = 0;
   const each = async (visit: (x: number) => void): Promise<void> => {
@@ -18,16 +19,16 @@ export async function scoreDistribution(dir: string, metric: string, bins: numbe
     for (const file of files) {
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
-        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score']);
+        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score'], {
+          textAsBytes: true,
+        });
         const scores = data.score!;
         for (let i = 0; i < scores.length; i++, row++) {
           if (pass === 0) {
-            const key = `${String(data.image_id![i])}\u0000${String(data.prompt_id![i])}`;
-            if (seen.has(key)) {
+            if (!seen.add(data.image_id![i] as Uint8Array, data.prompt_id![i] as Uint8Array)) {
               repeated.add(row);
               continue;
             }
-            seen.add(key);
           } else if (repeated.has(row)) continue;
           visit(cellNumber(scores[i]) ?? Number.NaN);
         }

@@ -1,0 +1,144 @@
+// One pairs part through a consensus rule: its pairs joined to the score table (by id keys parsed from the Arrow
+// buffers, no string per lookup), the kernel, and its consensus/<rule>/part-*.parquet. The same function runs in the
+// main thread or in a worker (part-worker.ts); either way it returns the part's tallies, which the run sums in part
+// order. No rule is defined here: computeConsensus is the definition.
+import { basename } from 'node:path';
+import type { Data, Table, Vector } from 'apache-arrow';
+import { readPart } from '../io/arrow-table.ts';
+import { writeParquetPart } from '../io/parquet.ts';
+import { consensusSpecs } from '../core/schema.ts';
+import { idWordsFromBytes } from '../core/id-words.ts';
+import { ScoreLookup, type SharedScoreTable } from '../core/score-table.ts';
+import type { MetricStats } from '../core/stats.ts';
+import { allocateConsensusColumns, compileConsensus, computeConsensus, LABEL_REASONS, type ConsensusOptions } from './consensus.ts';
+
+/** Everything a part needs, as structured-clonable data (the score table's buffers are shared, not copied). */
+export interface PartJob {
+  dir: string;
+  /** The pairs part, relative to dir. */
+  file: string;
+  /** The folder the Parquet part goes to (the run's staging folder). */
+  staging: string;
+  options: ConsensusOptions;
+  stats: Record<string, MetricStats>;
+  table: SharedScoreTable;
+  metadata: Record<string, string>;
+}
+
+/** A part's counts, summed by the run into its summary; reasons in the order they first occur. */
+export interface PartTally {
+  pairs: number;
+  ties: number;
+  kept: number;
+  reasons: Array<[string, number]>;
+  agree: number;
+  compared: number;
+  humanAgreementExcluded: number;
+}
+
+const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
+
+/**
+ * A nullable double column as the Parquet writer takes it: the typed array itself when it holds no NaN (the writer
+ * writes the same bytes for it as for a plain array of those numbers, without boxing a million of them), else a plain
+ * array with null for NaN.
+ */
+function nullableDoubles(values: Float64Array): Float64Array | Array<number | null> {
+  for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i]!)) return Array.from(values, nullIfNaN);
+  return values;
+}
+
+/** Key words of every value of a UTF-8 column, four per row, read from the Arrow buffers. */
+export function columnWords(vector: Vector, rows: number): Uint32Array {
+  const words = new Uint32Array(rows * 4);
+  let row = 0;
+  for (const chunk of vector.data as Data[]) {
+    const offsets = chunk.valueOffsets as Int32Array;
+    const bytes = chunk.values as Uint8Array;
+    for (let i = 0; i < chunk.length; i++, row++) {
+      idWordsFromBytes(bytes, offsets[i]!, offsets[i + 1]!, words, row * 4);
+    }
+  }
+  return words;
+}
+
+export async function labelPart(job: PartJob): Promise<PartTally> {
+  const plan = compileConsensus(job.options, job.stats);
+  const metrics = job.options.metrics;
+  const M = metrics.length;
+  const lookup = new ScoreLookup(job.table);
+  const part: Table = await readPart(job.dir, job.file);
+  const n = part.numRows;
+  const col = (name: string) => part.getChild(name)!;
+  const pairIds = col('pair_id').toArray() as string[];
+  const prompts = col('prompt_id').toArray() as string[];
+  const imageA = col('image_a').toArray() as string[];
+  const imageB = col('image_b').toArray() as string[];
+  const humanColumn = col('human_pref');
+  const splits = col('split');
+  const human = new Float64Array(n);
+  for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+
+  const promptWords = columnWords(col('prompt_id'), n);
+  const wordsA = columnWords(col('image_a'), n);
+  const wordsB = columnWords(col('image_b'), n);
+  const scoreA = metrics.map(() => new Float64Array(n));
+  const scoreB = metrics.map(() => new Float64Array(n));
+  for (let i = 0; i < n; i++) {
+    const prompt = lookup.promptOf(promptWords, i * 4);
+    const rowA = lookup.rowOfPrompt(wordsA, i * 4, prompt);
+    const rowB = lookup.rowOfPrompt(wordsB, i * 4, prompt);
+    for (let m = 0; m < M; m++) {
+      scoreA[m]![i] = lookup.score(m, rowA);
+      scoreB[m]![i] = lookup.score(m, rowB);
+    }
+  }
+  const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
+  const out = computeConsensus(plan, input, allocateConsensusColumns(M, n));
+  const columns: Record<string, ArrayLike<unknown>> = {
+    pair_id: pairIds,
+    prompt_id: prompts,
+    image_a: imageA,
+    image_b: imageB,
+    human_pref: nullableDoubles(human),
+    split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+    votes_a: Int32Array.from(out.votesA),
+    votes_b: Int32Array.from(out.votesB),
+    label: nullableDoubles(out.label),
+    soft: nullableDoubles(out.soft),
+    margin: nullableDoubles(out.margin),
+    disagreement: nullableDoubles(out.disagreement),
+    kept: Array.from(out.kept, (k) => k === 1),
+    tie: Array.from(out.tie, (t) => t === 1),
+    reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+  };
+  metrics.forEach((m, j) => {
+    columns[`p_${m}`] = nullableDoubles(out.p[j]!);
+    columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
+  });
+  const name = basename(job.file).replace(/\.arrow$/, '.parquet');
+  await writeParquetPart(job.staging, name, consensusSpecs(metrics), columns, { metadata: job.metadata });
+
+  const tally: PartTally = { pairs: n, ties: 0, kept: 0, reasons: [], agree: 0, compared: 0, humanAgreementExcluded: 0 };
+  const reasonCounts = new Float64Array(LABEL_REASONS.length);
+  const firstSeen: number[] = [];
+  for (let i = 0; i < n; i++) {
+    tally.ties += out.tie[i]!;
+    tally.kept += out.kept[i]!;
+    const r = out.reason[i]!;
+    if (reasonCounts[r] === 0) firstSeen.push(r);
+    reasonCounts[r]!++;
+    const label = out.label[i]!;
+    const h = human[i]!;
+    if (out.kept[i] && (label === 0 || label === 1) && (h === 0 || h === 1)) {
+      if (LABEL_REASONS[r] === 'tie-human') {
+        tally.humanAgreementExcluded++;
+        continue;
+      }
+      tally.compared++;
+      if (label === h) tally.agree++;
+    }
+  }
+  tally.reasons = firstSeen.map((r) => [LABEL_REASONS[r]!, reasonCounts[r]!]);
+  return tally;
+}

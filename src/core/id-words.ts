@@ -1,0 +1,61 @@
+// An id as four 32-bit words (its first 128 bits), the form the in-memory joins compare: parsed straight from a
+// string or from UTF-8 bytes (an Arrow or Parquet buffer), so a join never builds a JS string per id. Our ids are
+// sha256 hex, and 128 bits of a sha256 are unique among any number of ids a dataset can hold (a collision among
+// 10M ids has probability ≈ 10⁻²⁵). An id that is not 64 lowercase hex digits (hand-made test data, other tools)
+// is first hashed with sha256, so every string still has exactly one key and different strings different keys.
+import { createHash } from 'node:crypto';
+
+/** The words of one id go here, at `offset`. */
+export type IdWords = Uint32Array;
+
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX_VALUE[48 + c] = c;
+for (let c = 0; c < 6; c++) HEX_VALUE[97 + c] = 10 + c;
+
+function wordsOfDigest(digest: Uint8Array, out: IdWords, offset: number): void {
+  for (let w = 0; w < 4; w++) {
+    const at = w * 4;
+    out[offset + w] = ((digest[at]! << 24) | (digest[at + 1]! << 16) | (digest[at + 2]! << 8) | digest[at + 3]!) >>> 0;
+  }
+}
+
+/** Whether `bytes[start, start + 64)` are all lowercase hex digits. */
+function isHex64(bytes: Uint8Array, start: number): boolean {
+  for (let i = start; i < start + 64; i++) if (HEX_VALUE[bytes[i]!]! < 0) return false;
+  return true;
+}
+
+/** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + 4)`. */
+export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number): void {
+  if (end - start === 64 && isHex64(bytes, start)) {
+    for (let w = 0; w < 4; w++) {
+      let word = 0;
+      for (let i = start + w * 8; i < start + w * 8 + 8; i++) word = (word << 4) | HEX_VALUE[bytes[i]!]!;
+      out[offset + w] = word >>> 0;
+    }
+    return;
+  }
+  wordsOfDigest(createHash('sha256').update(bytes.subarray(start, end)).digest(), out, offset);
+}
+
+const scratch = new Uint8Array(64);
+
+/** The key of a string id, into `out[offset, offset + 4)`: the same words as its UTF-8 bytes give. */
+export function idWordsFromString(id: string, out: IdWords, offset: number): void {
+  if (id.length === 64) {
+    let ascii = true;
+    for (let i = 0; i < 64; i++) {
+      const c = id.charCodeAt(i);
+      if (c > 255) {
+        ascii = false;
+        break;
+      }
+      scratch[i] = c;
+    }
+    if (ascii && isHex64(scratch, 0)) {
+      idWordsFromBytes(scratch, 0, 64, out, offset);
+      return;
+    }
+  }
+  wordsOfDigest(createHash('sha256').update(id, 'utf8').digest(), out, offset);
+}

@@ -1,0 +1,34 @@
+// The 128-bit id keys the score table joins on: the same words from a string and from its UTF-8 bytes, hex ids
+// read as hex, and any other string hashed, so unlike strings never share a key.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { idWordsFromBytes, idWordsFromString } from '../../src/core/id-words.ts';
+import { sha256Hex } from '../../src/core/ids.ts';
+
+const fromString = (id: string): number[] => {
+  const out = new Uint32Array(4);
+  idWordsFromString(id, out, 0);
+  return [...out];
+};
+const fromBytes = (id: string): number[] => {
+  const bytes = new TextEncoder().encode(`xx${id}yy`);
+  const out = new Uint32Array(6);
+  idWordsFromBytes(bytes, 2, bytes.length - 2, out, 1);
+  return [...out.subarray(1, 5)];
+};
+const wordsOfHex = (hex: string): number[] => [0, 8, 16, 24].map((at) => parseInt(hex.slice(at, at + 8), 16));
+
+test('a sha256 hex id is its first 128 bits, from a string or from bytes inside a buffer', () => {
+  const id = sha256Hex('image 1');
+  assert.deepEqual(fromString(id), wordsOfHex(id));
+  assert.deepEqual(fromBytes(id), wordsOfHex(id));
+});
+
+test('ids that are not 64 lowercase hex digits get the words of their sha256, the same from both paths', () => {
+  const upper = sha256Hex('image 1').toUpperCase();
+  for (const id of ['img-1', '', 'é'.repeat(64), upper, `${sha256Hex('x').slice(0, 63)}g`]) {
+    assert.deepEqual(fromString(id), wordsOfHex(sha256Hex(id)), id);
+    assert.deepEqual(fromBytes(id), fromString(id), id);
+  }
+  assert.notDeepEqual(fromString(upper), fromString(upper.toLowerCase()), 'case matters, as it does for the string');
+});
