@@ -15,7 +15,7 @@ import { resolveInside } from '../io/paths.ts';
 import { loneSurrogateAt } from '../io/text.ts';
 import { sha256Hex } from '../core/ids.ts';
 import { emptyCounts, runRecord, recordRun, type Counts, type InputStat, type PartRecord } from '../core/manifest.ts';
-import { runUnits, UnitLedger, type UnitJob } from '../core/units.ts';
+import { runUnits, UnitLedger, type UnitJob, type UnitSpec } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
 import { ImagePool } from '../models/image-pool.ts';
 import { InputError } from '../core/errors.ts';
@@ -124,19 +124,38 @@ async function ingestWithPool(
   let unitsDone = 0;
   const runParts: PartRecord[] = [];
 
-  const jobs = owned.map((unit): UnitJob => {
+  const specs = owned.map((unit): UnitSpec => {
     const inputSha256 = unit.input === undefined ? undefined : hashes.get(unit.input);
     return {
-      unit: {
-        key: keyOf(unit),
-        ...(unit.input === undefined ? {} : { input: unit.input }),
-        // A unit that fingerprints what it reads (a Parquet row group) is checked by that; else by its input's hash.
-        ...(unit.fingerprint !== undefined
-          ? { fingerprint: unit.fingerprint, ...(unit.signature === undefined ? {} : { inputSignature: unit.signature }) }
-          : inputSha256 === undefined
-            ? {}
-            : { inputSha256 }),
-      },
+      key: keyOf(unit),
+      ...(unit.input === undefined ? {} : { input: unit.input }),
+      // A unit that fingerprints what it reads (a Parquet row group) is checked by that; else by its input's hash.
+      ...(unit.fingerprint !== undefined
+        ? { fingerprint: unit.fingerprint, ...(unit.signature === undefined ? {} : { inputSignature: unit.signature }) }
+        : inputSha256 === undefined
+          ? {}
+          : { inputSha256 }),
+    };
+  });
+  // The next unit's rows are read and its images queued for the workers while this unit's are decoded, so the workers
+  // do not wait for the main thread between units (two units in memory at most). A finished next unit is not read.
+  const prefetched = new Map<number, Promise<PreparedUnit | null>>();
+  const prepare = (i: number): Promise<PreparedUnit> => {
+    const early = prefetched.get(i);
+    prefetched.delete(i);
+    return early?.then((ready) => ready ?? prepareUnit(owned[i]!, checks, options)) ?? prepareUnit(owned[i]!, checks, options);
+  };
+  const prefetch = (i: number): void => {
+    if (i >= owned.length || prefetched.has(i)) return;
+    const ready = ledger.finished(specs[i]!).then((record) => (record === null ? prepareUnit(owned[i]!, checks, options) : null));
+    // Awaited when unit i runs; a unit that turns out finished never awaits it, and its failure must not crash the run.
+    ready.catch(() => undefined);
+    prefetched.set(i, ready);
+  };
+
+  const jobs = owned.map((unit, i): UnitJob => {
+    return {
+      unit: specs[i]!,
       skipped: (record) => {
         addTableRows(tables, record.parts);
         runParts.push(...record.parts);
@@ -144,7 +163,9 @@ async function ingestWithPool(
       run: async () => {
         // No shard label: a unit's parts have one name under any layout.
         const partName = `${source}-${unit.key}`;
-        const result = await ingestUnit(unit, checks, options);
+        const prepared = await prepare(i);
+        prefetch(i + 1);
+        const result = await ingestUnit(unit, prepared);
         const parts: PartRecord[] = [];
         if (result.prompts.length > 0) parts.push(await writeRowsPart(dir, 'prompts', partName, result.prompts));
         if (result.images.length > 0) parts.push(await writeRowsPart(dir, 'images', partName, result.images));
@@ -219,9 +240,13 @@ interface CheckedImage {
   check: ImageCheck;
 }
 
-async function ingestUnit(unit: IngestUnit, checks: CheckCache, options: IngestOptions): Promise<UnitResult> {
-  // Within the unit only: what other units hold is the reader's to resolve, so the parts do not depend on them.
-  const seen: SeenSets = { prompts: new Set(), images: new Set(), pairs: new Set() };
+/** A unit's rows, read, with its images queued for verification. */
+interface PreparedUnit {
+  drafts: Draft[];
+  checked: Map<ImageDraft, Promise<CheckedImage>>;
+}
+
+async function prepareUnit(unit: IngestUnit, checks: CheckCache, options: IngestOptions): Promise<PreparedUnit> {
   const drafts: Draft[] = [];
   for await (const draft of unit.drafts()) drafts.push(draft);
 
@@ -237,7 +262,12 @@ async function ingestUnit(unit: IngestUnit, checks: CheckCache, options: IngestO
       checked.set(image, check);
     }
   }
+  return { drafts, checked };
+}
 
+async function ingestUnit(unit: IngestUnit, { drafts, checked }: PreparedUnit): Promise<UnitResult> {
+  // Within the unit only: what other units hold is the reader's to resolve, so the parts do not depend on them.
+  const seen: SeenSets = { prompts: new Set(), images: new Set(), pairs: new Set() };
   const result: UnitResult = {
     prompts: [],
     images: [],
