@@ -11,17 +11,9 @@
 // Geometry as torchvision: long side = trunc(size · long / short), no resize when the short side is already `size`,
 // crop offset = round-half-even((resized − crop) / 2) (Python's round).
 import type { RgbImage } from './preprocess.ts';
+import { PlanCache, roundHalfEven, shortestEdgeSize } from './geometry.ts';
 
 const f32 = Math.fround;
-
-/** Python's round(): halves go to the even neighbour, as torchvision's CenterCrop computes its offset. */
-export function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (diff < 0.5) return floor;
-  if (diff > 0.5) return floor + 1;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
 
 /**
  * Taps of one pass for a window of outputs, in the order the compiled ATen loop sums them: explicit source indices
@@ -128,27 +120,14 @@ interface FloatPlan {
 }
 
 export const FLOAT_PLAN_CACHE_SIZE = 64;
-const planCache = new Map<string, FloatPlan>();
+const planCache = new PlanCache<FloatPlan>(FLOAT_PLAN_CACHE_SIZE);
 
 function floatPlan(width: number, height: number, size: number, crop: number, antialias: boolean): FloatPlan {
-  const key = `${width}x${height}/${size}/${crop}/${antialias}`;
-  const cached = planCache.get(key);
-  if (cached) {
-    planCache.delete(key);
-    planCache.set(key, cached);
-    return cached;
-  }
-  const plan = makeFloatPlan(width, height, size, crop, antialias);
-  planCache.set(key, plan);
-  if (planCache.size > FLOAT_PLAN_CACHE_SIZE) planCache.delete(planCache.keys().next().value!);
-  return plan;
+  return planCache.get(`${width}x${height}/${size}/${crop}/${antialias}`, () => makeFloatPlan(width, height, size, crop, antialias));
 }
 
 function makeFloatPlan(width: number, height: number, size: number, crop: number, antialias: boolean): FloatPlan {
-  const short = Math.min(width, height);
-  const long = Math.max(width, height);
-  const newLong = Math.trunc((size * long) / short);
-  const [outW, outH] = short === size ? [width, height] : width <= height ? [size, newLong] : [newLong, size];
+  const { width: outW, height: outH } = shortestEdgeSize(width, height, size);
   if (outW < crop || outH < crop) throw new RangeError(`crop ${crop} is larger than the resized image ${outW}×${outH}`);
   const left = roundHalfEven((outW - crop) / 2);
   const top = roundHalfEven((outH - crop) / 2);

@@ -26,7 +26,8 @@ import { DEFAULT_MAX_PIXELS, HEADER_UNREADABLE, PIXELS_UNREADABLE } from './imag
 import { BdpoError } from '../core/errors.ts';
 import { resampleSimd } from './resample-simd.ts';
 import { PREPROCESS_PROFILES, type PreprocessProfile } from './preprocess-profiles.ts';
-import { resizeCropNormaliseFloat, roundHalfEven } from './preprocess-float.ts';
+import { resizeCropNormaliseFloat } from './preprocess-float.ts';
+import { PlanCache, roundHalfEven, shortestEdgeSize } from './geometry.ts';
 
 // libvips threads per image; the label stage overlaps several images instead.
 sharp.concurrency(1);
@@ -164,14 +165,7 @@ function clip255(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/** The resized size HF computes for "shortest_edge": the long side is truncated, not rounded. */
-export function shortestEdgeSize(width: number, height: number, size: number): { width: number; height: number } {
-  const short = Math.min(width, height);
-  const long = Math.max(width, height);
-  if (short === size) return { width, height };
-  const newLong = Math.trunc((size * long) / short);
-  return width <= height ? { width: size, height: newLong } : { width: newLong, height: size };
-}
+export { shortestEdgeSize };
 
 /**
  * Resize the short side to `size` (PIL bicubic) and take the centre `crop`×`crop`, as 8-bit RGB HWC. The crop offset
@@ -267,7 +261,7 @@ interface ResamplePlan {
 
 /** Resample plans kept, most recently used last; a Map iterates in insertion order, which makes it an LRU. */
 export const RESAMPLE_PLAN_CACHE_SIZE = 64;
-const planCache = new Map<string, ResamplePlan>();
+const planCache = new PlanCache<ResamplePlan>(RESAMPLE_PLAN_CACHE_SIZE);
 
 /** Number of geometries whose taps are cached (at most RESAMPLE_PLAN_CACHE_SIZE). */
 export function resamplePlanCacheEntries(): number {
@@ -280,17 +274,7 @@ export function clearResamplePlanCache(): void {
 }
 
 function resamplePlan(width: number, height: number, size: number, crop: number, offset: CropOffset): ResamplePlan {
-  const key = `${width}x${height}/${size}/${crop}/${offset}`;
-  const cached = planCache.get(key);
-  if (cached) {
-    planCache.delete(key);
-    planCache.set(key, cached);
-    return cached;
-  }
-  const plan = makePlan(width, height, size, crop, offset);
-  planCache.set(key, plan);
-  if (planCache.size > RESAMPLE_PLAN_CACHE_SIZE) planCache.delete(planCache.keys().next().value!);
-  return plan;
+  return planCache.get(`${width}x${height}/${size}/${crop}/${offset}`, () => makePlan(width, height, size, crop, offset));
 }
 
 /**
