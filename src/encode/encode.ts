@@ -43,7 +43,7 @@ import { createSession, float32Output, type OnnxSession } from '../models/sessio
 import type { RejectReason, RejectRow } from '../core/schema.ts';
 import { WHOLE, type Shard } from '../core/shard.ts';
 import type { Rgb } from '../models/preprocess.ts';
-import { ImagePool, packRows, sharedFloat32 } from '../models/image-pool.ts';
+import { ImagePool, packRows, sharedFloat32, workerCountProblem } from '../models/image-pool.ts';
 import { CLIP_CONTEXT_LENGTH, ClipTokenizer } from '../models/tokenizer.ts';
 import type { TowerOptions } from '../models/towers.ts';
 import { encodeFloat16, formatShape } from '../io/float16-bytes.ts';
@@ -350,8 +350,8 @@ export async function runEncode(dir: string, options: EncodeOptions): Promise<En
     if (!Number.isInteger(n) || n < 1) throw new EncodeError(`${name} must be a positive integer, got ${n}`);
   }
   const workers = options.workers;
-  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
-    throw new EncodeError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
+  const workersProblem = workerCountProblem(workers);
+  if (workersProblem !== null) throw new EncodeError(workersProblem);
   const imageParts = await listParts(dir, 'images');
   const promptParts = await listParts(dir, 'prompts');
   if (imageParts.length === 0 || promptParts.length === 0)

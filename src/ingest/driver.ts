@@ -17,7 +17,7 @@ import { sha256Hex } from '../core/ids.ts';
 import { emptyCounts, runRecord, recordRun, type Counts, type InputStat, type PartRecord } from '../core/manifest.ts';
 import { runUnits, UnitLedger, type UnitJob, type UnitSpec } from '../core/units.ts';
 import { checkImage, DEFAULT_MAX_PIXELS, type ImageCheck } from '../models/image-check.ts';
-import { ImagePool } from '../models/image-pool.ts';
+import { ImagePool, workerCountProblem } from '../models/image-pool.ts';
 import { InputError } from '../core/errors.ts';
 import type { Draft, ImageDraft, IngestUnit, PromptDraft } from './drafts.ts';
 
@@ -81,8 +81,8 @@ export async function runIngest(
   const { concurrency, workers } = options;
   if (concurrency !== undefined && !(Number.isSafeInteger(concurrency) && concurrency >= 1))
     throw new InputError(`concurrency must be a positive integer, got ${concurrency}`);
-  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
-    throw new InputError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
+  const workersProblem = workerCountProblem(workers);
+  if (workersProblem !== null) throw new InputError(workersProblem);
   // Workers start with the first image to verify, so a run whose units are all finished spawns none.
   const pool = new ImagePool(workers);
   try {

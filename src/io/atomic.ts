@@ -3,7 +3,7 @@ import { lstat, open, readdir, rename, rm, mkdir, type FileHandle } from 'node:f
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { processStartTime, writerAlive } from './process-identity.ts';
-import { holdStaging, holdTempFile, isTempFileName, WRITER_TAG } from './leftovers.ts';
+import { holdStaging, holdTempFile, WRITER_TAG } from './leftovers.ts';
 
 const ownStartTime = processStartTime(process.pid);
 
@@ -11,9 +11,6 @@ const ownStartTime = processStartTime(process.pid);
 export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${WRITER_TAG}.${randomBytes(4).toString('hex')}.tmp`);
 }
-
-/** Whether `name` is a temporary file `tempPathFor` made (a write that has not been renamed into place yet). */
-export const isTempName = isTempFileName;
 
 /** Writes every byte of the chunks at the handle's position (a write may take fewer bytes than offered). */
 export async function writeChunks(handle: FileHandle, chunks: Uint8Array | Iterable<Uint8Array>): Promise<void> {

@@ -19,7 +19,7 @@ import { BdpoError, InputError, MetricSpecError } from '../core/errors.ts';
 import { ModelHub, groupByVision, type Embeddings, type TowerOptions } from '../models/towers.ts';
 import { metricKind } from '../models/metrics/registry.ts';
 import type { Rgb } from '../models/preprocess.ts';
-import { ImagePool, packRows, sharedFloat32, type BatchTarget } from '../models/image-pool.ts';
+import { ImagePool, packRows, sharedFloat32, workerCountProblem, type BatchTarget } from '../models/image-pool.ts';
 import { SCORE_SPECS, type MetricInfo } from '../core/schema.ts';
 import { FileDigests, metricProvenance, unitVersion, type MetricProvenance } from '../models/provenance.ts';
 
@@ -246,8 +246,8 @@ function checkLabelOptions(options: LabelOptions): void {
       throw new LabelOptionError(`${name} must be an integer ≥ 1, got ${value}`);
   }
   const workers = options.workers;
-  if (workers !== undefined && !(Number.isSafeInteger(workers) && workers >= 0))
-    throw new LabelOptionError(`workers must be an integer ≥ 0 (0: one per core), got ${workers}`);
+  const workersProblem = workerCountProblem(workers);
+  if (workersProblem !== null) throw new LabelOptionError(workersProblem);
 }
 
 async function writeMetricInfo(dir: string, spec: MetricSpec, provenance: MetricProvenance): Promise<void> {

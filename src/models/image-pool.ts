@@ -51,11 +51,18 @@ export function packRows(shared: Float32Array, rows: readonly number[], stride: 
   return packed;
 }
 
+/** What is wrong with a `workers` option, for the stage to raise as its own error; null when it is valid. */
+export function workerCountProblem(workers: number | undefined): string | null {
+  return workers === undefined || (Number.isSafeInteger(workers) && workers >= 0)
+    ? null
+    : `workers must be an integer ≥ 0 (0: one per core), got ${workers}`;
+}
+
 /** Workers for `--workers N`: 0 or absent means one per core the process may use. */
 export function resolveWorkerCount(workers: number | undefined): number {
-  if (workers === undefined || workers === 0) return availableParallelism();
-  if (!Number.isSafeInteger(workers) || workers < 0) throw new RangeError(`workers must be an integer ≥ 0, got ${workers}`);
-  return workers;
+  const problem = workerCountProblem(workers);
+  if (problem !== null) throw new RangeError(problem);
+  return workers === undefined || workers === 0 ? availableParallelism() : workers;
 }
 
 // Rows in flight per worker: one decoding in sharp's thread while the worker's JS thread resizes another.

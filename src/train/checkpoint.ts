@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTempName, writeFileAtomic } from '../io/atomic.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { isTempFileName } from '../io/leftovers.ts';
 import { readJsonFile } from '../io/json-file.ts';
 import type { DenoiserConfig } from './denoiser.ts';
 import type { RngState } from './rng.ts';
@@ -52,7 +53,7 @@ async function sha256OfFile(path: string): Promise<string> {
 async function checkpointFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   return entries
-    .filter((entry) => entry.isFile() && entry.name !== TRAINER_JSON && !isTempName(entry.name) && !entry.name.includes('.tmp-'))
+    .filter((entry) => entry.isFile() && entry.name !== TRAINER_JSON && !isTempFileName(entry.name) && !entry.name.includes('.tmp-'))
     .map((entry) => entry.name)
     .sort();
 }
