@@ -129,6 +129,38 @@ async function writeMetric(): Promise<string> {
   return path;
 }
 
+/**
+ * runLabel on a fresh copy of the bench dataset (removed after): its timing, the first and the last scored batch (the
+ * steady state leaves out sessions, tokenizer and worker start-up), after checking every image was scored.
+ */
+async function labelFreshCopy(
+  metricPath: string,
+  workers: number,
+  name: string,
+  expected: number,
+): Promise<{ seconds: number; cores: number; first: { images: number; seconds: number }; last: { images: number; seconds: number } }> {
+  const work = join(cache, `${name}-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await cp(template, work, { recursive: true });
+  const progress: Array<{ images: number; seconds: number }> = [];
+  const run = await measure(() =>
+    runLabel(work, {
+      metrics: [metricPath],
+      device: 'cpu',
+      intraOpNumThreads: threads,
+      batchSize: batch,
+      workers,
+      onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
+    }),
+  );
+  await rm(work, { recursive: true, force: true });
+  const scored = run.result.metrics[0]!.scored;
+  if (scored !== expected) throw new Error(`runLabel scored ${scored} of ${expected}`);
+  const first = progress.find((p) => p.images > 0)!;
+  const last = progress.find((p) => p.images === expected)!;
+  return { seconds: run.seconds, cores: run.cores, first, last };
+}
+
 /** Wall seconds and cores kept busy (process CPU time / wall time) of an action. */
 async function measure<T>(action: () => Promise<T>): Promise<{ result: T; seconds: number; cores: number }> {
   const cpu = process.cpuUsage();
@@ -194,27 +226,11 @@ async function inferenceOnly(): Promise<{ seconds: number; cores: number; open: 
 const inferBefore = await inferenceOnly();
 
 // (c) runLabel on a fresh copy of the dataset.
-const work = join(cache, `run-${process.pid}`);
-await rm(work, { recursive: true, force: true });
-await cp(template, work, { recursive: true });
-const progress: Array<{ images: number; seconds: number }> = [];
-const label = await measure(() =>
-  runLabel(work, {
-    metrics: [metric],
-    device: 'cpu',
-    intraOpNumThreads: threads,
-    batchSize: batch,
-    workers,
-    onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
-  }),
-);
-await rm(work, { recursive: true, force: true });
+const label = await labelFreshCopy(metric, workers, 'run', images.length);
 const inferAfter = await inferenceOnly();
-if (label.result.metrics[0]!.scored !== images.length)
-  throw new Error(`runLabel scored ${label.result.metrics[0]!.scored} of ${images.length}`);
 // Steady state: from the first finished batch to the last (session loading and the first decode left out).
-const firstBatch = progress.find((p) => p.images > 0)!;
-const lastBatch = progress.filter((p) => p.images === images.length)[0]!;
+const firstBatch = label.first;
+const lastBatch = label.last;
 const steady = (lastBatch.images - firstBatch.images) / (lastBatch.seconds - firstBatch.seconds);
 
 const inferRate = images.length / ((inferBefore.seconds + inferAfter.seconds) / 2);
@@ -389,25 +405,8 @@ async function scalingBench(jpegs: Uint8Array[], rounds: number): Promise<void> 
   // A throw-away run first: the workers' first tsx compile and ONNX Runtime's first session are not part of a count.
   const schedule = [1, ...Array.from({ length: rounds }, () => counts).flat()];
   for (const [step, workers] of schedule.entries()) {
-    const work = join(cache, `scaling-${process.pid}`);
-    await rm(work, { recursive: true, force: true });
-    await cp(template, work, { recursive: true });
-    const progress: Array<{ images: number; seconds: number }> = [];
-    const run = await measure(() =>
-      runLabel(work, {
-        metrics: [metricPath],
-        device: 'cpu',
-        intraOpNumThreads: threads,
-        batchSize: batch,
-        workers,
-        onProgress: (p) => progress.push({ images: p.images, seconds: p.seconds }),
-      }),
-    );
-    await rm(work, { recursive: true, force: true });
-    const scored = run.result.metrics[0]!.scored;
-    if (scored !== jpegs.length) throw new Error(`runLabel scored ${scored} of ${jpegs.length}`);
-    const first = progress.find((p) => p.images > 0)!;
-    const last = progress.find((p) => p.images === jpegs.length)!;
+    const run = await labelFreshCopy(metricPath, workers, 'scaling', jpegs.length);
+    const { first, last } = run;
     const result: Best = {
       endToEnd: jpegs.length / run.seconds,
       steady: (last.images - first.images) / (last.seconds - first.seconds),
