@@ -62,6 +62,28 @@ export function columnWords(vector: Vector, rows: number): Uint32Array {
   return words;
 }
 
+/**
+ * A text column as the Parquet writer takes it. ASCII text without nulls (every id we write) goes as views of the
+ * Arrow buffer, one per value: the writer writes the same bytes for them as for the strings (it encodes strings to
+ * exactly these bytes, sizes pages by string length, which is the byte length in ASCII, and orders its statistics
+ * by bytes, which is the strings' code point order), without decoding a string per value and encoding it back.
+ * Other text goes as strings.
+ */
+export function textColumn(vector: Vector): Array<Uint8Array | string | null> {
+  if (vector.nullCount > 0) return vector.toArray() as Array<string | null>;
+  const views: Uint8Array[] = new Array(vector.length);
+  let row = 0;
+  for (const chunk of vector.data as Data[]) {
+    const offsets = chunk.valueOffsets as Int32Array;
+    const bytes = chunk.values as Uint8Array;
+    for (let i = offsets[0]!, end = offsets[chunk.length]!; i < end; i++) {
+      if (bytes[i]! >= 0x80) return vector.toArray() as Array<string | null>;
+    }
+    for (let i = 0; i < chunk.length; i++, row++) views[row] = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+  }
+  return views;
+}
+
 export async function labelPart(job: PartJob): Promise<PartTally> {
   const plan = compileConsensus(job.options, job.stats);
   const metrics = job.options.metrics;
@@ -70,10 +92,8 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
   const part: Table = await readPart(job.dir, job.file);
   const n = part.numRows;
   const col = (name: string) => part.getChild(name)!;
-  const pairIds = col('pair_id').toArray() as string[];
-  const prompts = col('prompt_id').toArray() as string[];
-  const imageA = col('image_a').toArray() as string[];
-  const imageB = col('image_b').toArray() as string[];
+  // Only the random rule reads pair ids as text (its draw hashes them); the writer takes the ids as bytes.
+  const pairIds = plan.needsPairIds ? (col('pair_id').toArray() as string[]) : undefined;
   const humanColumn = col('human_pref');
   const splits = col('split');
   const human = new Float64Array(n);
@@ -93,13 +113,13 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
       scoreB[m]![i] = lookup.score(m, rowB);
     }
   }
-  const input = { length: n, scoreA, scoreB, humanPref: human, pairIds };
+  const input = { length: n, scoreA, scoreB, humanPref: human, ...(pairIds ? { pairIds } : {}) };
   const out = computeConsensus(plan, input, allocateConsensusColumns(M, n));
   const columns: Record<string, ArrayLike<unknown>> = {
-    pair_id: pairIds,
-    prompt_id: prompts,
-    image_a: imageA,
-    image_b: imageB,
+    pair_id: textColumn(col('pair_id')),
+    prompt_id: textColumn(col('prompt_id')),
+    image_a: textColumn(col('image_a')),
+    image_b: textColumn(col('image_b')),
     human_pref: nullableDoubles(human),
     split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
     votes_a: Int32Array.from(out.votesA),

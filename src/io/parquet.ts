@@ -9,6 +9,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { writeStreamAtomic } from './atomic.ts';
+import { snappyCompress } from './snappy.ts';
 import { verifyPartFile } from '../core/manifest.ts';
 import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
@@ -205,6 +206,7 @@ export async function writeParquetPart(
       writer: handleWriter(handle),
       schema,
       codec: 'SNAPPY',
+      compressors: { SNAPPY: snappyCompress },
       createdBy: 'balanced-dpo',
       kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     });
