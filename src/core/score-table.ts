@@ -7,7 +7,7 @@ import { JsonFileError } from '../io/json-file.ts';
 import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
-import { openDatasetParquet, openParquet, readRowGroupColumns } from '../io/parquet.ts';
+import { openDatasetParquet, openParquet, readRowGroupVectors } from '../io/parquet.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
 import { InputError } from './errors.ts';
@@ -45,7 +45,7 @@ export async function readScoreFile(dir: string, file: string): Promise<ScoreFil
   const words = new Uint32Array(source.numRows * 8);
   const scores = new Float64Array(source.numRows);
   for (const group of source.rowGroups) {
-    const data = await readRowGroupColumns(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
+    const data = await readRowGroupVectors(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
     const imageIds = data.image_id!;
     const promptIds = data.prompt_id!;
     const values = data.score!;
@@ -107,11 +107,17 @@ export async function loadScoreTable(dir: string, names?: readonly string[], opt
       pending[k] = reading;
     };
     for (let k = 0; k < ahead; k++) ask(k);
+    let next = 0;
     for (let k = 0; k < files.length; k++) {
       const { rows, words, scores } = await pending[k]!;
       delete pending[k];
       ask(k + ahead);
-      for (let i = 0; i < rows; i++) index.set(m, index.rowOf(words, i * 8, words, i * 8 + 4, true), scores[i]!);
+      for (let i = 0; i < rows; i++) {
+        const at = i * 8;
+        const row = index.isRow(next, words, at, words, at + 4) ? next : index.rowOf(words, at, words, at + 4, true);
+        index.set(m, row, scores[i]!);
+        next = row + 1;
+      }
     }
     // Over the table's cells, not the files' rows: an image scored twice under one prompt (it sits in two splits)
     // is one image of the distribution, not two.
@@ -323,6 +329,31 @@ class ScoreIndex {
     this.table.promptOfRow[row] = prompt;
     this.placeRow(row);
     return row;
+  }
+
+  /**
+   * Whether row `row` is the key (image, prompt): a check of two keys in place, no hash probe. Score files of one
+   * dataset list the same images in the same order for every metric, so the row after the last one found is
+   * nearly always the next row's, and the probe into a table too big for any cache is skipped.
+   */
+  isRow(row: number, image: Uint32Array, imageAt: number, promptKey: Uint32Array, promptAt: number): boolean {
+    if (row < 0 || row >= this.rows) return false;
+    const { imageWords, promptOfRow, promptWords } = this.table;
+    const r = row * 4;
+    if (
+      imageWords[r] !== image[imageAt] ||
+      imageWords[r + 1] !== image[imageAt + 1] ||
+      imageWords[r + 2] !== image[imageAt + 2] ||
+      imageWords[r + 3] !== image[imageAt + 3]
+    )
+      return false;
+    const p = promptOfRow[row]! * 4;
+    return (
+      promptWords[p] === promptKey[promptAt] &&
+      promptWords[p + 1] === promptKey[promptAt + 1] &&
+      promptWords[p + 2] === promptKey[promptAt + 2] &&
+      promptWords[p + 3] === promptKey[promptAt + 3]
+    );
   }
 
   private placeRow(row: number): void {

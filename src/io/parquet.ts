@@ -125,7 +125,7 @@ export async function readRowGroup(
 
 /**
  * Columns of one row group, column-major (cheaper than objects for numeric scans). With `textAsBytes`, UTF8 columns
- * stay bytes (no decoding, for readers that only compare or hash ids).
+ * stay bytes (no decoding, for readers that only compare or hash ids). Each column is a plain array.
  */
 export async function readRowGroupColumns(
   source: ParquetSource,
@@ -133,18 +133,56 @@ export async function readRowGroupColumns(
   columns: string[],
   options: { textAsBytes?: boolean } = {},
 ): Promise<Record<string, ArrayLike<ParquetCell>>> {
+  const decoded = await readRowGroupVectors(source, group, columns, options);
   const out: Record<string, ParquetCell[]> = {};
+  for (const [name, values] of Object.entries(decoded)) out[name] = Array.isArray(values) ? values : Array.from(values);
+  return out;
+}
+
+/**
+ * Columns of one row group as the decoder made them, without a row per value: a required number column may come as
+ * a typed array (Float64Array, Int32Array, BigInt64Array), anything else as a plain array. For scans of millions of
+ * rows (the score table, the audit's distributions), where assembling rows costs more than decoding them.
+ */
+export async function readRowGroupVectors(
+  source: ParquetSource,
+  group: RowGroupInfo,
+  columns: string[],
+  options: { textAsBytes?: boolean } = {},
+): Promise<Record<string, ArrayLike<ParquetCell>>> {
+  const chunks = new Map<string, Array<{ rowStart: number; values: ArrayLike<ParquetCell> }>>();
   await parquetRead({
     ...rowGroupRead(source, group),
     ...(options.textAsBytes ? { parsers: { stringFromBytes: (bytes: Uint8Array): Uint8Array => bytes } } : {}),
     columns,
-    rowFormat: 'array',
-    onComplete: (rows: ParquetCell[][]) => {
-      columns.forEach((name, c) => {
-        out[name] = rows.map((row) => row[c]);
-      });
+    onChunk: ({ columnName, columnData, rowStart }) => {
+      let list = chunks.get(columnName);
+      if (!list) chunks.set(columnName, (list = []));
+      list.push({ rowStart, values: columnData as ArrayLike<ParquetCell> });
     },
   });
+  const out: Record<string, ArrayLike<ParquetCell>> = {};
+  const start = group.rowStart;
+  const end = group.rowStart + group.numRows;
+  for (const name of columns) {
+    const list = chunks.get(name);
+    if (!list) throw new ParquetFileError(`${source.path}: row group ${group.index} has no column "${name}"`);
+    list.sort((a, b) => a.rowStart - b.rowStart);
+    const only = list.length === 1 ? list[0]! : undefined;
+    if (only && only.rowStart === start && only.values.length === group.numRows) {
+      out[name] = only.values;
+      continue;
+    }
+    // Pages split the chunk, or it reaches past the group: keep the group's rows, in order.
+    const values: ParquetCell[] = [];
+    for (const { rowStart, values: part } of list) {
+      for (let i = Math.max(0, start - rowStart), n = Math.min(part.length, end - rowStart); i < n; i++) values.push(part[i]!);
+    }
+    if (values.length !== group.numRows) {
+      throw new ParquetFileError(`${source.path}: row group ${group.index} column "${name}" has ${values.length} of ${group.numRows} rows`);
+    }
+    out[name] = values;
+  }
   return out;
 }
 
