@@ -5,6 +5,9 @@ import { snappyCompress as libraryCompress } from 'hyparquet-writer/src/snappy.j
 import { snappyUncompress } from 'hyparquet';
 import { snappyCompress } from '../../src/io/snappy.ts';
 import { uniformGenerator } from '../../tools/onnx-builder/seeded-random.ts';
+import { testCommittedWasm } from '../support/wasm-build.ts';
+
+testCommittedWasm(new URL('../../src/io/wasm/snappy.wat', import.meta.url).pathname);
 
 const random = uniformGenerator(7);
 const hex = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => '0123456789abcdef'.charCodeAt(Math.floor(random() * 16)));

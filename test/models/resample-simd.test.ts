@@ -3,30 +3,12 @@
 // geometries chosen to hit every edge: widths whose rows are no multiple of 16 bytes, 1-pixel sides, upscaling,
 // extreme aspect ratios, crops of every parity.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { baselineResizeAndCrop } from '../../bench/preprocess-baseline.ts';
 import { resizeAndCrop, shortestEdgeSize, type RgbImage } from '../../src/models/preprocess.ts';
+import { testCommittedWasm } from '../support/wasm-build.ts';
 
-const WASM_DIR = new URL('../../src/models/wasm/', import.meta.url).pathname;
-const hasWat2wasm = spawnSync('wat2wasm', ['--version']).status === 0;
-
-test('the committed resample.wasm is what resample.wat builds to', {
-  skip: hasWat2wasm ? false : 'wat2wasm (Debian: wabt) is not installed',
-}, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bdpo-wasm-'));
-  try {
-    const built = join(dir, 'resample.wasm');
-    const run = spawnSync('wat2wasm', [join(WASM_DIR, 'resample.wat'), '-o', built], { encoding: 'utf8' });
-    assert.equal(run.status, 0, run.stderr);
-    assert.ok(readFileSync(built).equals(readFileSync(join(WASM_DIR, 'resample.wasm'))), 'run scripts/build-wasm.sh and commit the result');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+testCommittedWasm(new URL('../../src/models/wasm/resample.wat', import.meta.url).pathname);
 
 function seeded(seed: number): () => number {
   let state = seed >>> 0 || 1;
