@@ -5,9 +5,10 @@
 import { basename } from 'node:path';
 import type { Data, Table, Vector } from 'apache-arrow';
 import { readPart } from '../io/arrow-table.ts';
+import { adoptDuplicatePlan, type DuplicatePlan } from '../io/part-dedupe.ts';
 import { writeParquetPart } from '../io/parquet.ts';
 import { consensusSpecs } from '../core/schema.ts';
-import { idWordsFromBytes } from '../core/id-words.ts';
+import { columnWords } from '../core/id-words.ts';
 import { ScoreLookup, type SharedScoreTable } from '../core/score-table.ts';
 import type { MetricStats } from '../core/stats.ts';
 import { allocateConsensusColumns, compileConsensus, computeConsensus, LABEL_REASONS, type ConsensusOptions } from './consensus.ts';
@@ -23,6 +24,8 @@ export interface PartJob {
   stats: Record<string, MetricStats>;
   table: SharedScoreTable;
   metadata: Record<string, string>;
+  /** The reader's de-duplication plan, computed once by the run (absent: the part's reader computes it). */
+  duplicates?: DuplicatePlan;
 }
 
 /** A part's counts, summed by the run into its summary; reasons in the order they first occur. */
@@ -46,20 +49,6 @@ const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
 function nullableDoubles(values: Float64Array): Float64Array | Array<number | null> {
   for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i]!)) return Array.from(values, nullIfNaN);
   return values;
-}
-
-/** Key words of every value of a UTF-8 column, four per row, read from the Arrow buffers. */
-export function columnWords(vector: Vector, rows: number): Uint32Array {
-  const words = new Uint32Array(rows * 4);
-  let row = 0;
-  for (const chunk of vector.data as Data[]) {
-    const offsets = chunk.valueOffsets as Int32Array;
-    const bytes = chunk.values as Uint8Array;
-    for (let i = 0; i < chunk.length; i++, row++) {
-      idWordsFromBytes(bytes, offsets[i]!, offsets[i + 1]!, words, row * 4);
-    }
-  }
-  return words;
 }
 
 /**
@@ -89,6 +78,7 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
   const metrics = job.options.metrics;
   const M = metrics.length;
   const lookup = new ScoreLookup(job.table);
+  if (job.duplicates) adoptDuplicatePlan(job.dir, job.duplicates);
   const part: Table = await readPart(job.dir, job.file);
   const n = part.numRows;
   const col = (name: string) => part.getChild(name)!;

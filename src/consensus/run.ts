@@ -4,11 +4,12 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { checkPart, listParts, readPart } from '../io/arrow-table.ts';
+import { checkPart, listParts, readerDuplicatePlan, readPart } from '../io/arrow-table.ts';
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { columnWords, labelPart, type PartJob, type PartTally } from './part.ts';
+import { labelPart, type PartJob, type PartTally } from './part.ts';
+import { columnWords } from '../core/id-words.ts';
 import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
 import { JsonFileError, readJsonFile } from '../io/json-file.ts';
@@ -129,6 +130,9 @@ async function consensusWith(
   pairParts: readonly string[],
   pool: PartPool | null,
 ): Promise<ConsensusSummary> {
+  // Before the score table: the plan's key set is garbage by the time the table is allocated. Workers are handed it
+  // rather than each reading every pairs part's ids again.
+  const duplicates = pool ? await readerDuplicatePlan(dir) : undefined;
   const table = await loadScoreTable(
     dir,
     options.metrics,
@@ -202,6 +206,7 @@ async function consensusWith(
         stats: table.stats,
         table: table.shared,
         metadata: { rule, ties: summary.ties, margin: String(summary.margin) },
+        ...(duplicates ? { duplicates } : {}),
       }));
       let tallies: PartTally[];
       if (pool === null) {

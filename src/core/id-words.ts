@@ -4,6 +4,7 @@
 // 10M ids has probability ≈ 10⁻²⁵). An id that is not 64 lowercase hex digits (hand-made test data, other tools)
 // is first hashed with sha256, so every string still has exactly one key and different strings different keys.
 import { createHash } from 'node:crypto';
+import type { Data, Vector } from 'apache-arrow';
 
 /** The words of one id go here, at `offset`. */
 export type IdWords = Uint32Array;
@@ -12,8 +13,14 @@ const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX_VALUE[48 + c] = c;
 for (let c = 0; c < 6; c++) HEX_VALUE[97 + c] = 10 + c;
 
-function wordsOfDigest(digest: Uint8Array, out: IdWords, offset: number): void {
-  for (let w = 0; w < 4; w++) {
+/**
+ * Words per key: 4 (128 bits, the joins' key), or 8, every bit of a sha256 hex id (the reader's de-duplication,
+ * where two hand-made hex ids that share their first 32 digits must still be two ids).
+ */
+export type KeyWidth = 4 | 8;
+
+function wordsOfDigest(digest: Uint8Array, out: IdWords, offset: number, width: KeyWidth = 4): void {
+  for (let w = 0; w < width; w++) {
     const at = w * 4;
     out[offset + w] = ((digest[at]! << 24) | (digest[at + 1]! << 16) | (digest[at + 2]! << 8) | digest[at + 3]!) >>> 0;
   }
@@ -26,22 +33,22 @@ function isHex64(bytes: Uint8Array, start: number): boolean {
 }
 
 /** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + 4)`. */
-export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number): void {
+export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number, width: KeyWidth = 4): void {
   if (end - start === 64 && isHex64(bytes, start)) {
-    for (let w = 0; w < 4; w++) {
+    for (let w = 0; w < width; w++) {
       let word = 0;
       for (let i = start + w * 8; i < start + w * 8 + 8; i++) word = (word << 4) | HEX_VALUE[bytes[i]!]!;
       out[offset + w] = word >>> 0;
     }
     return;
   }
-  wordsOfDigest(createHash('sha256').update(bytes.subarray(start, end)).digest(), out, offset);
+  wordsOfDigest(createHash('sha256').update(bytes.subarray(start, end)).digest(), out, offset, width);
 }
 
 const scratch = new Uint8Array(64);
 
 /** The key of a string id, into `out[offset, offset + 4)`: the same words as its UTF-8 bytes give. */
-export function idWordsFromString(id: string, out: IdWords, offset: number): void {
+export function idWordsFromString(id: string, out: IdWords, offset: number, width: KeyWidth = 4): void {
   if (id.length === 64) {
     let ascii = true;
     for (let i = 0; i < 64; i++) {
@@ -53,9 +60,23 @@ export function idWordsFromString(id: string, out: IdWords, offset: number): voi
       scratch[i] = c;
     }
     if (ascii && isHex64(scratch, 0)) {
-      idWordsFromBytes(scratch, 0, 64, out, offset);
+      idWordsFromBytes(scratch, 0, 64, out, offset, width);
       return;
     }
   }
-  wordsOfDigest(createHash('sha256').update(id, 'utf8').digest(), out, offset);
+  wordsOfDigest(createHash('sha256').update(id, 'utf8').digest(), out, offset, width);
+}
+
+/** Key words of every value of a UTF-8 column, `width` per row, read from the Arrow buffers. */
+export function columnWords(vector: Vector, rows: number, width: KeyWidth = 4): Uint32Array {
+  const words = new Uint32Array(rows * width);
+  let row = 0;
+  for (const chunk of vector.data as Data[]) {
+    const offsets = chunk.valueOffsets as Int32Array;
+    const bytes = chunk.values as Uint8Array;
+    for (let i = 0; i < chunk.length; i++, row++) {
+      idWordsFromBytes(bytes, offsets[i]!, offsets[i + 1]!, words, row * width, width);
+    }
+  }
+  return words;
 }

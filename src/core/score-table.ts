@@ -8,6 +8,7 @@ import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
 import { openDatasetParquet, openParquet, readRowGroupVectors } from '../io/parquet.ts';
+import { slotsFor } from './key-set.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
 import { InputError } from './errors.ts';
@@ -164,13 +165,6 @@ function sharedArray<T extends Uint32Array | Int32Array | Float64Array>(
   length: number,
 ): T {
   return new kind(new SharedArrayBuffer(length * kind.BYTES_PER_ELEMENT));
-}
-
-/** Hash slots for a capacity: a power of two at least 1.5× it, so open addressing stays short (load ≤ ⅔). */
-function slotsFor(capacity: number): number {
-  let slots = 1024;
-  while (slots < capacity * 1.5) slots *= 2;
-  return slots;
 }
 
 /** The first word of a sha256-derived key is already uniform; the prompt index is mixed in for the row hash. */

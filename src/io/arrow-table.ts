@@ -26,7 +26,9 @@ import {
   duplicateRowsDigestOf,
   duplicateRowsOf,
   duplicateRowsOfParts,
+  duplicatePlan,
   withoutRows,
+  type DuplicatePlan,
 } from './part-dedupe.ts';
 
 export interface WrittenPart {
@@ -159,6 +161,14 @@ export async function readPart(dir: string, file: string): Promise<Table> {
   const part = await readPartAsWritten(dir, file);
   const duplicates = await duplicateRowsOf(dir, file, (other) => readPartAsWritten(dir, other));
   return duplicates.length === 0 ? part : withoutRows(part, duplicates);
+}
+
+/**
+ * The whole dataset's de-duplication plan, for a run to hand to its worker threads (adoptDuplicatePlan), which then
+ * read their parts without each reading every part's ids again.
+ */
+export function readerDuplicatePlan(dir: string): Promise<DuplicatePlan> {
+  return duplicatePlan(dir, (other) => readPartAsWritten(dir, other));
 }
 
 /** The digest of the rows of a part the reader drops ([] when none), for the fingerprint of a unit that reads it. */

@@ -15,6 +15,8 @@ import { createHash } from 'node:crypto';
 import type { Table } from 'apache-arrow';
 import { parseJsonText } from './json-file.ts';
 import { listParts } from './arrow-table.ts';
+import { columnWords, idWordsFromString } from '../core/id-words.ts';
+import { IdKeySet } from '../core/key-set.ts';
 
 /** The tables whose rows are keyed by an id. */
 export const KEYED_TABLES = ['prompts', 'images', 'pairs'] as const;
@@ -76,13 +78,15 @@ async function orderedParts(dir: string, table: KeyedTable): Promise<Array<{ fil
   return parts.sort((x, y) => x.sidecar.rank - y.sidecar.rank || (x.file < y.file ? -1 : x.file > y.file ? 1 : 0));
 }
 
-interface Plan {
+/** Which rows of which parts the reader drops; plain data, so a run can hand it to its worker threads. */
+export interface DuplicatePlan {
+  /** The state of the folders it was computed from (their inode and mtime). */
   signature: string;
   /** Part file → row indices that are duplicates of an earlier part's row (only parts that have any). */
   duplicates: Map<string, number[]>;
 }
 
-const plans = new Map<string, Plan>();
+const plans = new Map<string, DuplicatePlan>();
 
 async function signatureOf(dir: string): Promise<string> {
   const folders = [join(dir, '.state', 'ingest'), ...KEYED_TABLES.map((t) => join(dir, t))];
@@ -90,32 +94,53 @@ async function signatureOf(dir: string): Promise<string> {
   return stats.map((s) => (s ? `${s.ino}:${s.mtimeMs}` : '-')).join('|');
 }
 
+const ID_COLUMN = { prompts: 'prompt_id', pairs: 'pair_id' } as const;
+
+/** Each row's full key words (eight per row): from the id list, else from the part (ids from its buffers). */
+function keyWordsOf(table: KeyedTable, keys: string[] | null, part: Table | null): Uint32Array {
+  if (keys === null && table !== 'images') {
+    const ids = part!.getChild(ID_COLUMN[table])!;
+    return columnWords(ids, part!.numRows, 8);
+  }
+  const strings = keys ?? rowKeys(table, part!);
+  const words = new Uint32Array(strings.length * 8);
+  strings.forEach((key, row) => idWordsFromString(key, words, row * 8, 8));
+  return words;
+}
+
 /**
  * Which rows of which parts are duplicates, for the whole dataset: computed from the id lists once per process and
- * directory, and again only when a table's folder or the id lists change.
+ * directory (or handed over by adoptDuplicatePlan), and again only when a table's folder or the id lists change.
+ * Keys are compared by their full words (every bit of a hex id; an id list's string and the same id read from a
+ * part give the same words), so the dataset's ids are never all held as strings.
  */
-async function planOf(dir: string, readRaw: (file: string) => Promise<Table>): Promise<Plan> {
+export async function duplicatePlan(dir: string, readRaw: (file: string) => Promise<Table>): Promise<DuplicatePlan> {
   const signature = await signatureOf(dir);
   const cached = plans.get(dir);
   if (cached?.signature === signature) return cached;
   const duplicates = new Map<string, number[]>();
   for (const table of KEYED_TABLES) {
-    const seen = new Set<string>();
     // A table of one part (most small datasets) has nothing to resolve between parts.
     if ((await listParts(dir, table)).length < 2) continue;
+    const seen = new IdKeySet();
     for (const { file, sidecar } of await orderedParts(dir, table)) {
-      const keys = sidecar.keys ?? rowKeys(table, await readRaw(file));
+      const words = keyWordsOf(table, sidecar.keys, sidecar.keys === null ? await readRaw(file) : null);
       const dropped: number[] = [];
-      keys.forEach((key, row) => {
-        if (seen.has(key)) dropped.push(row);
-        else seen.add(key);
-      });
+      for (let row = 0, rows = words.length / 8; row < rows; row++) if (!seen.add(words, row * 8)) dropped.push(row);
       if (dropped.length > 0) duplicates.set(file, dropped);
     }
   }
   const plan = { signature, duplicates };
   plans.set(dir, plan);
   return plan;
+}
+
+/**
+ * Takes a plan another thread computed for `dir` (a run's main thread, for its workers), so each worker does not
+ * read every part's ids again. It is used only while the directory's signature is the one it was computed under.
+ */
+export function adoptDuplicatePlan(dir: string, plan: DuplicatePlan): void {
+  plans.set(dir, plan);
 }
 
 function keyedTableOf(file: string): KeyedTable | null {
@@ -126,7 +151,7 @@ function keyedTableOf(file: string): KeyedTable | null {
 /** Rows of a part that the reader drops as duplicates of an earlier part's rows (sorted), or none. */
 export async function duplicateRowsOf(dir: string, file: string, readRaw: (file: string) => Promise<Table>): Promise<number[]> {
   if (keyedTableOf(file) === null) return [];
-  return (await planOf(dir, readRaw)).duplicates.get(file) ?? [];
+  return (await duplicatePlan(dir, readRaw)).duplicates.get(file) ?? [];
 }
 
 /** Rows the reader drops, for many parts at once (one plan, however the directory changes meanwhile). */
@@ -135,13 +160,13 @@ export async function duplicateRowsOfParts(
   files: readonly string[],
   readRaw: (file: string) => Promise<Table>,
 ): Promise<Map<string, number[]>> {
-  const plan = await planOf(dir, readRaw);
+  const plan = await duplicatePlan(dir, readRaw);
   return new Map(files.map((file) => [file, plan.duplicates.get(file) ?? []]));
 }
 
 /** Every pairs part that holds duplicate rows, with those rows. */
 export async function duplicatePairRows(dir: string, readRaw: (file: string) => Promise<Table>): Promise<Array<[string, number[]]>> {
-  const plan = await planOf(dir, readRaw);
+  const plan = await duplicatePlan(dir, readRaw);
   return [...plan.duplicates.entries()].filter(([file]) => file.startsWith('pairs/')).sort(([a], [b]) => (a < b ? -1 : 1));
 }
 
