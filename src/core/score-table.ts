@@ -20,6 +20,10 @@ export interface ScoreTable {
   shared: SharedScoreTable;
   /** Score of metric m for an image under a prompt; NaN when it was not scored. */
   score(metric: number, imageId: string, promptId: string): number;
+  /** The row of an image under a prompt (-1 when no metric scored it), for several metrics' scores of one image. */
+  rowOf(imageId: string, promptId: string): number;
+  /** Score of metric m at a row from rowOf; NaN when it was not scored (or the row is -1). */
+  scoreAt(metric: number, row: number): number;
   /** Dataset-level statistics of each metric's image scores (the `normalized` rule's z-scores). */
   stats: Record<string, MetricStats>;
   images: number;
@@ -129,15 +133,22 @@ export async function loadScoreTable(dir: string, names?: readonly string[], opt
   }
   const shared = index.share();
   const lookup = new ScoreLookup(shared);
+  const rowOf = (imageId: string, promptId: string): number => {
+    idWordsFromString(imageId, imageWords, 0);
+    idWordsFromString(promptId, promptWords, 0);
+    return lookup.rowOf(imageWords, 0, promptWords, 0);
+  };
   return {
     metrics,
     stats,
     images: index.size,
     shared,
     score(metric, imageId, promptId) {
-      idWordsFromString(imageId, imageWords, 0);
-      idWordsFromString(promptId, promptWords, 0);
-      return lookup.score(metric, lookup.rowOf(imageWords, 0, promptWords, 0));
+      return lookup.score(metric, rowOf(imageId, promptId));
+    },
+    rowOf,
+    scoreAt(metric, row) {
+      return lookup.score(metric, row);
     },
   };
 }

@@ -14,7 +14,7 @@
  * Pure: no I/O. Memory is one small tally per (prompt, metric), independent of the number of seeds.
  */
 import { quantileSorted } from './distribution.ts';
-import { mulberry32, randomInt } from '../core/random.ts';
+import { mulberry32 } from '../core/random.ts';
 
 /** 1 if A scored higher, ½ if equal, 0 if lower. */
 export function comparisonCredit(scoreA: number, scoreB: number): number {
@@ -181,7 +181,8 @@ export class WinRateAccumulator {
     });
 
     const weights = new Float64Array(P).fill(1);
-    const point = meansByMetric(value, weights, M, P);
+    const values = masked(value);
+    const point = meansByMetric(values, weights, M, P);
 
     const rng = mulberry32(settings.seed);
     const draws: Float64Array[] = Array.from({ length: M }, () => new Float64Array(settings.resamples));
@@ -199,12 +200,13 @@ export class WinRateAccumulator {
         for (const m of averaged) commonValue[m * P + p] = value[m * P + p]!;
       }
     } else common = averaged.length > 0 ? P : 0;
+    const commonValues = commonValue === value ? values : masked(commonValue);
     for (let r = 0; r < settings.resamples && P > 0; r++) {
       weights.fill(0);
-      for (let k = 0; k < P; k++) weights[randomInt(rng, P)]! += 1;
-      const means = meansByMetric(value, weights, M, P);
+      for (let k = 0; k < P; k++) weights[randomIndex(rng, P)]! += 1;
+      const means = meansByMetric(values, weights, M, P);
       for (let m = 0; m < M; m++) draws[m]![r] = means[m]!;
-      averageDraws[r] = meanOfFinite(commonValue === value ? means : meansByMetric(commonValue, weights, M, P));
+      averageDraws[r] = meanOfFinite(commonValue === value ? means : meansByMetric(commonValues, weights, M, P));
     }
     if (P === 0) {
       for (const d of draws) d.fill(NaN);
@@ -272,18 +274,41 @@ function compareStrings(x: string, y: string): number {
 }
 
 /** Weighted mean over prompts of each metric's values, skipping prompts without a value (NaN if none). */
-function meansByMetric(value: Float64Array, weights: Float64Array, M: number, P: number): Float64Array {
+/**
+ * A value matrix ready for weighted means: NaN replaced by 0, beside a mask that is 1 where the value was a number.
+ * Then each mean is a branch-free sum of w·v and of w·mask, which adds exactly what the skipping loop added (a
+ * skipped term adds +0, and no partial sum here is −0), so every mean is the same double as before.
+ */
+interface MaskedValues {
+  zeroed: Float64Array;
+  mask: Float64Array;
+}
+
+/** randomInt's draw, without its check of n on each of the P × resamples calls (n is a prompt count, P > 0). */
+const randomIndex = (rng: () => number, n: number): number => Math.floor(rng() * n);
+
+function masked(value: Float64Array): MaskedValues {
+  const zeroed = new Float64Array(value.length);
+  const mask = new Float64Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i]!;
+    if (!Number.isNaN(v)) {
+      zeroed[i] = v;
+      mask[i] = 1;
+    }
+  }
+  return { zeroed, mask };
+}
+
+function meansByMetric({ zeroed, mask }: MaskedValues, weights: Float64Array, M: number, P: number): Float64Array {
   const means = new Float64Array(M);
   for (let m = 0; m < M; m++) {
     let sum = 0;
     let weight = 0;
-    for (let p = 0; p < P; p++) {
+    for (let p = 0, at = m * P; p < P; p++, at++) {
       const w = weights[p]!;
-      const v = value[m * P + p]!;
-      if (w > 0 && !Number.isNaN(v)) {
-        sum += w * v;
-        weight += w;
-      }
+      sum += w * zeroed[at]!;
+      weight += w * mask[at]!;
     }
     means[m] = weight > 0 ? sum / weight : NaN;
   }

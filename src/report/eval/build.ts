@@ -127,9 +127,11 @@ export async function buildEvalReport(dirA: string, dirB: string, options: EvalO
     const scores: GalleryItem['scores'] = [];
     let zSum = 0;
     let zCount = 0;
+    const rowA = tableA.rowOf(imageA, k.promptId);
+    const rowB = tableB.rowOf(imageB, k.promptId);
     metrics.forEach((metric, m) => {
-      const sa = tableA.score(m, imageA, k.promptId);
-      const sb = tableB.score(m, imageB, k.promptId);
+      const sa = tableA.scoreAt(m, rowA);
+      const sb = tableB.scoreAt(m, rowB);
       const finiteA = Number.isFinite(sa) ? sa : null;
       const finiteB = Number.isFinite(sb) ? sb : null;
       byCategory.add(k.promptId, metric, finiteA, finiteB, category);
