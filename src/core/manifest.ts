@@ -4,7 +4,6 @@
 // end of its run, never one per unit.
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeDatasetCard } from './dataset-card.ts';
@@ -158,19 +157,8 @@ export async function isPartIntact(dir: string, part: PartRecord): Promise<boole
 }
 
 /** A file's sha256 and the bytes it was computed over, in one streaming read. */
-export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path)) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).byteLength;
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
-
-export async function sha256OfFile(path: string): Promise<string> {
-  return (await hashFile(path)).sha256;
-}
+export { hashFile, sha256OfFile } from '../io/file-hash.ts';
+import { hashFile, sha256OfFile } from '../io/file-hash.ts';
 
 /** The record of a part file (path relative to the dataset directory), if a unit recorded it. */
 export function recordedPart(dir: string, file: string): Promise<PartRecord | undefined> {

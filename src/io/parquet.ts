@@ -1,14 +1,15 @@
 // The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
 // dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
-import { mkdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
+import { parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
 import { writeStreamAtomic } from './atomic.ts';
+import { hashFile } from './file-hash.ts';
 import { snappyCompress } from './snappy.ts';
 import { verifyPartFile } from '../core/manifest.ts';
 import { resolveInside } from './paths.ts';
@@ -35,11 +36,39 @@ export interface ParquetSource {
   columns: string[];
 }
 
+/**
+ * The file as the reader's byte source: each slice (a footer, a row group's column chunks) is one positioned read
+ * into a buffer of its size. The library's own source streams a slice in 64 KiB chunks, a thread-pool round trip
+ * each, and joins them: most of a scan's time went to waiting.
+ */
+async function fileSlices(path: string): Promise<AsyncBuffer> {
+  const { size } = await stat(path);
+  return {
+    byteLength: size,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const stop = Math.min(end ?? size, size);
+      const buffer = new Uint8Array(Math.max(0, stop - start));
+      if (buffer.byteLength === 0) return buffer.buffer;
+      const handle = await open(path, 'r');
+      try {
+        for (let done = 0; done < buffer.byteLength; ) {
+          const { bytesRead } = await handle.read(buffer, done, buffer.byteLength - done, start + done);
+          if (bytesRead === 0) throw new ParquetFileError(`${path}: ended at byte ${start + done}, before ${stop} (truncated while read?)`);
+          done += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      return buffer.buffer;
+    },
+  };
+}
+
 export async function openParquet(path: string): Promise<ParquetSource> {
   let file: AsyncBuffer;
   let metadata: FileMetaData;
   try {
-    file = await asyncBufferFromFile(path);
+    file = await fileSlices(path);
     metadata = await parquetMetadataAsync(file);
   } catch (error) {
     throw new ParquetFileError(`${path}: not a readable Parquet file (${(error as Error).message})`);
@@ -285,12 +314,6 @@ function handleWriter(handle: FileHandle): ByteWriter {
   };
   writer.finish = flush;
   return writer;
-}
-
-async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return { bytes: (await stat(path)).size, sha256: hash.digest('hex') };
 }
 
 /** The byte range of a row group's column chunks in its file: what reading the row group reads. */

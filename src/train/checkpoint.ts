@@ -3,11 +3,10 @@
 // trainer.json (step, generator state, config, options). trainer.json is written last, so its presence means the
 // directory is complete; it records the sha256 of every other file of the directory, which a load checks first
 // (a flipped bit in a weight file is a valid file holding a wrong model, and would otherwise resume silently).
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { sha256OfFile } from '../io/file-hash.ts';
 import { isTempFileName } from '../io/leftovers.ts';
 import { readJsonFile } from '../io/json-file.ts';
 import type { DenoiserConfig } from './denoiser.ts';
@@ -39,12 +38,6 @@ interface TrainerJson {
 export class CheckpointError extends BdpoError {}
 
 const TRAINER_JSON = 'trainer.json';
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /**
  * Every file of the directory but trainer.json and temporaries (the atomic writer's, and the `.tmp-` ones earlier
