@@ -37,6 +37,15 @@ export class TopN<T> {
     }
   }
 
+  /**
+   * Whether an item would be kept, asked before it is built: true while there is room, else whether `isAhead` says
+   * it ranks ahead of the worst kept item. For callers that would otherwise build an item for every candidate.
+   */
+  wouldKeep(isAhead: (worst: T) => boolean): boolean {
+    if (this.limit <= 0) return false;
+    return this.items.length < this.limit || isAhead(this.items[0]!);
+  }
+
   /** The kept items, best first. */
   sorted(): T[] {
     return [...this.items].sort((x, y) => (this.before(x, y) ? -1 : this.before(y, x) ? 1 : 0));

@@ -11,7 +11,7 @@ import { boundedText } from '../../core/format.ts';
 import { loadScoreTable } from '../../core/score-table.ts';
 import { TOOL_VERSION } from '../../core/version.ts';
 import { listParts, readRows } from '../../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns } from '../../io/parquet.ts';
+import { openDatasetParquet, readRowGroupVectors } from '../../io/parquet.ts';
 import { humanVote, type Vote } from '../agreement.ts';
 import { Reliability } from '../distribution.ts';
 import type { AuditReport, ContestedPair, ScoreDistribution } from '../model.ts';
@@ -38,13 +38,15 @@ export interface AuditOptions {
 
 interface Candidate extends Omit<ContestedPair, 'prompt'> {}
 
-const byDisagreement = (x: Candidate, y: Candidate): boolean =>
+/** The ranking keys of a candidate, so that whether it would be kept is known before it is built. */
+type RankKeys = Pick<Candidate, 'disagreement' | 'margin' | 'spread' | 'pairId'>;
+const byDisagreement = (x: RankKeys, y: RankKeys): boolean =>
   x.disagreement! !== y.disagreement!
     ? x.disagreement! > y.disagreement!
     : x.spread !== y.spread
       ? x.spread > y.spread
       : x.pairId < y.pairId;
-const byMargin = (x: Candidate, y: Candidate): boolean => {
+const byMargin = (x: RankKeys, y: RankKeys): boolean => {
   const mx = x.margin ?? -1;
   const my = y.margin ?? -1;
   return mx !== my ? mx > my : x.spread !== y.spread ? x.spread > y.spread : x.pairId < y.pairId;
@@ -134,7 +136,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
     const absent = wanted.filter((c) => !source.columns.includes(c));
     if (absent.length > 0) throw new AuditInputError(`${join(dir, file)}: not a consensus file (no ${absent.join(', ')})`);
     for (const group of source.rowGroups) {
-      const c = await readRowGroupColumns(source, group, wanted);
+      const c = await readRowGroupVectors(source, group, wanted);
       const pCols = metrics.map((m) => c[`p_${m}`]!);
       const voteCols = metrics.map((m) => c[`vote_${m}`]!);
       for (let i = 0; i < group.numRows; i++) {
@@ -201,13 +203,16 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
           metrics: metrics!.map((metric, m) => ({ metric, p: p[m]!, vote: metricVotes[m]! })),
         });
         const disagreement = cellNumber(c.disagreement![i]);
+        const keys: RankKeys = { disagreement, margin: cellNumber(c.margin![i]), spread: hi > lo ? hi - lo : 0, pairId };
         // A unanimous pair (entropy 0) is not contested, however few pairs there are.
-        if (disagreement !== null && disagreement > 0) contested.push(candidate());
+        if (disagreement !== null && disagreement > 0 && contested.wouldKeep((worst) => byDisagreement(keys, worst))) {
+          contested.push(candidate());
+        }
         if ((consensus === 1 || consensus === -1) && (human === 1 || human === -1) && !byHuman) {
           mismatchCompared++;
           if (consensus !== human) {
             mismatchCount++;
-            mismatches.push(candidate());
+            if (mismatches.wouldKeep((worst) => byMargin(keys, worst))) mismatches.push(candidate());
           }
         }
 

@@ -1,7 +1,8 @@
 // Each metric's per-image score distribution for the audit: two streaming passes over scores/<metric>/ (the range,
 // then the histogram), each (image, prompt) counted once.
 import { listParts } from '../../io/arrow-table.ts';
-import { openDatasetParquet, readRowGroupColumns } from '../../io/parquet.ts';
+import { join } from 'node:path';
+import { openDatasetParquet, openParquet, readRowGroupVectors } from '../../io/parquet.ts';
 import { Histogram, MinMax } from '../distribution.ts';
 import { ImagePromptSet } from '../../core/score-table.ts';
 import type { ScoreDistribution } from '../model.ts';
@@ -11,7 +12,9 @@ export async function scoreDistribution(dir: string, metric: string, bins: numbe
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
   // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
   // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
-  const seen = new ImagePromptSet();
+  let rows = 0;
+  for (const file of files) rows += (await openParquet(join(dir, file))).numRows;
+  const seen = new ImagePromptSet(rows);
   const repeated = new Set<number>();
   let pass = 0;
   const each = async (visit: (x: number) => void): Promise<void> => {
@@ -19,7 +22,7 @@ export async function scoreDistribution(dir: string, metric: string, bins: numbe
     for (const file of files) {
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
-        const data = await readRowGroupColumns(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score'], {
+        const data = await readRowGroupVectors(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score'], {
           textAsBytes: true,
         });
         const scores = data.score!;
