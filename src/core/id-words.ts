@@ -33,15 +33,23 @@ function isHex64(bytes: Uint8Array, start: number): boolean {
   return true;
 }
 
-/** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + 4)`. */
+/** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + width)`. */
 export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number, width: KeyWidth = 4): void {
-  if (end - start === 64 && isHex64(bytes, start)) {
+  if (end - start === 64) {
+    // The digits the key takes are checked as they are parsed (a non-digit's value is −1, which sets the sign bit
+    // of `bad`), the rest after: one pass over each byte, not a check pass and a parse pass.
+    let bad = 0;
     for (let w = 0; w < width; w++) {
       let word = 0;
-      for (let i = start + w * 8; i < start + w * 8 + 8; i++) word = (word << 4) | HEX_VALUE[bytes[i]!]!;
+      for (let i = start + w * 8; i < start + w * 8 + 8; i++) {
+        const digit = HEX_VALUE[bytes[i]!]!;
+        bad |= digit;
+        word = (word << 4) | (digit & 15);
+      }
       out[offset + w] = word >>> 0;
     }
-    return;
+    for (let i = start + width * 8; i < end; i++) bad |= HEX_VALUE[bytes[i]!]!;
+    if (bad >= 0) return;
   }
   wordsOfDigest(hash('sha256', bytes.subarray(start, end), 'buffer'), out, offset, width);
 }
