@@ -122,8 +122,11 @@ export async function duplicatePlan(dir: string, readRaw: (file: string) => Prom
   for (const table of KEYED_TABLES) {
     // A table of one part (most small datasets) has nothing to resolve between parts.
     if ((await listParts(dir, table)).length < 2) continue;
-    const seen = new IdKeySet();
-    for (const { file, sidecar } of await orderedParts(dir, table)) {
+    const parts = await orderedParts(dir, table);
+    // Sized from the id lists when every part has one (what ingest writes), so the set is allocated once.
+    const listed = parts.reduce((n, { sidecar }) => n + (sidecar.keys?.length ?? 0), 0);
+    const seen = new IdKeySet(listed);
+    for (const { file, sidecar } of parts) {
       const words = keyWordsOf(table, sidecar.keys, sidecar.keys === null ? await readRaw(file) : null);
       const dropped: number[] = [];
       for (let row = 0, rows = words.length / 8; row < rows; row++) if (!seen.add(words, row * 8)) dropped.push(row);
