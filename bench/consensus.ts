@@ -19,7 +19,8 @@ import { pairId, sha256Hex } from '../src/core/ids.ts';
 import { listParts, readPart, writeRowsPart } from '../src/io/arrow-table.ts';
 import { writeParquetPart } from '../src/io/parquet.ts';
 import { runConsensus } from '../src/consensus/run.ts';
-import { SCORE_SPECS, type MetricInfo } from '../src/core/schema.ts';
+import { SCORE_SPECS } from '../src/core/schema.ts';
+import { BENCH_METRICS, BENCH_SCALES } from './synthetic-metrics.ts';
 import { loadScoreTable } from '../src/core/score-table.ts';
 import { uniformGenerator } from '../tools/onnx-builder/seeded-random.ts';
 import type { PairRow } from '../src/core/schema.ts';
@@ -41,12 +42,7 @@ const PAIRS_PER_PROMPT = 4;
 const IMAGES_PER_PROMPT = 4;
 const PAIRS_PER_PART = 100_000;
 const SCORES_PER_PART = 250_000;
-const METRICS: MetricInfo[] = [
-  { name: 'aes', kind: 'aesthetic', version: 'bench', score: 'mlp', temperature: 1 },
-  { name: 'clip', kind: 'clip', version: 'bench', score: 'cos', temperature: 0.01 },
-  { name: 'hps', kind: 'hps', version: 'bench', score: 'cos', temperature: 0.01 },
-  { name: 'pick', kind: 'pickscore', version: 'bench', score: 'logit-scale-cos', temperature: 1 },
-];
+const METRICS = BENCH_METRICS;
 const dir = resolve(`bench/.cache/consensus-${PAIRS}`);
 const READY = join(dir, 'READY.json');
 
@@ -63,14 +59,8 @@ async function synthesise(): Promise<void> {
   const imageIds = Array.from({ length: imageCount }, (_, i) => sha256Hex(`image ${i}`));
   // A latent quality per image, seen by each metric through its own scale and noise.
   const quality = Float64Array.from({ length: imageCount }, () => random() * 2 - 1);
-  const scale: Record<string, [number, number, number]> = {
-    aes: [5.5, 0.8, 0.6],
-    clip: [0.3, 0.01, 0.02],
-    hps: [0.27, 0.01, 0.01],
-    pick: [21, 1.5, 1.5],
-  };
   for (const metric of METRICS) {
-    const [offset, signal, noise] = scale[metric.name]!;
+    const [offset, signal, noise] = BENCH_SCALES[metric.name]!;
     for (let start = 0, k = 0; start < imageCount; start += SCORES_PER_PART, k++) {
       const end = Math.min(imageCount, start + SCORES_PER_PART);
       const n = end - start;

@@ -19,7 +19,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { sha256Hex } from '../src/core/ids.ts';
 import { writeRowsPart } from '../src/io/arrow-table.ts';
 import { writeParquetPart } from '../src/io/parquet.ts';
-import { SCORE_SPECS, type ImageRow, type MetricInfo, type PromptRow } from '../src/core/schema.ts';
+import { SCORE_SPECS, type ImageRow, type PromptRow } from '../src/core/schema.ts';
+import { BENCH_METRICS, BENCH_SCALES } from './synthetic-metrics.ts';
 import { buildEvalReport } from '../src/report/eval/build.ts';
 import { uniformGenerator } from '../tools/onnx-builder/seeded-random.ts';
 
@@ -32,12 +33,7 @@ const { values } = parseArgs({
 const PROMPTS = Number(values.prompts);
 const SEEDS = Number(values.seeds);
 const ROWS_PER_PART = 100_000;
-const METRICS: MetricInfo[] = [
-  { name: 'aes', kind: 'aesthetic', version: 'bench', score: 'mlp', temperature: 1 },
-  { name: 'clip', kind: 'clip', version: 'bench', score: 'cos', temperature: 0.01 },
-  { name: 'hps', kind: 'hps', version: 'bench', score: 'cos', temperature: 0.01 },
-  { name: 'pick', kind: 'pickscore', version: 'bench', score: 'logit-scale-cos', temperature: 1 },
-];
+const METRICS = BENCH_METRICS;
 const CATEGORIES = [
   'Abstract',
   'Animals',
@@ -81,12 +77,6 @@ async function synthesise(): Promise<void> {
     prompt_index: p,
   }));
   // Model B is a little better on average; each metric sees the difference through its own scale and noise.
-  const scale: Record<string, [number, number, number]> = {
-    aes: [5.5, 0.8, 0.6],
-    clip: [0.3, 0.01, 0.02],
-    hps: [0.27, 0.01, 0.01],
-    pick: [21, 1.5, 1.5],
-  };
   const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
   const db = await instance.connect();
   for (const [s, side] of sides.entries()) {
@@ -117,7 +107,7 @@ async function synthesise(): Promise<void> {
     }
     const quality = Float64Array.from({ length: total }, () => random() * 2 - 1 + s * 0.1);
     for (const metric of METRICS) {
-      const [offset, signal, noise] = scale[metric.name]!;
+      const [offset, signal, noise] = BENCH_SCALES[metric.name]!;
       for (let start = 0, k = 0; start < total; start += ROWS_PER_PART, k++) {
         const end = Math.min(total, start + ROWS_PER_PART);
         const ids = imageIds.slice(start, end);

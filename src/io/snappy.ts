@@ -4,7 +4,7 @@
 // The built-in one appends byte by byte through a growable writer, which made it ≈ 20 % of a consensus run's CPU.
 // Any change here must keep the output byte for byte the writer's (test/io/snappy.test.ts compares the two on every
 // kind of input): the files' bytes, and the hashes recorded of them, depend on it.
-import { readFileSync } from 'node:fs';
+import { instantiateWasm } from './wasm-module.ts';
 
 interface Kernel {
   memory: WebAssembly.Memory;
@@ -18,10 +18,7 @@ const PAGE = 65536;
 let kernel: Kernel | null = null;
 
 function load(): Kernel {
-  if (kernel === null) {
-    const bytes = readFileSync(new URL('./wasm/snappy.wasm', import.meta.url));
-    kernel = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Kernel;
-  }
+  kernel ??= instantiateWasm<Kernel>(new URL('./wasm/snappy.wasm', import.meta.url));
   return kernel;
 }
 

@@ -5,7 +5,7 @@
 //
 // The module's memory holds one call's buffers at a time (each thread has its own instance): the source pixels, the
 // intermediate rows, the output and the taps, each followed by 16 bytes of slack for the vector loads and stores.
-import { readFileSync } from 'node:fs';
+import { instantiateWasm } from '../io/wasm-module.ts';
 
 export interface HorizontalTaps {
   byteStart: Int32Array;
@@ -51,10 +51,7 @@ const PAGE = 65536;
 let kernels: Kernels | null = null;
 
 function load(): Kernels {
-  if (kernels === null) {
-    const bytes = readFileSync(new URL('./wasm/resample.wasm', import.meta.url));
-    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Kernels;
-  }
+  kernels ??= instantiateWasm<Kernels>(new URL('./wasm/resample.wasm', import.meta.url));
   return kernels;
 }
 
