@@ -139,6 +139,9 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
       const c = await readRowGroupVectors(source, group, wanted);
       const pCols = metrics.map((m) => c[`p_${m}`]!);
       const voteCols = metrics.map((m) => c[`vote_${m}`]!);
+      // One row's values, refilled for each row (the accumulators read them and keep nothing; a candidate copies).
+      const p: (number | null)[] = new Array(M).fill(null);
+      const metricVotes: (Vote | null)[] = new Array(M).fill(null);
       for (let i = 0; i < group.numRows; i++) {
         const pairId = String(c.pair_id![i]);
         const promptId = String(c.prompt_id![i]);
@@ -148,8 +151,10 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         const tie = c.tie![i] === true;
         const missing = c.reason![i] === 'missing';
         const label = cellNumber(c.label![i]);
-        const p = pCols.map((col) => cellNumber(col[i]));
-        const metricVotes = voteCols.map((col, m): Vote | null => (p[m] === null ? null : (Math.sign(Number(col[i])) as Vote)));
+        for (let m = 0; m < M; m++) {
+          p[m] = cellNumber(pCols[m]![i]);
+          metricVotes[m] = p[m] === null ? null : (Math.sign(Number(voteCols[m]![i])) as Vote);
+        }
         const consensus: Vote | null = missing
           ? null
           : tie && !tiesResolved
@@ -174,7 +179,7 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         overall.add(votes, humanPref);
         splits.get(split).add(votes, humanPref);
         categorySlices.get(category).add(votes, humanPref);
-        p.forEach((x, m) => reliability[m]!.add(x, humanPref));
+        for (let m = 0; m < M; m++) reliability[m]!.add(p[m]!, humanPref);
         reliability[M]!.add(cellNumber(c.soft![i]), humanPref);
 
         let lo = Infinity;

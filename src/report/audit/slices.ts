@@ -28,6 +28,8 @@ export class SliceAccumulator {
   /** The same patterns split by what the humans said: with the left coalition, the right one, a tie. */
   private readonly humanSides: [VotePatterns, VotePatterns, VotePatterns];
   private kendall: MeanKendallTau[] | null = null;
+  /** Every rater's vote of the pair being added (metrics, consensus, human), refilled by each add. */
+  private readonly allVotes: (Vote | null)[];
 
   constructor(
     readonly kind: SliceReport['kind'],
@@ -35,6 +37,7 @@ export class SliceAccumulator {
     private readonly metrics: readonly string[],
   ) {
     this.raters = [...metrics, 'consensus', 'human'];
+    this.allVotes = new Array(this.raters.length).fill(null);
     this.agreement = new AgreementMatrix(this.raters);
     this.fleiss = metrics.length >= 2 ? new FleissKappa() : null;
     this.accuracy = [...metrics, 'consensus'].map(() => new TieAwareAccuracy());
@@ -50,16 +53,21 @@ export class SliceAccumulator {
     if (v.human !== null) this.humanLabelled++;
     if (!v.missing) this.voted++;
     if (v.tie) this.consensusTies++;
-    const all = [...v.metricVotes, v.consensus, v.human];
+    const M = this.metrics.length;
+    const all = this.allVotes;
+    for (let m = 0; m < M; m++) all[m] = v.metricVotes[m]!;
+    all[M] = v.consensus;
+    all[M + 1] = v.human;
     this.agreement.add(all);
-    all.forEach((vote, r) => {
-      if (vote === null) return;
+    for (let r = 0; r < all.length; r++) {
+      const vote = all[r];
+      if (vote === null) continue;
       this.votes[r]! += 1;
       if (vote === 0) this.ties[r]! += 1;
-    });
+    }
     this.fleiss?.addVotes(v.metricVotes);
-    v.metricVotes.forEach((vote, m) => this.accuracy[m]!.add(vote, humanPref));
-    this.accuracy[this.metrics.length]!.add(v.byHuman ? null : v.consensus, humanPref);
+    for (let m = 0; m < M; m++) this.accuracy[m]!.add(v.metricVotes[m]!, humanPref);
+    this.accuracy[M]!.add(v.byHuman ? null : v.consensus, humanPref);
     this.patterns.add(v.metricVotes);
     if (v.human !== null) {
       // The left coalition is the side of the first metric that voted (VotePatterns' folding); a when none did.
