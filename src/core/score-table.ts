@@ -243,28 +243,46 @@ export class ScoreLookup {
 }
 
 /**
- * Distinct (image, prompt) pairs of ids, as compact as the score table (≈ 30 bytes each): `add` says whether the pair
- * is new. For readers that count each scored image once without holding a string per image.
+ * Distinct (image, prompt) pairs of ids for several metrics at once, as compact as the score table (≈ 30 bytes each
+ * and a byte per metric): `firstFor(m, …)` says whether metric m sees this pair for the first time. For readers that
+ * count each scored image once per metric without holding a string per image. The metrics' files list the same
+ * images in the same order, so after the first metric nearly every pair is found in place, without a hash probe.
  */
-export class ImagePromptSet {
+export class ImagePromptIndex {
   private readonly index: ScoreIndex;
   private readonly words = new Uint32Array(8);
+  private seen: Uint8Array[];
+  /** Per metric, the row after the last one it looked up. */
+  private readonly next: Int32Array;
 
-  constructor(expected = 0) {
+  constructor(metrics: number, expected = 0) {
     this.index = new ScoreIndex(0, expected);
+    this.seen = Array.from({ length: metrics }, () => new Uint8Array(Math.max(1024, expected)));
+    this.next = new Int32Array(metrics);
   }
 
-  get size(): number {
-    return this.index.size;
-  }
-
-  /** Adds the UTF-8 ids; true when this (image, prompt) was not in the set. */
-  add(imageId: Uint8Array, promptId: Uint8Array): boolean {
-    idWordsFromBytes(imageId, 0, imageId.length, this.words, 0);
-    idWordsFromBytes(promptId, 0, promptId.length, this.words, 4);
-    const before = this.index.size;
-    this.index.rowOf(this.words, 0, this.words, 4, true);
-    return this.index.size > before;
+  /** Looks the UTF-8 ids up (adding them when new); true when metric m has not seen this (image, prompt) before. */
+  firstFor(metric: number, imageId: Uint8Array, promptId: Uint8Array): boolean {
+    const words = this.words;
+    idWordsFromBytes(imageId, 0, imageId.length, words, 0);
+    idWordsFromBytes(promptId, 0, promptId.length, words, 4);
+    const guess = this.next[metric]!;
+    const row = this.index.isRow(guess, words, 0, words, 4) ? guess : this.index.rowOf(words, 0, words, 4, true);
+    this.next[metric] = row + 1;
+    let seen = this.seen[metric]!;
+    if (row >= seen.length) {
+      const grown = (length: number): Uint8Array[] =>
+        this.seen.map((bytes) => {
+          const copy = new Uint8Array(length);
+          copy.set(bytes);
+          return copy;
+        });
+      this.seen = grown(Math.max(row + 1, seen.length * 2));
+      seen = this.seen[metric]!;
+    }
+    if (seen[row] === 1) return false;
+    seen[row] = 1;
+    return true;
   }
 }
 

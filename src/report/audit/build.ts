@@ -18,7 +18,7 @@ import type { AuditReport, ContestedPair, ScoreDistribution } from '../model.ts'
 import { TopN } from '../top-n.ts';
 import { cellNumber, cellString, rankedRefs, readConsensusOptions } from './input.ts';
 import { RANKED_PAIR, ranksFromPairs, type RankedGroup } from './ranked-groups.ts';
-import { scoreDistribution } from './score-distribution.ts';
+import { distributionIndex, scoreDistribution } from './score-distribution.ts';
 import { SliceAccumulator, SliceSet, type PairVotes } from './slices.ts';
 import { BdpoError } from '../../core/errors.ts';
 
@@ -265,7 +265,8 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
   }
 
   const scores: ScoreDistribution[] = [];
-  for (const metric of names) scores.push(await scoreDistribution(dir, metric, bins));
+  const seen = await distributionIndex(dir, names);
+  for (const [m, metric] of names.entries()) scores.push(await scoreDistribution(dir, metric, bins, seen, m));
 
   // Prompt texts of the pairs that will be shown.
   const chosen = { byDisagreement: contested.sorted(), mismatches: mismatches.sorted() };

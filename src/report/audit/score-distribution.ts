@@ -4,17 +4,32 @@ import { listParts } from '../../io/arrow-table.ts';
 import { join } from 'node:path';
 import { openDatasetParquet, openParquet, readRowGroupVectors } from '../../io/parquet.ts';
 import { Histogram, MinMax } from '../distribution.ts';
-import { ImagePromptSet } from '../../core/score-table.ts';
+import { ImagePromptIndex } from '../../core/score-table.ts';
 import type { ScoreDistribution } from '../model.ts';
 import { cellNumber } from './input.ts';
 
-export async function scoreDistribution(dir: string, metric: string, bins: number): Promise<ScoreDistribution> {
+/** An index shared by the distributions of `metrics`, sized for the largest metric's row count. */
+export async function distributionIndex(dir: string, metrics: readonly string[]): Promise<ImagePromptIndex> {
+  let expected = 0;
+  for (const metric of metrics) {
+    let rows = 0;
+    for (const file of await listParts(dir, `scores/${metric}`, '.parquet')) rows += (await openParquet(join(dir, file))).numRows;
+    expected = Math.max(expected, rows);
+  }
+  return new ImagePromptIndex(metrics.length, expected);
+}
+
+/** The distribution of `metric`, number `m` of the shared index's metrics. */
+export async function scoreDistribution(
+  dir: string,
+  metric: string,
+  bins: number,
+  seen: ImagePromptIndex,
+  m: number,
+): Promise<ScoreDistribution> {
   const files = await listParts(dir, `scores/${metric}`, '.parquet');
   // Each (image, prompt) once, as the score table counts them: an image scored twice under one prompt (it sits in
   // two splits) is one image of the distribution. The first pass marks the repeated rows for the second.
-  let rows = 0;
-  for (const file of files) rows += (await openParquet(join(dir, file))).numRows;
-  const seen = new ImagePromptSet(rows);
   const repeated = new Set<number>();
   let pass = 0;
   const each = async (visit: (x: number) => void): Promise<void> => {
@@ -28,7 +43,7 @@ export async function scoreDistribution(dir: string, metric: string, bins: numbe
         const scores = data.score!;
         for (let i = 0; i < scores.length; i++, row++) {
           if (pass === 0) {
-            if (!seen.add(data.image_id![i] as Uint8Array, data.prompt_id![i] as Uint8Array)) {
+            if (!seen.firstFor(m, data.image_id![i] as Uint8Array, data.prompt_id![i] as Uint8Array)) {
               repeated.add(row);
               continue;
             }
