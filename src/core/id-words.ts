@@ -27,12 +27,6 @@ function wordsOfDigest(digest: Uint8Array, out: IdWords, offset: number, width: 
   }
 }
 
-/** Whether `bytes[start, start + 64)` are all lowercase hex digits. */
-function isHex64(bytes: Uint8Array, start: number): boolean {
-  for (let i = start; i < start + 64; i++) if (HEX_VALUE[bytes[i]!]! < 0) return false;
-  return true;
-}
-
 /** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + width)`. */
 export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number, width: KeyWidth = 4): void {
   if (end - start === 64) {
@@ -62,13 +56,14 @@ export function idWordsFromString(id: string, out: IdWords, offset: number, widt
     let ascii = true;
     for (let i = 0; i < 64; i++) {
       const c = id.charCodeAt(i);
-      if (c > 255) {
+      if (c > 127) {
         ascii = false;
         break;
       }
       scratch[i] = c;
     }
-    if (ascii && isHex64(scratch, 0)) {
+    // ASCII: these are the id's UTF-8 bytes, so the bytes' key (hex words, else their sha256) is the string's.
+    if (ascii) {
       idWordsFromBytes(scratch, 0, 64, out, offset, width);
       return;
     }

@@ -24,5 +24,10 @@ export function mulberry32(seed: number): Rng {
 /** An integer uniform in [0, n). n must be a positive integer below 2^32 (modulo bias is then below 2^-32·n). */
 export function randomInt(rng: Rng, n: number): number {
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`randomInt: n must be a positive integer, got ${n}`);
+  return randomIndex(rng, n);
+}
+
+/** randomInt's draw without its check of n, for loops that check n once and draw millions of times (the bootstrap). */
+export function randomIndex(rng: Rng, n: number): number {
   return Math.floor(rng() * n);
 }

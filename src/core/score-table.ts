@@ -251,13 +251,17 @@ export class ScoreLookup {
 export class ImagePromptIndex {
   private readonly index: ScoreIndex;
   private readonly words = new Uint32Array(8);
-  private seen: Uint8Array[];
+  /** seen[row × metrics + m]: 1 once metric m has seen the row's (image, prompt). */
+  private seen: Uint8Array;
   /** Per metric, the row after the last one it looked up. */
   private readonly next: Int32Array;
 
-  constructor(metrics: number, expected = 0) {
+  constructor(
+    private readonly metrics: number,
+    expected = 0,
+  ) {
     this.index = new ScoreIndex(0, expected);
-    this.seen = Array.from({ length: metrics }, () => new Uint8Array(Math.max(1024, expected)));
+    this.seen = new Uint8Array(Math.max(1024, expected) * metrics);
     this.next = new Int32Array(metrics);
   }
 
@@ -269,19 +273,14 @@ export class ImagePromptIndex {
     const guess = this.next[metric]!;
     const row = this.index.isRow(guess, words, 0, words, 4) ? guess : this.index.rowOf(words, 0, words, 4, true);
     this.next[metric] = row + 1;
-    let seen = this.seen[metric]!;
-    if (row >= seen.length) {
-      const grown = (length: number): Uint8Array[] =>
-        this.seen.map((bytes) => {
-          const copy = new Uint8Array(length);
-          copy.set(bytes);
-          return copy;
-        });
-      this.seen = grown(Math.max(row + 1, seen.length * 2));
-      seen = this.seen[metric]!;
+    const at = row * this.metrics + metric;
+    if (at >= this.seen.length) {
+      const grown = new Uint8Array(Math.max(at + 1, this.seen.length * 2));
+      grown.set(this.seen);
+      this.seen = grown;
     }
-    if (seen[row] === 1) return false;
-    seen[row] = 1;
+    if (this.seen[at] === 1) return false;
+    this.seen[at] = 1;
     return true;
   }
 }

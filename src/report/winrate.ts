@@ -14,7 +14,7 @@
  * Pure: no I/O. Memory is one small tally per (prompt, metric), independent of the number of seeds.
  */
 import { quantileSorted } from './distribution.ts';
-import { mulberry32 } from '../core/random.ts';
+import { mulberry32, randomIndex } from '../core/random.ts';
 
 /** 1 if A scored higher, ½ if equal, 0 if lower. */
 export function comparisonCredit(scoreA: number, scoreB: number): number {
@@ -283,9 +283,6 @@ interface MaskedValues {
   zeroed: Float64Array;
   mask: Float64Array;
 }
-
-/** randomInt's draw, without its check of n on each of the P × resamples calls (n is a prompt count, P > 0). */
-const randomIndex = (rng: () => number, n: number): number => Math.floor(rng() * n);
 
 function masked(value: Float64Array): MaskedValues {
   const zeroed = new Float64Array(value.length);

@@ -208,17 +208,16 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
           metrics: metrics!.map((metric, m) => ({ metric, p: p[m]!, vote: metricVotes[m]! })),
         });
         const disagreement = cellNumber(c.disagreement![i]);
-        const keys: RankKeys = { disagreement, margin: cellNumber(c.margin![i]), spread: hi > lo ? hi - lo : 0, pairId };
         // A unanimous pair (entropy 0) is not contested, however few pairs there are.
-        if (disagreement !== null && disagreement > 0 && contested.wouldKeep((worst) => byDisagreement(keys, worst))) {
-          contested.push(candidate());
-        }
-        if ((consensus === 1 || consensus === -1) && (human === 1 || human === -1) && !byHuman) {
-          mismatchCompared++;
-          if (consensus !== human) {
-            mismatchCount++;
-            if (mismatches.wouldKeep((worst) => byMargin(keys, worst))) mismatches.push(candidate());
-          }
+        const isContested = disagreement !== null && disagreement > 0;
+        const compared = (consensus === 1 || consensus === -1) && (human === 1 || human === -1) && !byHuman;
+        if (compared) mismatchCompared++;
+        const isMismatch = compared && consensus !== human;
+        if (isMismatch) mismatchCount++;
+        if (isContested || isMismatch) {
+          const keys: RankKeys = { disagreement, margin: cellNumber(c.margin![i]), spread: hi > lo ? hi - lo : 0, pairId };
+          if (isContested && contested.wouldKeep((worst) => byDisagreement(keys, worst))) contested.push(candidate());
+          if (isMismatch && mismatches.wouldKeep((worst) => byMargin(keys, worst))) mismatches.push(candidate());
         }
 
         const ref = refs.get(pairId);
