@@ -7,6 +7,7 @@ import type { Data, Table, Vector } from 'apache-arrow';
 import { readPart } from '../io/arrow-table.ts';
 import { adoptDuplicatePlan, type DuplicatePlan } from '../io/part-dedupe.ts';
 import { writeParquetPart } from '../io/parquet.ts';
+import { ByteColumn } from '../io/parquet-encoder.ts';
 import { consensusSpecs } from '../core/schema.ts';
 import { columnWords } from '../core/id-words.ts';
 import { ScoreLookup, type SharedScoreTable } from '../core/score-table.ts';
@@ -52,25 +53,45 @@ function nullableDoubles(values: Float64Array): Float64Array | Array<number | nu
 }
 
 /**
- * A text column as the Parquet writer takes it. ASCII text without nulls (every id we write) goes as views of the
- * Arrow buffer, one per value: the writer writes the same bytes for them as for the strings (it encodes strings to
- * exactly these bytes, sizes pages by string length, which is the byte length in ASCII, and orders its statistics
- * by bytes, which is the strings' code point order), without decoding a string per value and encoding it back.
- * Other text goes as strings.
+ * A text column as the Parquet writer takes it. ASCII text without nulls (every id we write) goes as the Arrow
+ * buffers themselves: the writer writes the same bytes for them as for the strings (they are the strings' UTF-8, it
+ * sizes pages by string length, which is the byte length in ASCII, and orders statistics by bytes, which is the
+ * strings' code point order), without a string or a view per value. Other text goes as strings.
  */
-export function textColumn(vector: Vector): Array<Uint8Array | string | null> {
+export function textColumn(vector: Vector): ByteColumn | Array<string | null> {
   if (vector.nullCount > 0) return vector.toArray() as Array<string | null>;
-  const views: Uint8Array[] = new Array(vector.length);
-  let row = 0;
-  for (const chunk of vector.data as Data[]) {
+  const chunks = vector.data as Data[];
+  for (const chunk of chunks) {
     const offsets = chunk.valueOffsets as Int32Array;
     const bytes = chunk.values as Uint8Array;
     for (let i = offsets[0]!, end = offsets[chunk.length]!; i < end; i++) {
       if (bytes[i]! >= 0x80) return vector.toArray() as Array<string | null>;
     }
-    for (let i = 0; i < chunk.length; i++, row++) views[row] = bytes.subarray(offsets[i]!, offsets[i + 1]!);
   }
-  return views;
+  if (chunks.length === 1) {
+    const only = chunks[0]!;
+    return new ByteColumn((only.valueOffsets as Int32Array).subarray(0, only.length + 1), only.values as Uint8Array);
+  }
+  // Batches each with their own buffers: one offsets array over one copy of their bytes.
+  const offsets = new Int32Array(vector.length + 1);
+  let total = 0;
+  for (const chunk of chunks) {
+    const from = chunk.valueOffsets as Int32Array;
+    total += from[chunk.length]! - from[0]!;
+  }
+  const bytes = new Uint8Array(total);
+  let row = 0;
+  let at = 0;
+  for (const chunk of chunks) {
+    const from = chunk.valueOffsets as Int32Array;
+    const start = from[0]!;
+    const end = from[chunk.length]!;
+    bytes.set((chunk.values as Uint8Array).subarray(start, end), at);
+    for (let i = 0; i < chunk.length; i++) offsets[row++] = at + from[i]! - start;
+    at += end - start;
+  }
+  offsets[row] = at;
+  return new ByteColumn(offsets, bytes);
 }
 
 export async function labelPart(job: PartJob): Promise<PartTally> {
@@ -105,7 +126,7 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
   }
   const input = { length: n, scoreA, scoreB, humanPref: human, ...(pairIds ? { pairIds } : {}) };
   const out = computeConsensus(plan, input, allocateConsensusColumns(M, n));
-  const columns: Record<string, ArrayLike<unknown>> = {
+  const columns: Record<string, ArrayLike<unknown> | ByteColumn> = {
     pair_id: textColumn(col('pair_id')),
     prompt_id: textColumn(col('prompt_id')),
     image_a: textColumn(col('image_a')),

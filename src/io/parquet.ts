@@ -1,16 +1,18 @@
 // The one Parquet module: hyparquet reads (row group by row group, any writer's files: snappy/zstd/gzip,
-// dictionary pages, data page v1/v2), hyparquet-writer writes. Nothing else imports either library.
+// dictionary pages, data page v1/v2); writes go through parquet-encoder.ts, which encodes the hot column kinds itself
+// and leaves the rest, and the footer, to hyparquet-writer. Nothing else imports either library.
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import type { ColumnSource, SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
+import { ByteWriter } from 'hyparquet-writer';
+import type { SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
+import { type ByteColumn, writeFlatParquet, type FlatColumn } from './parquet-encoder.ts';
 import { writeStreamAtomic } from './atomic.ts';
 import { hashFile } from './file-hash.ts';
-import { snappyCompress } from './snappy.ts';
+import { snappyCompress, snappyCompressView } from './snappy.ts';
 import { verifyPartFile } from '../core/manifest.ts';
 import { resolveInside } from './paths.ts';
 import { createReadStream } from 'node:fs';
@@ -261,29 +263,28 @@ export async function writeParquetPart(
   dir: string,
   file: string,
   specs: readonly ColumnSpec[],
-  columns: Record<string, ArrayLike<unknown>>,
+  columns: Record<string, ArrayLike<unknown> | ByteColumn>,
   options: { rowGroupSize?: number; metadata?: Record<string, string> } = {},
 ): Promise<ParquetWriteResult> {
   const target = resolveInside(dir, file);
   await mkdir(dirname(target), { recursive: true });
   const rows = specs.length === 0 ? 0 : columns[specs[0]!.name]!.length;
   const schema: WriterSchemaElement[] = [{ name: 'schema', num_children: specs.length }, ...specs.map(schemaElement)];
+  const columnData: FlatColumn[] = specs.map((spec) => {
+    const data = columns[spec.name];
+    if (!data || data.length !== rows) throw new Error(`column ${spec.name}: expected ${rows} values`);
+    return { name: spec.name, data };
+  });
   await writeStreamAtomic(target, async (handle) => {
-    const writer = new ParquetWriter({
-      writer: handleWriter(handle),
-      schema,
-      codec: 'SNAPPY',
+    const writer = handleWriter(handle);
+    writeFlatParquet(writer, schema, columnData, {
+      rowGroupSize: options.rowGroupSize ?? 100_000,
+      compress: snappyCompressView,
       compressors: { SNAPPY: snappyCompress },
       createdBy: 'balanced-dpo',
       kvMetadata: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     });
-    const columnData: ColumnSource[] = specs.map((spec) => {
-      const data = columns[spec.name];
-      if (!data || data.length !== rows) throw new Error(`column ${spec.name}: expected ${rows} values`);
-      return { name: spec.name, data: data as ColumnSource['data'], nullable: spec.nullable };
-    });
-    await writer.write({ columnData, rowGroupSize: options.rowGroupSize ?? 100_000 });
-    await writer.finish();
+    writer.finish();
   });
   const { bytes, sha256 } = await hashFile(target);
   return { file, rows, bytes, sha256 };

@@ -28,6 +28,11 @@ function maxCompressedLength(length: number): number {
 }
 
 export function snappyCompress(input: Uint8Array): Uint8Array {
+  return snappyCompressView(input).slice();
+}
+
+/** The compressed bytes as a view of the module's memory: valid until the next call (for a caller that copies them at once). */
+export function snappyCompressView(input: Uint8Array): Uint8Array {
   const { memory, compress } = load();
   const inputAt = TABLE_BYTES;
   const outputAt = inputAt + input.length + SLACK;
@@ -35,5 +40,5 @@ export function snappyCompress(input: Uint8Array): Uint8Array {
   if (needed > memory.buffer.byteLength) memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE));
   new Uint8Array(memory.buffer, inputAt, input.length).set(input);
   const length = compress(inputAt, input.length, outputAt);
-  return new Uint8Array(memory.buffer, outputAt, length).slice();
+  return new Uint8Array(memory.buffer, outputAt, length);
 }
