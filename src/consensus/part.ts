@@ -7,7 +7,8 @@ import type { Data, Table, Vector } from 'apache-arrow';
 import { readPart } from '../io/arrow-table.ts';
 import { adoptDuplicatePlan, type DuplicatePlan } from '../io/part-dedupe.ts';
 import { writeParquetPart } from '../io/parquet.ts';
-import { ByteColumn } from '../io/parquet-encoder.ts';
+import { isAscii } from 'node:buffer';
+import { ByteColumn, NullableDoubles, TextCodes, type ColumnData } from '../io/parquet-encoder.ts';
 import { consensusSpecs } from '../core/schema.ts';
 import { columnWords } from '../core/id-words.ts';
 import { ScoreLookup, type SharedScoreTable } from '../core/score-table.ts';
@@ -40,16 +41,57 @@ export interface PartTally {
   humanAgreementExcluded: number;
 }
 
-const nullIfNaN = (x: number): number | null => (Number.isNaN(x) ? null : x);
+/** A nullable double column's values, NaN for null, from Arrow's buffers (no boxed number per row). */
+export function doublesOf(vector: Vector): Float64Array {
+  const out = new Float64Array(vector.length);
+  let row = 0;
+  for (const chunk of vector.data as Data[]) {
+    const values = chunk.values as Float64Array;
+    if (chunk.nullCount === 0) out.set(values.subarray(0, chunk.length), row);
+    else for (let i = 0; i < chunk.length; i++) out[row + i] = chunk.getValid(i) ? values[i]! : Number.NaN;
+    row += chunk.length;
+  }
+  return out;
+}
 
 /**
- * A nullable double column as the Parquet writer takes it: the typed array itself when it holds no NaN (the writer
- * writes the same bytes for it as for a plain array of those numbers, without boxing a million of them), else a plain
- * array with null for NaN.
+ * A text column as codes into its distinct values, each decoded once as Arrow decodes it (Arrow's reader decodes a
+ * string per row). Values are found by their bytes; bytes that decode alike (invalid UTF-8) share a label.
  */
-function nullableDoubles(values: Float64Array): Float64Array | Array<number | null> {
-  for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i]!)) return Array.from(values, nullIfNaN);
-  return values;
+export function textCodes(vector: Vector): TextCodes {
+  const codes = new Int32Array(vector.length);
+  const labels: string[] = [];
+  const codeOfLabel = new Map<string, number>();
+  const seen = new Map<number, Array<{ bytes: Uint8Array; code: number }>>();
+  const decoder = new TextDecoder('utf-8');
+  let row = 0;
+  for (const chunk of vector.data as Data[]) {
+    const offsets = chunk.valueOffsets as Int32Array;
+    const bytes = chunk.values as Uint8Array;
+    for (let i = 0; i < chunk.length; i++, row++) {
+      if (chunk.nullCount > 0 && !chunk.getValid(i)) {
+        codes[row] = -1;
+        continue;
+      }
+      const value = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+      let hash = 0x811c9dc5;
+      for (let k = 0; k < value.length; k++) hash = Math.imul(hash ^ value[k]!, 0x01000193);
+      const bucket = seen.get(hash) ?? [];
+      let code = bucket.find((entry) => Buffer.compare(entry.bytes, value) === 0)?.code;
+      if (code === undefined) {
+        const label = decoder.decode(value);
+        code = codeOfLabel.get(label);
+        if (code === undefined) {
+          code = labels.push(label) - 1;
+          codeOfLabel.set(label, code);
+        }
+        bucket.push({ bytes: value, code });
+        seen.set(hash, bucket);
+      }
+      codes[row] = code;
+    }
+  }
+  return new TextCodes(codes, labels);
 }
 
 /**
@@ -63,10 +105,8 @@ export function textColumn(vector: Vector): ByteColumn | Array<string | null> {
   const chunks = vector.data as Data[];
   for (const chunk of chunks) {
     const offsets = chunk.valueOffsets as Int32Array;
-    const bytes = chunk.values as Uint8Array;
-    for (let i = offsets[0]!, end = offsets[chunk.length]!; i < end; i++) {
-      if (bytes[i]! >= 0x80) return vector.toArray() as Array<string | null>;
-    }
+    if (!isAscii((chunk.values as Uint8Array).subarray(offsets[0]!, offsets[chunk.length]!)))
+      return vector.toArray() as Array<string | null>;
   }
   if (chunks.length === 1) {
     const only = chunks[0]!;
@@ -105,10 +145,7 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
   const col = (name: string) => part.getChild(name)!;
   // Only the random rule reads pair ids as text (its draw hashes them); the writer takes the ids as bytes.
   const pairIds = plan.needsPairIds ? (col('pair_id').toArray() as string[]) : undefined;
-  const humanColumn = col('human_pref');
-  const splits = col('split');
-  const human = new Float64Array(n);
-  for (let i = 0; i < n; i++) human[i] = (humanColumn.get(i) as number | null) ?? Number.NaN;
+  const human = doublesOf(col('human_pref'));
 
   const promptWords = columnWords(col('prompt_id'), n);
   const wordsA = columnWords(col('image_a'), n);
@@ -126,25 +163,25 @@ export async function labelPart(job: PartJob): Promise<PartTally> {
   }
   const input = { length: n, scoreA, scoreB, humanPref: human, ...(pairIds ? { pairIds } : {}) };
   const out = computeConsensus(plan, input, allocateConsensusColumns(M, n));
-  const columns: Record<string, ArrayLike<unknown> | ByteColumn> = {
+  const columns: Record<string, ColumnData> = {
     pair_id: textColumn(col('pair_id')),
     prompt_id: textColumn(col('prompt_id')),
     image_a: textColumn(col('image_a')),
     image_b: textColumn(col('image_b')),
-    human_pref: nullableDoubles(human),
-    split: Array.from({ length: n }, (_, i) => splits.get(i) as string | null),
+    human_pref: new NullableDoubles(human),
+    split: textCodes(col('split')),
     votes_a: Int32Array.from(out.votesA),
     votes_b: Int32Array.from(out.votesB),
-    label: nullableDoubles(out.label),
-    soft: nullableDoubles(out.soft),
-    margin: nullableDoubles(out.margin),
-    disagreement: nullableDoubles(out.disagreement),
+    label: new NullableDoubles(out.label),
+    soft: new NullableDoubles(out.soft),
+    margin: new NullableDoubles(out.margin),
+    disagreement: new NullableDoubles(out.disagreement),
     kept: Array.from(out.kept, (k) => k === 1),
     tie: Array.from(out.tie, (t) => t === 1),
-    reason: Array.from(out.reason, (r) => LABEL_REASONS[r]!),
+    reason: new TextCodes(out.reason, LABEL_REASONS),
   };
   metrics.forEach((m, j) => {
-    columns[`p_${m}`] = nullableDoubles(out.p[j]!);
+    columns[`p_${m}`] = new NullableDoubles(out.p[j]!);
     columns[`vote_${m}`] = Int32Array.from(out.vote[j]!);
   });
   const name = basename(job.file).replace(/\.arrow$/, '.parquet');

@@ -42,9 +42,39 @@ export class ByteColumn {
   }
 }
 
+/** Doubles where NaN stands for null: written as the array of numbers with null for each NaN would be. */
+export class NullableDoubles {
+  readonly length: number;
+  constructor(readonly values: Float64Array) {
+    this.length = values.length;
+  }
+
+  toArray(): Array<number | null> {
+    return Array.from(this.values, (x) => (Number.isNaN(x) ? null : x));
+  }
+}
+
+/** Text as codes into distinct labels (−1: null): written as the array of those strings would be. */
+export class TextCodes {
+  readonly length: number;
+  constructor(
+    readonly codes: Int32Array | Uint8Array,
+    readonly labels: readonly string[],
+  ) {
+    this.length = codes.length;
+    if (new Set(labels).size !== labels.length) throw new Error('text codes need distinct labels');
+  }
+
+  toArray(): Array<string | null> {
+    return Array.from(this.codes, (c) => (c < 0 ? null : this.labels[c]!));
+  }
+}
+
+export type ColumnData = ArrayLike<unknown> | ByteColumn | NullableDoubles | TextCodes;
+
 export interface FlatColumn {
   name: string;
-  data: ArrayLike<unknown> | ByteColumn;
+  data: ColumnData;
 }
 
 export interface FlatParquetOptions {
@@ -89,8 +119,10 @@ export function writeFlatParquet(writer: ByteWriter, schema: SchemaElement[], co
           offsetIndex: true,
         };
         // As the library's writer slices a group: an array stays an array, a typed array a typed array.
+        const values = data instanceof NullableDoubles || data instanceof TextCodes ? data.toArray() : data;
         const sliced =
-          (data as { slice?: (from: number, to: number) => unknown }).slice?.(start, end) ?? Array.prototype.slice.call(data, start, end);
+          (values as { slice?: (from: number, to: number) => unknown }).slice?.(start, end) ??
+          Array.prototype.slice.call(values, start, end);
         result = writeColumn({ writer, column, pageData: encodeNestedValues(path, sliced as never) });
       }
       chunks.push(result.chunk);
@@ -120,16 +152,63 @@ export function writeFlatParquet(writer: ByteWriter, schema: SchemaElement[], co
 
 type FastValues =
   | { kind: 'double'; values: Float64Array; nulls: Uint8Array | null; nullCount: number }
+  | {
+      kind: 'text';
+      codes: Int32Array | Uint8Array;
+      labels: readonly string[];
+      /** Each label's UTF-8. */
+      encoded: Uint8Array[];
+      /** Each label's place in the library's string order (code points; equal strings share one). */
+      rank: Int32Array;
+      nulls: Uint8Array | null;
+    }
   | { kind: 'int32'; values: Int32Array }
   | { kind: 'boolean'; values: Uint8Array }
   | { kind: 'bytes'; offsets: Int32Array; bytes: Uint8Array };
 
 /** The rows [start, end) in a form encoded here, or null for the library's writer (which also owns its errors). */
-function fastValues(element: SchemaElement, data: ArrayLike<unknown> | ByteColumn, start: number, end: number): FastValues | null {
+function fastValues(element: SchemaElement, data: ColumnData, start: number, end: number): FastValues | null {
   const plain = element.converted_type === undefined && element.logical_type === undefined;
+  const required = element.repetition_type !== 'OPTIONAL';
   if (data instanceof ByteColumn) {
     if (element.type !== 'BYTE_ARRAY' || !(plain || element.converted_type === 'UTF8')) return null;
     return { kind: 'bytes', offsets: data.offsets.subarray(start, end + 1), bytes: data.bytes };
+  }
+  if (data instanceof TextCodes) {
+    if (element.type !== 'BYTE_ARRAY' || element.converted_type !== 'UTF8' || element.logical_type !== undefined) return null;
+    const codes = data.codes.subarray(start, end);
+    let nulls: Uint8Array | null = null;
+    for (let i = 0; i < codes.length; i++) {
+      if (codes[i]! < 0) {
+        nulls ??= new Uint8Array(codes.length);
+        nulls[i] = 1;
+      }
+    }
+    if (nulls && required) return null;
+    const encoder = new TextEncoder();
+    return {
+      kind: 'text',
+      codes,
+      labels: data.labels,
+      encoded: data.labels.map((l) => encoder.encode(l)),
+      rank: stringRanks(data.labels),
+      nulls,
+    };
+  }
+  if (data instanceof NullableDoubles) {
+    if (element.type !== 'DOUBLE' || !plain) return null;
+    const values = data.values.subarray(start, end);
+    let nulls: Uint8Array | null = null;
+    let nullCount = 0;
+    for (let i = 0; i < values.length; i++) {
+      if (Number.isNaN(values[i]!)) {
+        nulls ??= new Uint8Array(values.length);
+        nulls[i] = 1;
+        nullCount++;
+      }
+    }
+    if (nulls && required) return null;
+    return { kind: 'double', values, nulls, nullCount };
   }
   if (!plain) return null;
   if (element.type === 'DOUBLE') {
@@ -163,12 +242,47 @@ function fastValues(element: SchemaElement, data: ArrayLike<unknown> | ByteColum
   return null;
 }
 
-const isNull = (fast: FastValues, i: number): boolean => fast.kind === 'double' && fast.nulls !== null && fast.nulls[i] === 1;
+const isNull = (fast: FastValues, i: number): boolean =>
+  (fast.kind === 'double' || fast.kind === 'text') && fast.nulls !== null && fast.nulls[i] === 1;
+
+const codePointAt = (text: string, i: number): number => {
+  const code = text.codePointAt(i) ?? 0xfffd;
+  return code >= 0xd800 && code <= 0xdfff ? 0xfffd : code;
+};
+
+/** The library's string order: UTF-8 byte order, which is code point order, with lone surrogates as U+FFFD. */
+function compareStrings(left: string, right: string): number {
+  if (left === right) return 0;
+  const length = Math.min(left.length, right.length);
+  let i = 0;
+  while (i < length && left.charCodeAt(i) === right.charCodeAt(i)) i++;
+  if (i > 0) {
+    const previous = left.charCodeAt(i - 1);
+    if (previous >= 0xd800 && previous <= 0xdbff) i--;
+  }
+  while (i < left.length && i < right.length) {
+    const a = codePointAt(left, i);
+    const b = codePointAt(right, i);
+    if (a !== b) return a - b;
+    i += a > 0xffff ? 2 : 1;
+  }
+  return left.length - right.length;
+}
+
+function stringRanks(labels: readonly string[]): Int32Array {
+  const order = labels.map((_, i) => i).sort((a, b) => compareStrings(labels[a]!, labels[b]!));
+  const rank = new Int32Array(labels.length);
+  order.forEach((label, k) => {
+    const previous = order[k - 1];
+    rank[label] = previous !== undefined && compareStrings(labels[previous]!, labels[label]!) === 0 ? rank[previous]! : k;
+  });
+  return rank;
+}
 
 /** The byte length of value i of a bytes column. */
 const byteLength = (offsets: Int32Array, i: number): number => offsets[i + 1]! - offsets[i]!;
 
-type Statistic = number | boolean | Uint8Array;
+type Statistic = number | boolean | string | Uint8Array;
 
 function compareBytes(bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
   const length = Math.min(aEnd - aStart, bEnd - bStart);
@@ -195,6 +309,22 @@ function statistics(fast: FastValues, n: number): ColumnMeta['statistics'] {
     }
     if (minAt >= 0) min = bytes.subarray(offsets[minAt]!, offsets[minAt + 1]!);
     if (maxAt >= 0) max = bytes.subarray(offsets[maxAt]!, offsets[maxAt + 1]!);
+  } else if (fast.kind === 'text') {
+    let low = -1;
+    let high = -1;
+    for (let i = 0; i < n; i++) {
+      const code = fast.codes[i]!;
+      if (code < 0) {
+        nulls++;
+        continue;
+      }
+      if (low < 0 || fast.rank[code]! < fast.rank[low]!) low = code;
+      if (high < 0 || fast.rank[code]! > fast.rank[high]!) high = code;
+    }
+    if (low >= 0) {
+      min = fast.labels[low];
+      max = fast.labels[high];
+    }
   } else if (fast.kind === 'boolean') {
     for (let i = 0; i < n; i++) {
       const value = fast.values[i] === 1;
@@ -253,11 +383,19 @@ interface Dictionary {
 /** The library's useDictionary: sample to reject, then build, then keep only if it at least halves the plain bytes. */
 function dictionary(fast: FastValues, n: number): Dictionary | null {
   if (fast.kind === 'boolean') return null;
-  const prefix = fast.kind === 'bytes' ? 4 : 0;
+  const prefix = fast.kind === 'bytes' || fast.kind === 'text' ? 4 : 0;
   const fixedSize = fast.kind === 'double' ? 8 : 4;
-  const sizeOf = (i: number): number => (fast.kind === 'bytes' ? byteLength(fast.offsets, i) : fixedSize);
+  // A string's estimated size is its length in UTF-16 units, as the library estimates it.
+  const sizeOf = (i: number): number =>
+    fast.kind === 'bytes' ? byteLength(fast.offsets, i) : fast.kind === 'text' ? fast.labels[fast.codes[i]!]!.length : fixedSize;
   const keyOf = (i: number): number | null =>
-    fast.kind === 'bytes' ? hashBytes(fast.bytes, fast.offsets[i]!, fast.offsets[i + 1]!) : isNull(fast, i) ? null : fast.values[i]!;
+    fast.kind === 'bytes'
+      ? hashBytes(fast.bytes, fast.offsets[i]!, fast.offsets[i + 1]!)
+      : isNull(fast, i)
+        ? null
+        : fast.kind === 'text'
+          ? fast.codes[i]!
+          : fast.values[i]!;
 
   const sampleSize = Math.min(n, 1000);
   const sampled = new Map<number | null, number>();
@@ -311,7 +449,7 @@ function dictionary(fast: FastValues, n: number): Dictionary | null {
       indexes[i] = index;
     }
   } else {
-    const values = fast.values;
+    const values = fast.kind === 'text' ? fast.codes : fast.values;
     const seen = new Map<number, number>();
     for (let i = 0; i < n; i++) {
       if (isNull(fast, i)) {
@@ -319,11 +457,12 @@ function dictionary(fast: FastValues, n: number): Dictionary | null {
         continue;
       }
       nonNull++;
-      totalSize += fixedSize;
+      const size = fast.kind === 'text' ? sizeOf(i) : fixedSize;
+      totalSize += size;
       const value = values[i]!;
       let index = seen.get(value);
       if (index === undefined) {
-        dictionarySize += fixedSize;
+        dictionarySize += size;
         index = entries.length;
         entries.push(value);
         seen.set(value, index);
@@ -470,6 +609,14 @@ function writePlain(out: Bytes, fast: FastValues, start: number, end: number): v
       out.u32(offsets[i + 1]! - offsets[i]!);
       out.bytes(bytes, offsets[i]!, offsets[i + 1]!);
     }
+  } else if (fast.kind === 'text') {
+    for (let i = start; i < end; i++) {
+      const code = fast.codes[i]!;
+      if (code < 0) continue;
+      const bytes = fast.encoded[code]!;
+      out.u32(bytes.length);
+      out.bytes(bytes, 0, bytes.length);
+    }
   } else if (fast.kind === 'boolean') {
     let current = 0;
     for (let i = start; i < end; i++) {
@@ -506,6 +653,12 @@ function writeDictionaryPage(writer: ByteWriter, fast: FastValues, dict: Diction
       out.u32(offsets[row + 1]! - offsets[row]!);
       out.bytes(bytes, offsets[row]!, offsets[row + 1]!);
     }
+  } else if (fast.kind === 'text') {
+    for (const code of dict.entries) {
+      const bytes = fast.encoded[code]!;
+      out.u32(bytes.length);
+      out.bytes(bytes, 0, bytes.length);
+    }
   } else {
     const width = fast.kind === 'double' ? 8 : 4;
     out.ensure(dict.entries.length * width);
@@ -536,6 +689,8 @@ function pageBoundaries(fast: FastValues, n: number, dictionaryIndexes: boolean)
     if (isNull(fast, i)) size = 0;
     else if (dictionaryIndexes) size = 4;
     else if (fast.kind === 'bytes') size = byteLength(fast.offsets, i);
+    // Plain strings are paged by their UTF-8 length: the library encodes them before it pages.
+    else if (fast.kind === 'text') size = fast.encoded[fast.codes[i]!]!.length;
     else size = fast.kind === 'double' ? 8 : fast.kind === 'int32' ? 4 : 0.125;
     accumulated += size;
     if (accumulated >= PAGE_SIZE && i > start) {
@@ -570,7 +725,7 @@ function writeFastColumn(writer: ByteWriter, element: SchemaElement, fast: FastV
   const dataPageOffset = BigInt(writer.offset);
   const locations: Array<{ offset: bigint; compressed_page_size: number; first_row_index: bigint }> = [];
   let definedLevels: Uint8Array | null = null;
-  if (optional && fast.kind === 'double' && fast.nulls) {
+  if (optional && (fast.kind === 'double' || fast.kind === 'text') && fast.nulls) {
     definedLevels = new Uint8Array(n);
     for (let i = 0; i < n; i++) definedLevels[i] = fast.nulls[i] === 1 ? 0 : 1;
   }

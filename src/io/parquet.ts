@@ -9,7 +9,7 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ByteWriter } from 'hyparquet-writer';
 import type { SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
-import { type ByteColumn, writeFlatParquet, type FlatColumn } from './parquet-encoder.ts';
+import { writeFlatParquet, type ColumnData, type FlatColumn } from './parquet-encoder.ts';
 import { writeStreamAtomic } from './atomic.ts';
 import { hashFile } from './file-hash.ts';
 import { snappyCompress, snappyCompressView } from './snappy.ts';
@@ -263,7 +263,7 @@ export async function writeParquetPart(
   dir: string,
   file: string,
   specs: readonly ColumnSpec[],
-  columns: Record<string, ArrayLike<unknown> | ByteColumn>,
+  columns: Record<string, ColumnData>,
   options: { rowGroupSize?: number; metadata?: Record<string, string> } = {},
 ): Promise<ParquetWriteResult> {
   const target = resolveInside(dir, file);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet-writer';
 import { parquetReadObjects } from 'hyparquet';
-import { ByteColumn, writeFlatParquet } from '../../src/io/parquet-encoder.ts';
+import { ByteColumn, NullableDoubles, TextCodes, writeFlatParquet, type ColumnData } from '../../src/io/parquet-encoder.ts';
 import { snappyCompress, snappyCompressView } from '../../src/io/snappy.ts';
 import { uniformGenerator } from '../../tools/onnx-builder/seeded-random.ts';
 
@@ -15,7 +15,7 @@ const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values
 interface Case {
   element: Omit<SchemaElement, 'name'>;
   /** What the encoder is given. */
-  ours: ArrayLike<unknown> | ByteColumn;
+  ours: ColumnData;
   /** The same values as the library's writer takes them (views for a ByteColumn). */
   library?: ArrayLike<unknown>;
 }
@@ -40,6 +40,10 @@ function byteColumn(values: readonly Uint8Array[]): ByteColumn {
 const views = (column: ByteColumn): Uint8Array[] =>
   Array.from({ length: column.length }, (_, i) => column.bytes.subarray(column.offsets[i]!, column.offsets[i + 1]!));
 
+/** The values as the library's writer takes them: views for bytes, arrays with nulls for the others. */
+const libraryForm = (data: ColumnData): ArrayLike<unknown> =>
+  data instanceof ByteColumn ? views(data) : data instanceof NullableDoubles || data instanceof TextCodes ? data.toArray() : data;
+
 function writeBoth(columns: Record<string, Case>, rowGroupSize: number): { ours: Uint8Array; library: Uint8Array } {
   const schema: SchemaElement[] = [
     { name: 'schema', num_children: Object.keys(columns).length },
@@ -58,7 +62,7 @@ function writeBoth(columns: Record<string, Case>, rowGroupSize: number): { ours:
   writer.write({
     columnData: Object.entries(columns).map(([name, c]) => ({
       name,
-      data: (c.library ?? (c.ours instanceof ByteColumn ? views(c.ours) : c.ours)) as never,
+      data: (c.library ?? libraryForm(c.ours)) as never,
     })),
     rowGroupSize,
   });
@@ -164,6 +168,68 @@ test('text and binary as Arrow buffers: hex ids across pages, dictionaries, empt
   assertSameBytes({ big: { element: utf8(required), ours: big } });
 });
 
+test('text as codes into labels: ASCII and not, nulls, strings the library orders as equal, few and many labels', () => {
+  const reasons = ['agree', 'tie', 'missing', 'margin', 'tie-human'];
+  const odd = ['train', '', 'é', 'ü-test', '🙂', '\ud800', '\ufffd', 'z', 'ab', 'a'];
+  const long = Array.from({ length: 3000 }, (_, i) => `${i}-${'é'.repeat(700)}`);
+  const surrogates = ['\ufffd', '\ud800'];
+  for (const n of [...SIZES, 120_000]) {
+    const codes = (labels: readonly string[], nulls: boolean) =>
+      Int32Array.from({ length: n }, () => (nulls && random() < 0.2 ? -1 : Math.floor(random() * labels.length)));
+    assertSameBytes({
+      reason: { element: utf8(required), ours: new TextCodes(Uint8Array.from(codes(reasons, false)), reasons) },
+      split: { element: utf8(optional), ours: new TextCodes(codes(odd, true), odd) },
+      allNull: { element: utf8(optional), ours: new TextCodes(new Int32Array(n).fill(-1), odd) },
+      one: { element: utf8(required), ours: new TextCodes(new Int32Array(n), ['only']) },
+      surrogates: { element: utf8(required), ours: new TextCodes(codes(surrogates, false), surrogates) },
+      long: { element: utf8(optional), ours: new TextCodes(codes(long, true), long) },
+      unique: {
+        element: utf8(required),
+        ours: new TextCodes(
+          Int32Array.from({ length: n }, (_, i) => i % 3000),
+          long,
+        ),
+      },
+    });
+  }
+});
+
+test('a sweep of sizes and cardinalities finds the dictionary decision wherever it falls', () => {
+  const chars = ['a', 'é', '€', '🙂', '\ud800', '\ufffd'];
+  const word = () => Array.from({ length: Math.floor(random() * 12) }, () => pick(chars)).join('');
+  for (let round = 0; round < 300; round++) {
+    const n = 1 + Math.floor(random() ** 2 * 6000);
+    const k = 1 + Math.floor(random() * n);
+    const labels = [...new Set(Array.from({ length: k }, word))];
+    const nulls = random() < 0.3;
+    const codes = Int32Array.from({ length: n }, () => (nulls && random() < 0.1 ? -1 : Math.floor(random() ** 3 * labels.length)));
+    const doubles = Float64Array.from({ length: k }, () => random());
+    const ints = Int32Array.from({ length: k }, () => Math.floor(random() * 2 ** 20));
+    const ids = Array.from({ length: k }, () => ascii(1 + Math.floor(random() * 30)));
+    const at = (i: number) => Math.abs(codes[i]!) % k;
+    assertSameBytes(
+      {
+        text: { element: utf8(nulls ? optional : required), ours: new TextCodes(codes, labels) },
+        double: { element: double(optional), ours: Float64Array.from({ length: n }, (_, i) => doubles[at(i)]!) },
+        int: { element: { type: 'INT32', ...required }, ours: Int32Array.from({ length: n }, (_, i) => ints[at(i)]!) },
+        bytes: { element: utf8(required), ours: byteColumn(Array.from({ length: n }, (_, i) => ids[at(i)]!)) },
+      },
+      1 + Math.floor(random() * n),
+    );
+  }
+});
+
+test('doubles with NaN for null', () => {
+  for (const n of [...SIZES, 140_000]) {
+    const values = Float64Array.from({ length: n }, () => pick([Number.NaN, 0.5, 1, 0, -0, random()]));
+    assertSameBytes({
+      label: { element: double(optional), ours: new NullableDoubles(values) },
+      none: { element: double(optional), ours: new NullableDoubles(new Float64Array(n).fill(0.25)) },
+    });
+  }
+  assert.throws(() => writeOurs(double(required), new NullableDoubles(Float64Array.of(1, Number.NaN))), /expected number value, got null/);
+});
+
 test('columns the library writes (strings, int64, float, int8, nullable int32 arrays) sit beside ours unchanged', async () => {
   for (const n of [0, 5, 2000]) {
     const bytes = assertSameBytes(
@@ -196,7 +262,7 @@ test('the comparison can fail: one changed value changes the bytes', () => {
   assert.notDeepEqual(ours, library);
 });
 
-function writeOurs(element: Omit<SchemaElement, 'name'>, data: ArrayLike<unknown> | ByteColumn): void {
+function writeOurs(element: Omit<SchemaElement, 'name'>, data: ColumnData): void {
   const schema: SchemaElement[] = [{ name: 'schema', num_children: 1 }, { name: 'v', ...element } as SchemaElement];
   writeFlatParquet(new ByteWriter(), schema, [{ name: 'v', data }], {
     rowGroupSize: 10,
