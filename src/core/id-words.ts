@@ -2,8 +2,10 @@
 // string or from UTF-8 bytes (an Arrow or Parquet buffer), so a join never builds a JS string per id. Our ids are
 // sha256 hex, and 128 bits of a sha256 are unique among any number of ids a dataset can hold (a collision among
 // 10M ids has probability ≈ 10⁻²⁵). An id that is not 64 lowercase hex digits (hand-made test data, other tools)
-// is first hashed with sha256, so every string still has exactly one key and different strings different keys.
-// The one-shot hash: a hash object per id costs more than the digest of a short id.
+// is first hashed with sha256 behind a prefix, so every string still has exactly one key, different strings
+// different keys, and an id never the key of the hex of its own plain sha256 (a dataset may hold both: "prompt 5"
+// from one source, sha256("prompt 5") from another). The one-shot hash: a hash object per id costs more than the
+// digest of a short id.
 import { hash } from 'node:crypto';
 import type { Data, Vector } from 'apache-arrow';
 
@@ -45,10 +47,23 @@ export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, 
     for (let i = start + width * 8; i < end; i++) bad |= HEX_VALUE[bytes[i]!]!;
     if (bad >= 0) return;
   }
-  wordsOfDigest(hash('sha256', bytes.subarray(start, end), 'buffer'), out, offset, width);
+  wordsOfOtherId(bytes.subarray(start, end), out, offset, width);
 }
 
 const scratch = new Uint8Array(64);
+const encoder = new TextEncoder();
+
+/** What a non-hex id's bytes are hashed behind. */
+const PREFIX = new TextEncoder().encode('balanced-dpo id\0');
+let prefixed = new Uint8Array(256);
+
+function wordsOfOtherId(bytes: Uint8Array, out: IdWords, offset: number, width: KeyWidth): void {
+  const length = PREFIX.length + bytes.length;
+  if (length > prefixed.length) prefixed = new Uint8Array(Math.max(length, prefixed.length * 2));
+  prefixed.set(PREFIX, 0);
+  prefixed.set(bytes, PREFIX.length);
+  wordsOfDigest(hash('sha256', prefixed.subarray(0, length), 'buffer'), out, offset, width);
+}
 
 /** The key of a string id, into `out[offset, offset + 4)`: the same words as its UTF-8 bytes give. */
 export function idWordsFromString(id: string, out: IdWords, offset: number, width: KeyWidth = 4): void {
@@ -68,7 +83,7 @@ export function idWordsFromString(id: string, out: IdWords, offset: number, widt
       return;
     }
   }
-  wordsOfDigest(hash('sha256', id, 'buffer'), out, offset, width);
+  wordsOfOtherId(encoder.encode(id), out, offset, width);
 }
 
 /** Key words of every value of a UTF-8 column, `width` per row, read from the Arrow buffers. */

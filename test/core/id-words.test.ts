@@ -24,11 +24,24 @@ test('a sha256 hex id is its first 128 bits, from a string or from bytes inside 
   assert.deepEqual(fromBytes(id), wordsOfHex(id));
 });
 
-test('ids that are not 64 lowercase hex digits get the words of their sha256, the same from both paths', () => {
+test('ids that are not 64 lowercase hex digits get the words of their sha256 behind a prefix, the same from both paths', () => {
   const upper = sha256Hex('image 1').toUpperCase();
   for (const id of ['img-1', '', 'é'.repeat(64), upper, `${sha256Hex('x').slice(0, 63)}g`]) {
-    assert.deepEqual(fromString(id), wordsOfHex(sha256Hex(id)), id);
+    assert.deepEqual(fromString(id), wordsOfHex(sha256Hex(`balanced-dpo id\u0000${id}`)), id);
     assert.deepEqual(fromBytes(id), fromString(id), id);
   }
   assert.notDeepEqual(fromString(upper), fromString(upper.toLowerCase()), 'case matters, as it does for the string');
+});
+
+test('an id and the hex of its own sha256 are two keys, in the joins (128 bits) and the de-duplication (256)', () => {
+  for (const id of ['prompt 5', 'img-1', '']) {
+    assert.notDeepEqual(fromString(id), fromString(sha256Hex(id)), id);
+    assert.notDeepEqual(fromBytes(id), fromBytes(sha256Hex(id)), id);
+    const wide = (text: string): number[] => {
+      const out = new Uint32Array(8);
+      idWordsFromString(text, out, 0, 8);
+      return [...out];
+    };
+    assert.notDeepEqual(wide(id), wide(sha256Hex(id)), id);
+  }
 });
