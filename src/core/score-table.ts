@@ -7,7 +7,15 @@ import { JsonFileError } from '../io/json-file.ts';
 import { metricInfoLocation, readMetaJson } from './dataset-meta.ts';
 import { join } from 'node:path';
 import { listParts } from '../io/arrow-table.ts';
-import { openDatasetParquet, openParquet, readRowGroupVectors } from '../io/parquet.ts';
+import {
+  openDatasetParquet,
+  openParquet,
+  ParquetFileError,
+  readBytePages,
+  readRowGroupVectors,
+  type BytePages,
+  type PlainBytePage,
+} from '../io/parquet.ts';
 import { slotsFor } from './key-set.ts';
 import { MetricStatsAccumulator, type MetricStats } from './stats.ts';
 import type { MetricInfo } from './schema.ts';
@@ -50,6 +58,16 @@ export async function readScoreFile(dir: string, file: string): Promise<ScoreFil
   const words = new Uint32Array(source.numRows * 8);
   const scores = new Float64Array(source.numRows);
   for (const group of source.rowGroups) {
+    // Ids as our writer writes them are parsed straight from their pages; any other file through the library.
+    const imagePages = await readBytePages(source, group, 'image_id');
+    const promptPages = imagePages && (await readBytePages(source, group, 'prompt_id'));
+    if (imagePages && promptPages) {
+      idWordsFromPages(source.path, imagePages, words, group.rowStart, 0);
+      idWordsFromPages(source.path, promptPages, words, group.rowStart, 4);
+      const values = (await readRowGroupVectors(source, group, ['score'])).score!;
+      for (let i = 0; i < group.numRows; i++) scores[group.rowStart + i] = Number(values[i]);
+      continue;
+    }
     const data = await readRowGroupVectors(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
     const imageIds = data.image_id!;
     const promptIds = data.prompt_id!;
@@ -64,6 +82,41 @@ export async function readScoreFile(dir: string, file: string): Promise<ScoreFil
     }
   }
   return { rows: source.numRows, words, scores };
+}
+
+/** The key words of each of `count` ids in PLAIN pages into words[k × stride + at], for k from 0. */
+function idWordsOfValues(path: string, pages: readonly PlainBytePage[], words: Uint32Array, stride: number, at: number): void {
+  let k = 0;
+  for (const { values, bytes } of pages) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let offset = 0;
+    for (let i = 0; i < values; i++, k++) {
+      const length = offset + 4 <= bytes.length ? view.getUint32(offset, true) : -1;
+      if (length < 0 || offset + 4 + length > bytes.length) throw new ParquetFileError(`${path}: an id page ends inside value ${i}`);
+      idWordsFromBytes(bytes, offset + 4, offset + 4 + length, words, k * stride + at);
+      offset += 4 + length;
+    }
+  }
+}
+
+/** The key words of a row group's ids into words[row × 8 + at], from row `firstRow` on. */
+function idWordsFromPages(path: string, column: BytePages, words: Uint32Array, firstRow: number, at: number): void {
+  if (column.kind === 'plain') {
+    idWordsOfValues(path, column.pages, words.subarray(firstRow * 8), 8, at);
+    return;
+  }
+  // A dictionary's ids are parsed once, then copied to each row that names them.
+  const entries = new Uint32Array(column.dictionary.values * 4);
+  idWordsOfValues(path, [column.dictionary], entries, 4, 0);
+  const { indexes } = column;
+  for (let i = 0; i < indexes.length; i++) {
+    const from = indexes[i]! * 4;
+    const to = (firstRow + i) * 8 + at;
+    words[to] = entries[from]!;
+    words[to + 1] = entries[from + 1]!;
+    words[to + 2] = entries[from + 2]!;
+    words[to + 3] = entries[from + 3]!;
+  }
 }
 
 export interface ScoreTableOptions {

@@ -6,6 +6,9 @@ import { writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parquetMetadataAsync, parquetRead, parquetSchema } from 'hyparquet';
 import type { AsyncBuffer, FileMetaData } from 'hyparquet';
+import { parquetHeader } from 'hyparquet/src/column.js';
+import { decompressPage } from 'hyparquet/src/datapage.js';
+import { readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
 import { compressors } from 'hyparquet-compressors';
 import { ByteWriter } from 'hyparquet-writer';
 import type { SchemaElement as WriterSchemaElement } from 'hyparquet-writer';
@@ -168,6 +171,75 @@ export async function readRowGroupColumns(
   const out: Record<string, ParquetCell[]> = {};
   for (const [name, values] of Object.entries(decoded)) out[name] = Array.isArray(values) ? values : Array.from(values);
   return out;
+}
+
+/** Decompressed PLAIN values of a BYTE_ARRAY column: `values` of them, each a 4-byte length and its bytes. */
+export interface PlainBytePage {
+  values: number;
+  bytes: Uint8Array;
+}
+
+/** A BYTE_ARRAY column chunk decompressed but not decoded: its PLAIN pages, or its dictionary and each row's entry. */
+export type BytePages = { kind: 'plain'; pages: PlainBytePage[] } | { kind: 'dictionary'; dictionary: PlainBytePage; indexes: Int32Array };
+
+/**
+ * A required BYTE_ARRAY column's values in one row group, decompressed but not decoded, when the chunk is written as
+ * our writer writes ids (PLAIN data pages v2 without levels, or all of them indexes into one dictionary page); null
+ * when it is written any other way, for the caller to read it through the library. For scans that parse millions of
+ * ids straight from the pages (the score table), where the library's view per value was most of the work and of the
+ * garbage.
+ */
+export async function readBytePages(source: ParquetSource, group: RowGroupInfo, column: string): Promise<BytePages | null> {
+  const chunk = source.metadata.row_groups[group.index]?.columns.find((c) => c.meta_data?.path_in_schema.join('.') === column);
+  const meta = chunk?.meta_data;
+  const element = parquetSchema(source.metadata).children.find((child) => child.element.name === column)?.element;
+  if (!meta || !element || element.type !== 'BYTE_ARRAY' || element.repetition_type !== 'REQUIRED') return null;
+  if (meta.encodings.some((e) => e !== 'PLAIN' && e !== 'RLE_DICTIONARY')) return null;
+  const start = Number(meta.dictionary_page_offset ?? meta.data_page_offset);
+  const bytes = new Uint8Array(await source.file.slice(start, start + Number(meta.total_compressed_size)));
+  const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
+  const fail = (why: string): ParquetFileError =>
+    new ParquetFileError(`${source.path}: row group ${group.index} column "${column}": ${why}`);
+  const pages: PlainBytePage[] = [];
+  let dictionary: PlainBytePage | null = null;
+  const indexes = new Int32Array(group.numRows);
+  let values = 0;
+  try {
+    while (reader.offset < bytes.length && values < group.numRows) {
+      const header = parquetHeader(reader);
+      const body = bytes.subarray(reader.offset, reader.offset + header.compressed_page_size);
+      reader.offset += header.compressed_page_size;
+      const dictionaryHeader = header.dictionary_page_header;
+      if (header.type === 'DICTIONARY_PAGE' && dictionaryHeader && dictionary === null && values === 0) {
+        dictionary = {
+          values: dictionaryHeader.num_values,
+          bytes: decompressPage(body, header.uncompressed_page_size, meta.codec, compressors),
+        };
+        continue;
+      }
+      const v2 = header.data_page_header_v2;
+      if (header.type !== 'DATA_PAGE_V2' || !v2 || v2.num_nulls !== 0) return null;
+      if (v2.definition_levels_byte_length !== 0 || v2.repetition_levels_byte_length !== 0) return null;
+      if (v2.encoding !== (dictionary ? 'RLE_DICTIONARY' : 'PLAIN') || values + v2.num_values > group.numRows) return null;
+      const page =
+        v2.is_compressed === false || header.uncompressed_page_size === 0
+          ? body
+          : decompressPage(body, header.uncompressed_page_size, meta.codec, compressors);
+      if (dictionary && v2.num_values > 0) {
+        const bitWidth = page[0]!;
+        const pageReader = { view: new DataView(page.buffer, page.byteOffset + 1, page.byteLength - 1), offset: 0 };
+        readRleBitPackedHybrid(pageReader, bitWidth, indexes.subarray(values, values + v2.num_values), page.byteLength - 1);
+      } else if (!dictionary) pages.push({ values: v2.num_values, bytes: page });
+      values += v2.num_values;
+    }
+  } catch (error) {
+    throw fail((error as Error).message);
+  }
+  if (values !== group.numRows) throw fail(`has ${values} of ${group.numRows} rows`);
+  if (!dictionary) return { kind: 'plain', pages };
+  for (const index of indexes)
+    if (index < 0 || index >= dictionary.values) throw fail(`index ${index} outside its dictionary of ${dictionary.values}`);
+  return { kind: 'dictionary', dictionary, indexes };
 }
 
 /**

@@ -73,3 +73,52 @@ test('the same image under two prompts is two rows, each with its own score', as
   assert.equal(table.score(0, img, sha256Hex('p1')), 1.5);
   assert.equal(table.score(0, img, sha256Hex('p2')), 2.5);
 });
+
+test('score files read the same whichever way their ids are written: plain pages, a dictionary, nullable, many row groups', async (t) => {
+  const n = 5000;
+  // Images under several prompts repeat (a dictionary for image_id too); prompts repeat (a dictionary for prompt_id).
+  const rows = Array.from({ length: n }, (_, i): [string, string, number] => [
+    i % 2 === 0 ? sha256Hex(`image ${i}`) : sha256Hex(`image ${i % 50}`),
+    i % 3 === 0 ? `prompt ${i % 7}` : sha256Hex(`prompt ${i % 60}`),
+    Math.sin(i),
+  ]);
+  const layouts = {
+    plain: {
+      rows: rows.map((r, i): [string, string, number] => [sha256Hex(`unique ${i}`), sha256Hex(`p ${i}`), r[2]]),
+      nullable: false,
+      group: 100_000,
+    },
+    dictionaries: { rows, nullable: false, group: 100_000 },
+    nullable: { rows, nullable: true, group: 100_000 },
+    groups: { rows, nullable: false, group: 333 },
+  };
+  for (const [name, layout] of Object.entries(layouts)) {
+    const dir = await tempDir(t);
+    const specs = SCORE_SPECS.map((s) => (s.name.endsWith('_id') ? { ...s, nullable: layout.nullable } : s));
+    await writeParquetPart(
+      dir,
+      'scores/m/part-00000.parquet',
+      specs,
+      {
+        image_id: layout.rows.map((r) => r[0]),
+        prompt_id: layout.rows.map((r) => r[1]),
+        score: Float64Array.from(layout.rows, (r) => r[2]),
+        metric_version: layout.rows.map(() => 'v1'),
+      },
+      { rowGroupSize: layout.group },
+    );
+    await mkdir(join(dir, 'meta', 'scores'), { recursive: true });
+    await writeFile(
+      join(dir, 'meta', 'scores', 'm.json'),
+      JSON.stringify({ name: 'm', kind: 'clip', version: 'v1', score: 'cos', temperature: 0.01 }),
+    );
+    const table = await loadScoreTable(dir);
+    const expected = new Map(layout.rows.map((r) => [`${r[0]} ${r[1]}`, r[2]]));
+    assert.equal(table.images, expected.size, name);
+    for (const [key, score] of expected) {
+      const [image, prompt] = key.split(' ', 2) as [string, string];
+      const at = key.indexOf(' ');
+      assert.equal(table.score(0, key.slice(0, at), key.slice(at + 1)), score, `${name}: ${image} under ${prompt}`);
+    }
+  }
+});
