@@ -65,7 +65,7 @@ export async function readScoreFile(dir: string, file: string): Promise<ScoreFil
       idWordsFromPages(source.path, imagePages, words, group.rowStart, 0);
       idWordsFromPages(source.path, promptPages, words, group.rowStart, 4);
       const values = (await readRowGroupVectors(source, group, ['score'])).score!;
-      for (let i = 0; i < group.numRows; i++) scores[group.rowStart + i] = Number(values[i]);
+      for (let i = 0; i < group.numRows; i++) scores[group.rowStart + i] = scoreOf(values[i]);
       continue;
     }
     const data = await readRowGroupVectors(source, group, ['image_id', 'prompt_id', 'score'], { textAsBytes: true });
@@ -78,11 +78,14 @@ export async function readScoreFile(dir: string, file: string): Promise<ScoreFil
       const prompt = promptIds[i] as Uint8Array;
       idWordsFromBytes(image, 0, image.length, words, row * 8);
       idWordsFromBytes(prompt, 0, prompt.length, words, row * 8 + 4);
-      scores[row] = Number(values[i]);
+      scores[row] = scoreOf(values[i]);
     }
   }
   return { rows: source.numRows, words, scores };
 }
+
+/** A score cell as a number; a null (a file not ours) is no score, NaN, not 0. */
+const scoreOf = (cell: unknown): number => (cell === null || cell === undefined ? Number.NaN : Number(cell));
 
 /** The key words of each of `count` ids in PLAIN pages into words[k × stride + at], for k from 0. */
 function idWordsOfValues(path: string, pages: readonly PlainBytePage[], words: Uint32Array, stride: number, at: number): void {
@@ -320,20 +323,24 @@ export class ImagePromptIndex {
 
   /** Looks the UTF-8 ids up (adding them when new); true when metric m has not seen this (image, prompt) before. */
   firstFor(metric: number, imageId: Uint8Array, promptId: Uint8Array): boolean {
-    const words = this.words;
-    idWordsFromBytes(imageId, 0, imageId.length, words, 0);
-    idWordsFromBytes(promptId, 0, promptId.length, words, 4);
+    idWordsFromBytes(imageId, 0, imageId.length, this.words, 0);
+    idWordsFromBytes(promptId, 0, promptId.length, this.words, 4);
+    return this.firstForWords(metric, this.words, 0);
+  }
+
+  /** As firstFor, for keys already parsed: the image's four words at words[at], the prompt's at words[at + 4]. */
+  firstForWords(metric: number, words: Uint32Array, at: number): boolean {
     const guess = this.next[metric]!;
-    const row = this.index.isRow(guess, words, 0, words, 4) ? guess : this.index.rowOf(words, 0, words, 4, true);
+    const row = this.index.isRow(guess, words, at, words, at + 4) ? guess : this.index.rowOf(words, at, words, at + 4, true);
     this.next[metric] = row + 1;
-    const at = row * this.metrics + metric;
-    if (at >= this.seen.length) {
-      const grown = new Uint8Array(Math.max(at + 1, this.seen.length * 2));
+    const cell = row * this.metrics + metric;
+    if (cell >= this.seen.length) {
+      const grown = new Uint8Array(Math.max(cell + 1, this.seen.length * 2));
       grown.set(this.seen);
       this.seen = grown;
     }
-    if (this.seen[at] === 1) return false;
-    this.seen[at] = 1;
+    if (this.seen[cell] === 1) return false;
+    this.seen[cell] = 1;
     return true;
   }
 }

@@ -122,3 +122,22 @@ test('score files read the same whichever way their ids are written: plain pages
     }
   }
 });
+
+test('a null score in a file not ours is no score (NaN), not a score of 0', async (t) => {
+  const dir = await tempDir(t);
+  const specs = SCORE_SPECS.map((s) => (s.name === 'score' ? { ...s, nullable: true } : s));
+  await writeParquetPart(dir, 'scores/m/part-00000.parquet', specs, {
+    image_id: [sha256Hex('a'), sha256Hex('b')],
+    prompt_id: [sha256Hex('p'), sha256Hex('p')],
+    score: [0.5, null],
+    metric_version: ['v1', 'v1'],
+  });
+  await mkdir(join(dir, 'meta', 'scores'), { recursive: true });
+  await writeFile(
+    join(dir, 'meta', 'scores', 'm.json'),
+    JSON.stringify({ name: 'm', kind: 'clip', version: 'v1', score: 'cos', temperature: 0.01 }),
+  );
+  const table = await loadScoreTable(dir);
+  assert.equal(table.score(0, sha256Hex('a'), sha256Hex('p')), 0.5);
+  assert.ok(Number.isNaN(table.score(0, sha256Hex('b'), sha256Hex('p'))));
+});

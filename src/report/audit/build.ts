@@ -189,24 +189,6 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
           lo = Math.min(lo, x);
           hi = Math.max(hi, x);
         }
-        const candidate = (): Candidate => ({
-          pairId,
-          promptId,
-          imageA: String(c.image_a![i]),
-          imageB: String(c.image_b![i]),
-          split,
-          category,
-          human: humanPref,
-          label,
-          tie,
-          soft: cellNumber(c.soft![i]),
-          margin: cellNumber(c.margin![i]),
-          disagreement: cellNumber(c.disagreement![i]),
-          spread: hi > lo ? hi - lo : 0,
-          votesA: Number(c.votes_a![i]),
-          votesB: Number(c.votes_b![i]),
-          metrics: metrics!.map((metric, m) => ({ metric, p: p[m]!, vote: metricVotes[m]! })),
-        });
         const disagreement = cellNumber(c.disagreement![i]);
         // A unanimous pair (entropy 0) is not contested, however few pairs there are.
         const isContested = disagreement !== null && disagreement > 0;
@@ -215,6 +197,25 @@ export async function buildAuditReport(dir: string, options: AuditOptions = {}):
         const isMismatch = compared && consensus !== human;
         if (isMismatch) mismatchCount++;
         if (isContested || isMismatch) {
+          // Built only for a pair that may enter a top list (most pairs do not).
+          const candidate = (): Candidate => ({
+            pairId,
+            promptId,
+            imageA: String(c.image_a![i]),
+            imageB: String(c.image_b![i]),
+            split,
+            category,
+            human: humanPref,
+            label,
+            tie,
+            soft: cellNumber(c.soft![i]),
+            margin: cellNumber(c.margin![i]),
+            disagreement: cellNumber(c.disagreement![i]),
+            spread: hi > lo ? hi - lo : 0,
+            votesA: Number(c.votes_a![i]),
+            votesB: Number(c.votes_b![i]),
+            metrics: metrics!.map((metric, m) => ({ metric, p: p[m]!, vote: metricVotes[m]! })),
+          });
           const keys: RankKeys = { disagreement, margin: cellNumber(c.margin![i]), spread: hi > lo ? hi - lo : 0, pairId };
           if (isContested && contested.wouldKeep((worst) => byDisagreement(keys, worst))) contested.push(candidate());
           if (isMismatch && mismatches.wouldKeep((worst) => byMargin(keys, worst))) mismatches.push(candidate());

@@ -4,7 +4,7 @@ import { listParts } from '../../io/arrow-table.ts';
 import { join } from 'node:path';
 import { openDatasetParquet, openParquet, readRowGroupVectors } from '../../io/parquet.ts';
 import { Histogram, MinMax } from '../distribution.ts';
-import { ImagePromptIndex } from '../../core/score-table.ts';
+import { ImagePromptIndex, readScoreFile } from '../../core/score-table.ts';
 import type { ScoreDistribution } from '../model.ts';
 import { cellNumber } from './input.ts';
 
@@ -35,19 +35,23 @@ export async function scoreDistribution(
   const each = async (visit: (x: number) => void): Promise<void> => {
     let row = 0;
     for (const file of files) {
+      if (pass === 0) {
+        // The score table's reader: keys parsed from the id pages, no value per id.
+        const { rows, words, scores } = await readScoreFile(dir, file);
+        for (let i = 0; i < rows; i++, row++) {
+          if (!seen.firstForWords(m, words, i * 8)) {
+            repeated.add(row);
+            continue;
+          }
+          visit(scores[i]!);
+        }
+        continue;
+      }
       const source = await openDatasetParquet(dir, file);
       for (const group of source.rowGroups) {
-        const data = await readRowGroupVectors(source, group, pass === 0 ? ['image_id', 'prompt_id', 'score'] : ['score'], {
-          textAsBytes: true,
-        });
-        const scores = data.score!;
+        const scores = (await readRowGroupVectors(source, group, ['score'])).score!;
         for (let i = 0; i < scores.length; i++, row++) {
-          if (pass === 0) {
-            if (!seen.firstFor(m, data.image_id![i] as Uint8Array, data.prompt_id![i] as Uint8Array)) {
-              repeated.add(row);
-              continue;
-            }
-          } else if (repeated.has(row)) continue;
+          if (repeated.has(row)) continue;
           visit(cellNumber(scores[i]) ?? Number.NaN);
         }
       }
