@@ -15,6 +15,11 @@ export type IdWords = Uint32Array;
 const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX_VALUE[48 + c] = c;
 for (let c = 0; c < 6; c++) HEX_VALUE[97 + c] = 10 + c;
+/** The byte two lowercase hex digits make (the first digit in the index's low byte), −256 if either is not one. */
+const HEX_PAIR = new Int16Array(65536).fill(-256);
+for (let a = 0; a < 256; a++) {
+  for (let b = 0; b < 256; b++) if (HEX_VALUE[a]! >= 0 && HEX_VALUE[b]! >= 0) HEX_PAIR[a | (b << 8)] = (HEX_VALUE[a]! << 4) | HEX_VALUE[b]!;
+}
 
 /**
  * Words per key: 4 (128 bits, the joins' key), or 8, every bit of a sha256 hex id (the reader's de-duplication,
@@ -32,19 +37,19 @@ function wordsOfDigest(digest: Uint8Array, out: IdWords, offset: number, width: 
 /** The key of the UTF-8 id in `bytes[start, end)`, into `out[offset, offset + width)`. */
 export function idWordsFromBytes(bytes: Uint8Array, start: number, end: number, out: IdWords, offset: number, width: KeyWidth = 4): void {
   if (end - start === 64) {
-    // The digits the key takes are checked as they are parsed (a non-digit's value is −1, which sets the sign bit
-    // of `bad`), the rest after: one pass over each byte, not a check pass and a parse pass.
+    // Two digits per lookup, checked as they are parsed (a pair with a non-digit is −256, which sets the sign bit of
+    // `bad`), the rest of the id after: one pass over each byte, half the lookups of a digit at a time.
     let bad = 0;
     for (let w = 0; w < width; w++) {
-      let word = 0;
-      for (let i = start + w * 8; i < start + w * 8 + 8; i++) {
-        const digit = HEX_VALUE[bytes[i]!]!;
-        bad |= digit;
-        word = (word << 4) | (digit & 15);
-      }
-      out[offset + w] = word >>> 0;
+      const at = start + w * 8;
+      const b0 = HEX_PAIR[bytes[at]! | (bytes[at + 1]! << 8)]!;
+      const b1 = HEX_PAIR[bytes[at + 2]! | (bytes[at + 3]! << 8)]!;
+      const b2 = HEX_PAIR[bytes[at + 4]! | (bytes[at + 5]! << 8)]!;
+      const b3 = HEX_PAIR[bytes[at + 6]! | (bytes[at + 7]! << 8)]!;
+      bad |= b0 | b1 | b2 | b3;
+      out[offset + w] = (((b0 & 255) << 24) | ((b1 & 255) << 16) | ((b2 & 255) << 8) | (b3 & 255)) >>> 0;
     }
-    for (let i = start + width * 8; i < end; i++) bad |= HEX_VALUE[bytes[i]!]!;
+    for (let i = start + width * 8; i < end; i += 2) bad |= HEX_PAIR[bytes[i]! | (bytes[i + 1]! << 8)]!;
     if (bad >= 0) return;
   }
   wordsOfOtherId(bytes.subarray(start, end), out, offset, width);

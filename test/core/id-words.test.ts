@@ -45,3 +45,14 @@ test('an id and the hex of its own sha256 are two keys, in the joins (128 bits) 
     assert.notDeepEqual(wide(id), wide(sha256Hex(id)), id);
   }
 });
+
+test('one non-hex character anywhere in 64 makes the id hashed, whichever half of the key it falls in', () => {
+  const hex = sha256Hex('image 2');
+  for (let at = 0; at < 64; at++) {
+    for (const c of ['g', 'A', '/', ':', '`', '\u0000']) {
+      const id = `${hex.slice(0, at)}${c}${hex.slice(at + 1)}`;
+      assert.deepEqual(fromString(id), wordsOfHex(sha256Hex(`balanced-dpo id\u0000${id}`)), `${c} at ${at}`);
+      assert.deepEqual(fromBytes(id), fromString(id), `${c} at ${at}`);
+    }
+  }
+});
