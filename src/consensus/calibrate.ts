@@ -98,6 +98,11 @@ export class CalibrationSample {
     for (let i = 0; i < d.length; i++) this.push(d[i]!, y[i]!);
   }
 
+  /** Add one score difference with its human label (NaN = null). */
+  addOne(d: number, y: number): void {
+    this.push(d, y);
+  }
+
   /** Add the scores of both images of each pair with their human labels (NaN = null). */
   addScores(scoreA: ArrayLike<number>, scoreB: ArrayLike<number>, y: ArrayLike<number>): void {
     if (scoreA.length !== y.length || scoreB.length !== y.length) {

@@ -8,7 +8,7 @@ import { checkPart, listParts, readerDuplicatePlan, readPart } from '../io/arrow
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { labelPart, type PartJob, type PartTally } from './part.ts';
+import { doublesOf, labelPart, textCodes, type PartJob, type PartTally } from './part.ts';
 import { columnWords } from '../core/id-words.ts';
 import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
@@ -294,11 +294,10 @@ export async function runCalibrate(dir: string, options: { metrics?: string[]; s
   const files = await listParts(dir, 'pairs');
   const present = new Set<string>();
   for (const file of files) {
-    const splits = (await readPart(dir, file)).getChild('split')!;
-    for (let i = 0; i < splits.length; i++) {
-      const split = splits.get(i) as string | null;
-      if (split !== null) present.add(split);
-    }
+    const splits = textCodes((await readPart(dir, file)).getChild('split')!);
+    const used = new Uint8Array(splits.labels.length);
+    for (const code of splits.codes) if (code >= 0) used[code] = 1;
+    splits.labels.forEach((split, code) => used[code] === 1 && present.add(split));
   }
   const known = [...present].sort();
   let chosen: string[];
@@ -326,20 +325,22 @@ export async function runCalibrate(dir: string, options: { metrics?: string[]; s
     const promptWords = columnWords(part.getChild('prompt_id')!, n);
     const wordsA = columnWords(part.getChild('image_a')!, n);
     const wordsB = columnWords(part.getChild('image_b')!, n);
-    const human = part.getChild('human_pref')!;
-    const splits = part.getChild('split')!;
+    const human = doublesOf(part.getChild('human_pref')!);
+    const splits = textCodes(part.getChild('split')!);
+    const chosenCode = splits.labels.map((split) => wanted.has(split));
     for (let i = 0; i < n; i++) {
-      const y = human.get(i) as number | null;
-      if (y === null) continue;
-      const split = splits.get(i) as string | null;
+      const y = human[i]!;
+      // A null label (NaN here) is no sample, as the sample itself would leave it out.
+      if (Number.isNaN(y)) continue;
+      const code = splits.codes[i]!;
       // With no split named and none present, every pair counts (a null split is no reason to leave a pair out).
-      if (splitChoice !== 'all' && (split === null || !wanted.has(split))) continue;
+      if (splitChoice !== 'all' && (code < 0 || !chosenCode[code])) continue;
       const prompt = lookup.promptOf(promptWords, i * 4);
       const rowA = lookup.rowOfPrompt(wordsA, i * 4, prompt);
       const rowB = lookup.rowOfPrompt(wordsB, i * 4, prompt);
       for (let m = 0; m < samples.length; m++) {
         const d = lookup.score(m, rowA) - lookup.score(m, rowB);
-        samples[m]!.add([d], [y]);
+        samples[m]!.addOne(d, y);
       }
     }
   }
