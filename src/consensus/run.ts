@@ -8,7 +8,8 @@ import { checkPart, listParts, readerDuplicatePlan, readPart } from '../io/arrow
 import { replaceFolder, writeFileAtomic } from '../io/atomic.ts';
 import { resolveInside } from '../io/paths.ts';
 import { consensusOptionsLocation, ruleFolder } from '../core/dataset-meta.ts';
-import { doublesOf, labelPart, textCodes, type PartJob, type PartTally } from './part.ts';
+import { labelPart, type PartJob, type PartTally } from './part.ts';
+import { doublesOf, textCodes } from '../io/arrow-columns.ts';
 import { columnWords } from '../core/id-words.ts';
 import { PartPool } from './part-pool.ts';
 import { readManifest, runRecord, recordRun } from '../core/manifest.ts';
