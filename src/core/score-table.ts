@@ -306,7 +306,6 @@ export class ScoreLookup {
  */
 export class ImagePromptIndex {
   private readonly index: ScoreIndex;
-  private readonly words = new Uint32Array(8);
   /** seen[row × metrics + m]: 1 once metric m has seen the row's (image, prompt). */
   private seen: Uint8Array;
   /** Per metric, the row after the last one it looked up. */
@@ -321,15 +320,11 @@ export class ImagePromptIndex {
     this.next = new Int32Array(metrics);
   }
 
-  /** Looks the UTF-8 ids up (adding them when new); true when metric m has not seen this (image, prompt) before. */
-  firstFor(metric: number, imageId: Uint8Array, promptId: Uint8Array): boolean {
-    idWordsFromBytes(imageId, 0, imageId.length, this.words, 0);
-    idWordsFromBytes(promptId, 0, promptId.length, this.words, 4);
-    return this.firstForWords(metric, this.words, 0);
-  }
-
-  /** As firstFor, for keys already parsed: the image's four words at words[at], the prompt's at words[at + 4]. */
-  firstForWords(metric: number, words: Uint32Array, at: number): boolean {
+  /**
+   * Looks the keys up (adding them when new), the image's four words at words[at] and the prompt's at words[at + 4]
+   * (as readScoreFile gives them); true when metric m has not seen this (image, prompt) before.
+   */
+  firstFor(metric: number, words: Uint32Array, at: number): boolean {
     const guess = this.next[metric]!;
     const row = this.index.isRow(guess, words, at, words, at + 4) ? guess : this.index.rowOf(words, at, words, at + 4, true);
     this.next[metric] = row + 1;

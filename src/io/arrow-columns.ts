@@ -3,7 +3,7 @@
 // text such as splits). Read straight from the record batches' buffers, whatever number of batches a part holds.
 import { isAscii } from 'node:buffer';
 import type { Data, Vector } from 'apache-arrow';
-import { ByteColumn, TextCodes } from './parquet-encoder.ts';
+import { ByteColumn, hashBytes, TextCodes } from './parquet-encoder.ts';
 
 /** A nullable double column's values, NaN for null, from Arrow's buffers (no boxed number per row). */
 export function doublesOf(vector: Vector): Float64Array {
@@ -38,8 +38,7 @@ export function textCodes(vector: Vector): TextCodes {
         continue;
       }
       const value = bytes.subarray(offsets[i]!, offsets[i + 1]!);
-      let hash = 0x811c9dc5;
-      for (let k = 0; k < value.length; k++) hash = Math.imul(hash ^ value[k]!, 0x01000193);
+      const hash = hashBytes(value, 0, value.length);
       const bucket = seen.get(hash) ?? [];
       let code = bucket.find((entry) => Buffer.compare(entry.bytes, value) === 0)?.code;
       if (code === undefined) {

@@ -151,7 +151,7 @@ export function writeFlatParquet(writer: ByteWriter, schema: SchemaElement[], co
 }
 
 type FastValues =
-  | { kind: 'double'; values: Float64Array; nulls: Uint8Array | null; nullCount: number }
+  | { kind: 'double'; values: Float64Array; defined: Definitions }
   | {
       kind: 'text';
       codes: Int32Array | Uint8Array;
@@ -160,11 +160,20 @@ type FastValues =
       encoded: Uint8Array[];
       /** Each label's place in the library's string order (code points; equal strings share one). */
       rank: Int32Array;
-      nulls: Uint8Array | null;
+      defined: Definitions;
     }
   | { kind: 'int32'; values: Int32Array }
   | { kind: 'boolean'; values: Uint8Array }
   | { kind: 'bytes'; offsets: Int32Array; bytes: Uint8Array };
+
+/** A nullable column's definition levels (1 a value, 0 a null), made at its first null; null while there is none. */
+type Definitions = Uint8Array | null;
+
+function withNull(defined: Definitions, n: number, i: number): Uint8Array {
+  const levels = defined ?? new Uint8Array(n).fill(1);
+  levels[i] = 0;
+  return levels;
+}
 
 /** The rows [start, end) in a form encoded here, or null for the library's writer (which also owns its errors). */
 function fastValues(element: SchemaElement, data: ColumnData, start: number, end: number): FastValues | null {
@@ -177,14 +186,9 @@ function fastValues(element: SchemaElement, data: ColumnData, start: number, end
   if (data instanceof TextCodes) {
     if (element.type !== 'BYTE_ARRAY' || element.converted_type !== 'UTF8' || element.logical_type !== undefined) return null;
     const codes = data.codes.subarray(start, end);
-    let nulls: Uint8Array | null = null;
-    for (let i = 0; i < codes.length; i++) {
-      if (codes[i]! < 0) {
-        nulls ??= new Uint8Array(codes.length);
-        nulls[i] = 1;
-      }
-    }
-    if (nulls && required) return null;
+    let defined: Definitions = null;
+    for (let i = 0; i < codes.length; i++) if (codes[i]! < 0) defined = withNull(defined, codes.length, i);
+    if (defined && required) return null;
     const encoder = new TextEncoder();
     return {
       kind: 'text',
@@ -192,42 +196,31 @@ function fastValues(element: SchemaElement, data: ColumnData, start: number, end
       labels: data.labels,
       encoded: data.labels.map((l) => encoder.encode(l)),
       rank: stringRanks(data.labels),
-      nulls,
+      defined,
     };
   }
   if (data instanceof NullableDoubles) {
     if (element.type !== 'DOUBLE' || !plain) return null;
     const values = data.values.subarray(start, end);
-    let nulls: Uint8Array | null = null;
-    let nullCount = 0;
-    for (let i = 0; i < values.length; i++) {
-      if (Number.isNaN(values[i]!)) {
-        nulls ??= new Uint8Array(values.length);
-        nulls[i] = 1;
-        nullCount++;
-      }
-    }
-    if (nulls && required) return null;
-    return { kind: 'double', values, nulls, nullCount };
+    let defined: Definitions = null;
+    for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i]!)) defined = withNull(defined, values.length, i);
+    if (defined && required) return null;
+    return { kind: 'double', values, defined };
   }
   if (!plain) return null;
   if (element.type === 'DOUBLE') {
-    if (data instanceof Float64Array) return { kind: 'double', values: data.subarray(start, end), nulls: null, nullCount: 0 };
+    if (data instanceof Float64Array) return { kind: 'double', values: data.subarray(start, end), defined: null };
     if (!Array.isArray(data)) return null;
     const values = new Float64Array(end - start);
-    let nulls: Uint8Array | null = null;
-    let nullCount = 0;
+    let defined: Definitions = null;
     for (let i = start; i < end; i++) {
       const value: unknown = data[i];
       if (typeof value === 'number') values[i - start] = value;
-      else if (value === null || value === undefined) {
-        nulls ??= new Uint8Array(end - start);
-        nulls[i - start] = 1;
-        nullCount++;
-      } else return null;
+      else if (value === null || value === undefined) defined = withNull(defined, end - start, i - start);
+      else return null;
     }
-    if (nullCount > 0 && element.repetition_type !== 'OPTIONAL') return null;
-    return { kind: 'double', values, nulls, nullCount };
+    if (defined && required) return null;
+    return { kind: 'double', values, defined };
   }
   if (element.type === 'INT32') return data instanceof Int32Array ? { kind: 'int32', values: data.subarray(start, end) } : null;
   if (element.type === 'BOOLEAN' && Array.isArray(data)) {
@@ -243,7 +236,7 @@ function fastValues(element: SchemaElement, data: ColumnData, start: number, end
 }
 
 const isNull = (fast: FastValues, i: number): boolean =>
-  (fast.kind === 'double' || fast.kind === 'text') && fast.nulls !== null && fast.nulls[i] === 1;
+  (fast.kind === 'double' || fast.kind === 'text') && fast.defined !== null && fast.defined[i] === 0;
 
 const codePointAt = (text: string, i: number): number => {
   const code = text.codePointAt(i) ?? 0xfffd;
@@ -364,7 +357,7 @@ function statistics(fast: FastValues, n: number): ColumnMeta['statistics'] {
 }
 
 /** FNV-1a over a byte range: the library's key for sampled byte arrays. */
-function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) {
     h ^= bytes[i]!;
@@ -631,7 +624,7 @@ function writePlain(out: Bytes, fast: FastValues, start: number, end: number): v
   } else {
     const width = fast.kind === 'double' ? 8 : 4;
     const values = fast.values;
-    if (LITTLE_ENDIAN && !(fast.kind === 'double' && fast.nulls)) {
+    if (LITTLE_ENDIAN && !(fast.kind === 'double' && fast.defined)) {
       out.bytes(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), start * width, end * width);
       return;
     }
@@ -724,11 +717,7 @@ function writeFastColumn(writer: ByteWriter, element: SchemaElement, fast: FastV
   const pages = pageBoundaries(fast, n, dict !== null);
   const dataPageOffset = BigInt(writer.offset);
   const locations: Array<{ offset: bigint; compressed_page_size: number; first_row_index: bigint }> = [];
-  let definedLevels: Uint8Array | null = null;
-  if (optional && (fast.kind === 'double' || fast.kind === 'text') && fast.nulls) {
-    definedLevels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) definedLevels[i] = fast.nulls[i] === 1 ? 0 : 1;
-  }
+  const definedLevels = fast.kind === 'double' || fast.kind === 'text' ? fast.defined : null;
   let present: Int32Array | null = null;
   for (const [start, end] of pages) {
     const pageOffset = writer.offset;
@@ -736,10 +725,8 @@ function writeFastColumn(writer: ByteWriter, element: SchemaElement, fast: FastV
     let nullCount = 0;
     levelBytes.reset();
     if (optional) {
-      if (definedLevels) {
-        for (let i = start; i < end; i++) nullCount += 1 - definedLevels[i]!;
-        levelLength = rleHybrid(levelBytes, definedLevels, start, end, 1);
-      } else levelLength = rleHybrid(levelBytes, allDefined(end), start, end, 1);
+      if (definedLevels) for (let i = start; i < end; i++) nullCount += 1 - definedLevels[i]!;
+      levelLength = rleHybrid(levelBytes, definedLevels ?? allDefined(end), start, end, 1);
     }
     const out = pageBytes.reset();
     if (encoding === 'RLE_DICTIONARY') {

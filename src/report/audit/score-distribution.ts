@@ -39,7 +39,7 @@ export async function scoreDistribution(
         // The score table's reader: keys parsed from the id pages, no value per id.
         const { rows, words, scores } = await readScoreFile(dir, file);
         for (let i = 0; i < rows; i++, row++) {
-          if (!seen.firstForWords(m, words, i * 8)) {
+          if (!seen.firstFor(m, words, i * 8)) {
             repeated.add(row);
             continue;
           }
